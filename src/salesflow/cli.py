@@ -1,0 +1,223 @@
+"""The ``salesflow`` command: ``salesflow demo`` builds and shows a small book of leads.
+
+The CLI is part of the imperative shell: it may read the environment and the
+system clock; the library itself never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from salesflow.clock import FakeClock, SystemClock
+from salesflow.conditions import field
+from salesflow.engine import Salesflow
+from salesflow.errors import SalesflowError
+from salesflow.lead import Lead, QualifyOptions
+from salesflow.stores.url import open_store
+from salesflow.values import Money, RecordKind
+from salesflow.views import LeadView, ViewResult
+
+__all__ = ["main"]
+
+DEFAULT_DEMO_STORE = "sqlite:///.salesflow/demo.db"
+
+_PEOPLE = [
+    ("Ana", "Ruiz", "Contoso Ltd", "Madrid", "Spain"),
+    ("Jonas", "Petraitis", "Baltic Freight", "Vilnius", "Lithuania"),
+    ("Wei", "Zhang", "Lotus Components", "Shenzhen", "China"),
+    ("Marta", "Kowalska", "Wisła Foods", "Kraków", "Poland"),
+    ("Ivan", "Sokolov", "Volga Tools", "Kazan", "Russia"),
+    ("Emma", "Smith", "Northwind Traders", "Leeds", "United Kingdom"),
+    ("Liam", "Murphy", "Fabrikam", "Cork", "Ireland"),
+    ("Sofia", "Rossi", "Adventure Works", "Milan", "Italy"),
+    ("Noah", "Müller", "Alpine Ski House", "Munich", "Germany"),
+    ("Olivia", "Dubois", "Coho Winery", "Bordeaux", "France"),
+    ("Lukas", "Jankauskas", "Baltic Freight", "Kaunas", "Lithuania"),
+    ("Chen", "Li", "Lotus Components", "Shanghai", "China"),
+]
+_TOPICS = [
+    "10 laptops for the new office",
+    "Fleet telematics pilot",
+    "Annual support contract",
+    "Warehouse scanners",
+    "CRM rollout for 40 sellers",
+    "Trade show follow-up",
+]
+_SOURCES = ["web", "trade_show", "partner", "employee_referral", "advertisement", "seminar"]
+_SELLERS = ["alice", "bruno", "chen"]
+
+
+def _build_book(engine: Salesflow, clock: FakeClock, rng: random.Random) -> list[Lead]:
+    leads: list[Lead] = []
+    book = _PEOPLE * 2
+    spacing = timedelta(days=14) / len(book)
+    for n, (first, last, company, city, country) in enumerate(book):
+        clock.advance(spacing * rng.uniform(0.8, 1.0))
+        domain = company.split()[0].lower().replace("ł", "l") + ".example"
+        leads.append(
+            engine.create_lead(
+                topic=_TOPICS[n % len(_TOPICS)],
+                first_name=first,
+                last_name=last,
+                company_name=company,
+                email=f"{first.lower()}.{n}@{domain}",
+                city=city,
+                country=country,
+                source=_SOURCES[n % len(_SOURCES)],
+                rating=["hot", "warm", "cold"][rng.randrange(3)],
+                owner_id=_SELLERS[n % len(_SELLERS)],
+                estimated_value=Money(amount=Decimal(rng.randrange(5, 120)) * 1000, currency="EUR"),
+                custom={"segment": "enterprise" if n % 4 == 0 else "mid-market"},
+            )
+        )
+    return leads
+
+
+def _work_the_book(engine: Salesflow, leads: list[Lead], clock: FakeClock) -> dict[str, int]:
+    tally = {"qualified": 0, "disqualified": 0, "reactivated": 0, "linked": 0}
+    for n, lead in enumerate(leads):
+        clock.advance(timedelta(minutes=5))
+        if n % 3 == 0:
+            engine.mark_lead_contacted(lead.id)
+            engine.add_activity(
+                lead.ref,
+                "phone_call",
+                f"Discovery call with {lead.full_name}",
+                owner_id=lead.owner_id,
+            )
+        if n % 4 == 1:
+            result = engine.qualify_lead(lead.id, QualifyOptions())
+            tally["qualified"] += 1
+            tally["linked"] += int(not result.account_created and result.account is not None)
+        elif n % 5 == 2:
+            reason = ["lost", "cannot_contact", "no_longer_interested"][n % 3]
+            engine.disqualify_lead(lead.id, reason)
+            tally["disqualified"] += 1
+    first_closed = next(lead for n, lead in enumerate(leads) if n % 5 == 2 and n % 4 != 1)
+    engine.reactivate_lead(first_closed.id)
+    tally["reactivated"] += 1
+    return tally
+
+
+def _cell(value: Any, width: int) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_COLUMNS: list[tuple[str, int, Callable[[Lead], Any]]] = [
+    ("Name", 18, lambda lead: lead.full_name),
+    ("Company", 18, lambda lead: lead.company_name),
+    ("Topic", 28, lambda lead: lead.topic),
+    ("Status", 12, lambda lead: lead.status.value),
+    ("Reason", 20, lambda lead: lead.status_reason),
+    ("Owner", 6, lambda lead: lead.owner_id),
+    ("Created", 16, lambda lead: lead.created_at.strftime("%Y-%m-%d %H:%M")),
+]
+
+
+def format_view(title: str, result: ViewResult[Lead]) -> str:
+    """Render one page of a lead view as a plain-text table."""
+    lines = [f"{title} — {result.total} lead(s)"]
+    header = "  ".join(name.ljust(width) for name, width, _ in _COLUMNS).rstrip()
+    lines += [header, "-" * len(header)]
+    for lead in result.items:
+        lines.append(
+            "  ".join(_cell(get(lead), width).ljust(width) for _, width, get in _COLUMNS).rstrip()
+        )
+    if result.total > len(result.items):
+        lines.append(f"… {result.total - len(result.items)} more (page 1 of {result.pages})")
+    if result.groups:
+        counts = ", ".join(f"{g.value}: {g.count}" for g in result.groups)
+        lines.append(f"groups by {result.group_by}: {counts}")
+    return "\n".join(lines)
+
+
+def _reset_sqlite_file(url: str) -> None:
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        path = Path(url[len("sqlite:///") :])
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def demo(store_url: str, *, seed: int = 7, out: TextIO | None = None) -> None:
+    """Build a small realistic book of leads on ``store_url`` and print the views.
+
+    A SQLite file at ``store_url`` is replaced, so every run shows the same book.
+    """
+    out = out if out is not None else sys.stdout
+    _reset_sqlite_file(store_url)
+    real_now = SystemClock().now()
+    # The book is built on a fake clock over the last two weeks so that the weekly
+    # views have something to show; the views are then read at the real time.
+    clock = FakeClock(real_now - timedelta(days=14))
+    ids = {kind: 0 for kind in RecordKind}
+
+    def next_id(kind: RecordKind) -> str:
+        ids[kind] += 1
+        return f"{kind.value}-{ids[kind]:03d}"
+
+    engine = Salesflow(open_store(store_url), clock=clock, ids=next_id)
+    try:
+        rng = random.Random(seed)
+        leads = _build_book(engine, clock, rng)
+        tally = _work_the_book(engine, leads, clock)
+        clock.set(max(clock.now(), real_now))
+        print(f"salesflow demo on {store_url}", file=out)
+        print(
+            f"created {len(leads)} leads; qualified {tally['qualified']} "
+            f"({tally['linked']} linked to an existing account instead of a duplicate), "
+            f"disqualified {tally['disqualified']}, reactivated {tally['reactivated']}\n",
+            file=out,
+        )
+        for view in LeadView:
+            user = "alice" if view is LeadView.MY_OPEN_LEADS else None
+            title = view.label + (" (alice)" if user else "")
+            result = engine.lead_view(view, user_id=user, page_size=8)
+            print(format_view(title, result) + "\n", file=out)
+        hot = engine.lead_view("open_leads", search="baltic", group_by="rating", page_size=8)
+        print(format_view("Open leads matching 'baltic', grouped by rating", hot), file=out)
+        qualified = engine.lead_view("closed_leads", where=field("status").eq("qualified"))
+        for lead in qualified.items[:1]:
+            timeline = engine.timeline(lead.ref)
+            print(
+                f"\n{lead.full_name}'s lead was qualified into account "
+                f"{lead.qualified_account_id}, contact {lead.qualified_contact_id} and "
+                f"opportunity {lead.qualifying_opportunity_id}; its timeline has "
+                f"{len(timeline)} activit{'y' if len(timeline) == 1 else 'ies'}.",
+                file=out,
+            )
+    finally:
+        engine.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``salesflow`` command."""
+    parser = argparse.ArgumentParser(prog="salesflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_demo = commands.add_parser("demo", help="build a small book of leads and show the views")
+    run_demo.add_argument(
+        "--store",
+        default=os.environ.get("SALESFLOW_STORE", DEFAULT_DEMO_STORE),
+        help=f"store URL (default: $SALESFLOW_STORE or {DEFAULT_DEMO_STORE})",
+    )
+    run_demo.add_argument("--seed", type=int, default=7, help="random seed of the demo data")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            demo(args.store, seed=args.seed)
+    except SalesflowError as error:
+        print(f"salesflow: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,671 @@
+"""Leads: the record, its standard option sets, the lead lifecycle, and the pure
+commands on it (create, edit, assign, qualify, disqualify, reactivate).
+
+The functions here take the current records and ``now`` and return new records
+and events; they never touch a store or a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import attrs
+from statemachine import State, StateMachine
+
+from salesflow import events as ev
+from salesflow.errors import InvalidTransition, ValidationError
+from salesflow.lifecycle import fire
+from salesflow.opportunity import Opportunity, OpportunityStatus, items_of
+from salesflow.party import Account, Competitor, Contact, Stakeholder
+from salesflow.values import (
+    Money,
+    OwnerType,
+    Record,
+    RecordKind,
+    check_fields,
+    count,
+    email,
+    flag,
+    normalize_email,
+    optional_aware,
+    optional_date,
+    optional_identifier,
+    optional_money,
+    optional_text,
+    required_text,
+    text,
+    to_enum,
+    utc,
+)
+
+__all__ = [
+    "Budget",
+    "Lead",
+    "LeadLifecycle",
+    "LeadSource",
+    "LeadStatus",
+    "LeadStatusReason",
+    "Need",
+    "PurchaseProcess",
+    "PurchaseTimeframe",
+    "Qualification",
+    "QualifyOptions",
+    "Rating",
+    "StatusReasons",
+]
+
+
+class LeadStatus(StrEnum):
+    """The lead's state: open, or closed as qualified or disqualified."""
+
+    OPEN = "open"
+    QUALIFIED = "qualified"
+    DISQUALIFIED = "disqualified"
+
+
+class LeadStatusReason(StrEnum):
+    """The standard status reasons; hosts may register more disqualify reasons."""
+
+    NEW = "new"
+    CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    LOST = "lost"
+    CANNOT_CONTACT = "cannot_contact"
+    NO_LONGER_INTERESTED = "no_longer_interested"
+    CANCELED = "canceled"
+
+
+class Rating(StrEnum):
+    """How promising the seller judges the lead."""
+
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+
+
+class LeadSource(StrEnum):
+    """Where the lead came from."""
+
+    ADVERTISEMENT = "advertisement"
+    EMPLOYEE_REFERRAL = "employee_referral"
+    EXTERNAL_REFERRAL = "external_referral"
+    PARTNER = "partner"
+    PUBLIC_RELATIONS = "public_relations"
+    SEMINAR = "seminar"
+    TRADE_SHOW = "trade_show"
+    WEB = "web"
+    WORD_OF_MOUTH = "word_of_mouth"
+    OTHER = "other"
+
+
+class Budget(StrEnum):
+    """Whether the prospect has money for the purchase."""
+
+    NO_COMMITTED_BUDGET = "no_committed_budget"
+    MAY_BUY = "may_buy"
+    CAN_BUY = "can_buy"
+    WILL_BUY = "will_buy"
+
+
+class PurchaseTimeframe(StrEnum):
+    """When the prospect expects to buy."""
+
+    IMMEDIATE = "immediate"
+    THIS_QUARTER = "this_quarter"
+    NEXT_QUARTER = "next_quarter"
+    THIS_YEAR = "this_year"
+    UNKNOWN = "unknown"
+
+
+class PurchaseProcess(StrEnum):
+    """Who decides the purchase."""
+
+    INDIVIDUAL = "individual"
+    COMMITTEE = "committee"
+    UNKNOWN = "unknown"
+
+
+class Need(StrEnum):
+    """How much the prospect needs the offering."""
+
+    MUST_HAVE = "must_have"
+    SHOULD_HAVE = "should_have"
+    GOOD_TO_HAVE = "good_to_have"
+    NO_NEED = "no_need"
+
+
+class LeadLifecycle(StateMachine):
+    """The lead's status: Open → Qualified | Disqualified, and back by reactivation.
+
+    A lead whose qualifying opportunity is still open cannot be disqualified.
+    """
+
+    open = State("Open", initial=True, value="open")
+    qualified = State("Qualified", value="qualified")
+    disqualified = State("Disqualified", value="disqualified")
+
+    qualify = open.to(qualified)
+    disqualify = open.to(disqualified, unless="has_open_opportunity")
+    reactivate = qualified.to(open) | disqualified.to(open)
+
+    def has_open_opportunity(self, has_open_opportunity: bool = False) -> bool:
+        """Guard: the lead's qualifying opportunity is still open."""
+        return has_open_opportunity
+
+
+@attrs.frozen(kw_only=True)
+class StatusReasons:
+    """The status reasons a lead may carry in each status.
+
+    Hosts register their own disqualify reasons with `with_disqualify_reasons`.
+    """
+
+    open: tuple[str, ...] = (LeadStatusReason.NEW.value, LeadStatusReason.CONTACTED.value)
+    qualified: tuple[str, ...] = (LeadStatusReason.QUALIFIED.value,)
+    disqualified: tuple[str, ...] = (
+        LeadStatusReason.LOST.value,
+        LeadStatusReason.CANNOT_CONTACT.value,
+        LeadStatusReason.NO_LONGER_INTERESTED.value,
+        LeadStatusReason.CANCELED.value,
+    )
+
+    def with_disqualify_reasons(self, *reasons: str) -> StatusReasons:
+        """Return a copy that also accepts ``reasons`` when disqualifying."""
+        for reason in reasons:
+            if not isinstance(reason, str) or not reason.strip() or len(reason) > 100:
+                raise ValidationError(
+                    f"disqualify reason {reason!r} must be non-empty text of at most 100 "
+                    f"characters",
+                    field="StatusReasons.disqualified",
+                    value=reason,
+                )
+        extra = tuple(r.strip() for r in reasons if r.strip() not in self.disqualified)
+        return attrs.evolve(self, disqualified=self.disqualified + extra)
+
+    def for_status(self, status: LeadStatus) -> tuple[str, ...]:
+        """The reasons allowed in ``status``."""
+        return {
+            LeadStatus.OPEN: self.open,
+            LeadStatus.QUALIFIED: self.qualified,
+            LeadStatus.DISQUALIFIED: self.disqualified,
+        }[status]
+
+    def check(self, status: LeadStatus, reason: str) -> str:
+        """Return ``reason`` if ``status`` allows it, else raise `ValidationError`."""
+        allowed = self.for_status(status)
+        if reason not in allowed:
+            raise ValidationError(
+                f"status reason {reason!r} is not valid for a {status.value} lead; choose one "
+                f"of {', '.join(repr(r) for r in allowed)} (hosts can register more with "
+                f"StatusReasons.with_disqualify_reasons)",
+                field="Lead.status_reason",
+                value=reason,
+            )
+        return reason
+
+
+def _lead_source(value: object) -> LeadSource | None:
+    result: LeadSource | None = to_enum(LeadSource, value, "Lead.source")
+    return result
+
+
+def _lead_rating(value: object) -> Rating | None:
+    result: Rating | None = to_enum(Rating, value, "Lead.rating")
+    return result
+
+
+def _lead_budget(value: object) -> Budget | None:
+    result: Budget | None = to_enum(Budget, value, "Lead.budget")
+    return result
+
+
+def _lead_purchase_timeframe(value: object) -> PurchaseTimeframe | None:
+    result: PurchaseTimeframe | None = to_enum(PurchaseTimeframe, value, "Lead.purchase_timeframe")
+    return result
+
+
+def _lead_purchase_process(value: object) -> PurchaseProcess | None:
+    result: PurchaseProcess | None = to_enum(PurchaseProcess, value, "Lead.purchase_process")
+    return result
+
+
+def _lead_need(value: object) -> Need | None:
+    result: Need | None = to_enum(Need, value, "Lead.need")
+    return result
+
+
+def _lead_owner_type(value: object) -> OwnerType:
+    result: OwnerType = to_enum(OwnerType, value, "Lead.owner_type", optional=False)
+    return result
+
+
+def _lead_status(value: object) -> LeadStatus:
+    result: LeadStatus = to_enum(LeadStatus, value, "Lead.status", optional=False)
+    return result
+
+
+def _lead_stakeholders(value: object) -> tuple[Stakeholder, ...]:
+    return items_of(value, Stakeholder, "Lead.stakeholders")
+
+
+def _lead_competitors(value: object) -> tuple[Competitor, ...]:
+    return items_of(value, Competitor, "Lead.competitors")
+
+
+@attrs.define(kw_only=True)
+class Lead(Record):
+    """A prospective customer: the start of a sale.
+
+    ``topic`` and ``last_name`` are required; ``company_name`` becomes the account
+    name when the lead is qualified. ``status`` and ``status_reason`` change only
+    through the lifecycle commands; a closed lead is read-only until reactivated.
+    """
+
+    KIND: ClassVar[RecordKind] = RecordKind.LEAD
+
+    topic: str = attrs.field(converter=text, validator=required_text(300))
+    salutation: str | None = attrs.field(default=None, converter=text, validator=optional_text(20))
+    first_name: str | None = attrs.field(default=None, converter=text, validator=optional_text(50))
+    last_name: str = attrs.field(converter=text, validator=required_text(50))
+    job_title: str | None = attrs.field(default=None, converter=text, validator=optional_text(100))
+    email: str | None = attrs.field(default=None, converter=text, validator=email)
+    business_phone: str | None = attrs.field(
+        default=None, converter=text, validator=optional_text(50)
+    )
+    mobile_phone: str | None = attrs.field(
+        default=None, converter=text, validator=optional_text(50)
+    )
+    website: str | None = attrs.field(default=None, converter=text, validator=optional_text(200))
+    company_name: str | None = attrs.field(
+        default=None, converter=text, validator=optional_text(100)
+    )
+    industry: str | None = attrs.field(default=None, converter=text, validator=optional_text(100))
+    employees: int | None = attrs.field(default=None, validator=count(10_000_000))
+    annual_revenue: Money | None = attrs.field(default=None, validator=optional_money)
+    street: str | None = attrs.field(default=None, converter=text, validator=optional_text(250))
+    city: str | None = attrs.field(default=None, converter=text, validator=optional_text(80))
+    state_province: str | None = attrs.field(
+        default=None, converter=text, validator=optional_text(50)
+    )
+    postal_code: str | None = attrs.field(default=None, converter=text, validator=optional_text(20))
+    country: str | None = attrs.field(default=None, converter=text, validator=optional_text(80))
+    description: str | None = attrs.field(
+        default=None, converter=text, validator=optional_text(2000)
+    )
+    source: LeadSource | None = attrs.field(default=None, converter=_lead_source)
+    rating: Rating | None = attrs.field(default=None, converter=_lead_rating)
+    budget: Budget | None = attrs.field(default=None, converter=_lead_budget)
+    budget_amount: Money | None = attrs.field(default=None, validator=optional_money)
+    purchase_timeframe: PurchaseTimeframe | None = attrs.field(
+        default=None, converter=_lead_purchase_timeframe
+    )
+    purchase_process: PurchaseProcess | None = attrs.field(
+        default=None, converter=_lead_purchase_process
+    )
+    need: Need | None = attrs.field(default=None, converter=_lead_need)
+    estimated_value: Money | None = attrs.field(default=None, validator=optional_money)
+    estimated_close_date: date | None = attrs.field(default=None, validator=optional_date)
+    do_not_email: bool = attrs.field(default=False, validator=flag)
+    do_not_phone: bool = attrs.field(default=False, validator=flag)
+    do_not_bulk_email: bool = attrs.field(default=False, validator=flag)
+    do_not_postal_mail: bool = attrs.field(default=False, validator=flag)
+    do_not_fax: bool = attrs.field(default=False, validator=flag)
+    owner_id: str | None = attrs.field(default=None, validator=optional_identifier)
+    owner_type: OwnerType = attrs.field(
+        default=OwnerType.USER,
+        converter=_lead_owner_type,
+    )
+    campaign_id: str | None = attrs.field(default=None, validator=optional_identifier)
+    form_id: str | None = attrs.field(default=None, validator=optional_identifier)
+    parent_contact_id: str | None = attrs.field(default=None, validator=optional_identifier)
+    parent_account_id: str | None = attrs.field(default=None, validator=optional_identifier)
+    stakeholders: tuple[Stakeholder, ...] = attrs.field(default=(), converter=_lead_stakeholders)
+    competitors: tuple[Competitor, ...] = attrs.field(default=(), converter=_lead_competitors)
+    status: LeadStatus = attrs.field(
+        default=LeadStatus.OPEN,
+        converter=_lead_status,
+    )
+    status_reason: str = attrs.field(default=LeadStatusReason.NEW.value)
+    qualifying_opportunity_id: str | None = attrs.field(default=None, validator=optional_identifier)
+    qualified_account_id: str | None = attrs.field(default=None, validator=optional_identifier)
+    qualified_contact_id: str | None = attrs.field(default=None, validator=optional_identifier)
+    closed_at: datetime | None = attrs.field(default=None, converter=utc, validator=optional_aware)
+
+    @property
+    def full_name(self) -> str:
+        """First and last name joined with a space."""
+        return " ".join(p for p in (self.first_name, self.last_name) if p)
+
+    @property
+    def is_open(self) -> bool:
+        """True while the lead is open (editable, in the open views)."""
+        return self.status is LeadStatus.OPEN
+
+
+SYSTEM_FIELDS: frozenset[str] = frozenset(
+    {
+        "id",
+        "version",
+        "created_at",
+        "modified_at",
+        "status",
+        "status_reason",
+        "qualifying_opportunity_id",
+        "qualified_account_id",
+        "qualified_contact_id",
+        "closed_at",
+    }
+)
+"""Lead fields that only lifecycle commands set."""
+
+EDITABLE_FIELDS: frozenset[str] = frozenset(
+    a.name for a in attrs.fields(Lead) if a.name not in SYSTEM_FIELDS
+)
+"""Lead fields a host may set on create and change with an edit."""
+
+
+def _what(lead: Lead) -> str:
+    return f"Lead {lead.id!r}"
+
+
+def new_lead(*, lead_id: str, fields: Mapping[str, Any], now: datetime) -> tuple[Lead, ev.Event]:
+    """Build a new open lead from host-supplied fields.
+
+    Raises:
+        ValidationError: a field is unknown, missing or malformed.
+    """
+    check_fields(Lead, fields, SYSTEM_FIELDS, creating=True)
+    lead = Lead(id=lead_id, created_at=now, modified_at=now, **fields)
+    return lead, ev.LeadCreated(occurred_at=now, lead_id=lead.id)
+
+
+def require_open(lead: Lead, doing: str) -> None:
+    """Raise `InvalidTransition` if ``lead`` is closed (read-only)."""
+    if not lead.is_open:
+        raise InvalidTransition(
+            f"{_what(lead)} is {lead.status.value} and read-only, so it cannot be {doing}; "
+            f"reactivate it first",
+            state=lead.status.value,
+            event=doing,
+        )
+
+
+def edit(lead: Lead, changes: Mapping[str, Any], *, now: datetime) -> tuple[Lead, ev.Event]:
+    """Change editable fields of an open lead.
+
+    Raises:
+        InvalidTransition: the lead is closed.
+        ValidationError: a field is unknown or a value malformed.
+    """
+    check_fields(Lead, changes, SYSTEM_FIELDS, creating=False)
+    require_open(lead, "edited")
+    updated = attrs.evolve(lead, modified_at=now, **changes)
+    changed = tuple(sorted(k for k in changes if getattr(lead, k) != getattr(updated, k)))
+    return updated, ev.LeadUpdated(occurred_at=now, lead_id=lead.id, fields=changed)
+
+
+def mark_contacted(lead: Lead, *, now: datetime) -> tuple[Lead, ev.Event]:
+    """Set an open lead's reason from New to Contacted."""
+    require_open(lead, "marked contacted")
+    updated = attrs.evolve(lead, status_reason=LeadStatusReason.CONTACTED.value, modified_at=now)
+    return updated, ev.LeadUpdated(occurred_at=now, lead_id=lead.id, fields=("status_reason",))
+
+
+def disqualify(
+    lead: Lead,
+    reason: str,
+    *,
+    reasons: StatusReasons,
+    qualifying_opportunity: Opportunity | None,
+    now: datetime,
+) -> tuple[Lead, ev.Event]:
+    """Close an open lead as disqualified with ``reason``.
+
+    Raises:
+        ValidationError: ``reason`` is not a registered disqualify reason.
+        InvalidTransition: the lead is closed, or its qualifying opportunity is open.
+    """
+    reasons.check(LeadStatus.DISQUALIFIED, reason)
+    has_open = (
+        qualifying_opportunity is not None
+        and qualifying_opportunity.status is OpportunityStatus.OPEN
+    )
+    try:
+        status = fire(
+            LeadLifecycle,
+            lead.status.value,
+            "disqualify",
+            what=_what(lead),
+            has_open_opportunity=has_open,
+        )
+    except InvalidTransition as refused:
+        if not (lead.is_open and qualifying_opportunity is not None):
+            raise
+        raise InvalidTransition(
+            f"{_what(lead)} cannot be disqualified: the opportunity "
+            f"{qualifying_opportunity.id!r} it was qualified into is still open; close that "
+            f"opportunity as won or lost first",
+            state=lead.status.value,
+            event="disqualify",
+        ) from refused
+    updated = attrs.evolve(
+        lead, status=status, status_reason=reason, closed_at=now, modified_at=now
+    )
+    return updated, ev.LeadDisqualified(occurred_at=now, lead_id=lead.id, reason=reason)
+
+
+def reactivate(lead: Lead, *, now: datetime) -> tuple[Lead, ev.Event]:
+    """Return a closed lead to Open/New; its links to earlier records stay.
+
+    Raises:
+        InvalidTransition: the lead is already open.
+    """
+    previous = lead.status
+    status = fire(LeadLifecycle, lead.status.value, "reactivate", what=_what(lead))
+    updated = attrs.evolve(
+        lead,
+        status=status,
+        status_reason=LeadStatusReason.NEW.value,
+        closed_at=None,
+        modified_at=now,
+    )
+    return updated, ev.LeadReactivated(occurred_at=now, lead_id=lead.id, previous=previous.value)
+
+
+@attrs.frozen(kw_only=True)
+class QualifyOptions:
+    """What qualifying a lead creates or links.
+
+    Each of account, contact and opportunity is created by default. Instead of
+    creating, ``use_existing_account`` / ``use_existing_contact`` name a record to
+    link. With ``match_existing`` (the default) an existing contact with the lead's
+    email and an existing account with the lead's company name (case and spaces
+    ignored) are linked instead of creating duplicates; set it to ``False`` to force
+    creation. An account is only created when the lead has a company name.
+    """
+
+    create_account: bool = attrs.field(default=True, validator=flag)
+    create_contact: bool = attrs.field(default=True, validator=flag)
+    create_opportunity: bool = attrs.field(default=True, validator=flag)
+    use_existing_account: str | None = attrs.field(default=None, validator=optional_identifier)
+    use_existing_contact: str | None = attrs.field(default=None, validator=optional_identifier)
+    match_existing: bool = attrs.field(default=True, validator=flag)
+
+
+@attrs.frozen(kw_only=True)
+class Qualification:
+    """What qualifying a lead produced.
+
+    ``account``/``contact``/``opportunity`` are the records the lead was converted
+    into (``None`` when skipped); the ``*_created`` flags tell whether each was
+    created now or an existing record was linked.
+    """
+
+    lead: Lead
+    account: Account | None
+    contact: Contact | None
+    opportunity: Opportunity | None
+    account_created: bool
+    contact_created: bool
+    opportunity_created: bool
+
+    @property
+    def created(self) -> tuple[Record, ...]:
+        """The records created by this qualification."""
+        made: list[Record] = []
+        if self.account_created and self.account is not None:
+            made.append(self.account)
+        if self.contact_created and self.contact is not None:
+            made.append(self.contact)
+        if self.opportunity_created and self.opportunity is not None:
+            made.append(self.opportunity)
+        return tuple(made)
+
+
+def qualify(
+    lead: Lead,
+    options: QualifyOptions,
+    *,
+    existing_account: Account | None,
+    existing_contact: Contact | None,
+    existing_opportunity: Opportunity | None,
+    new_id: Callable[[RecordKind], str],
+    now: datetime,
+) -> tuple[Qualification, list[ev.Event]]:
+    """Close an open lead as qualified, converting it into account, contact and
+    opportunity as ``options`` ask.
+
+    The ``existing_*`` records are those the engine found to link instead of
+    creating (by explicit choice, the lead's parents, or matching); an
+    ``existing_opportunity`` is the lead's earlier qualifying opportunity that is
+    still open, which a re-qualification reuses instead of duplicating.
+
+    Raises:
+        InvalidTransition: the lead is not open.
+    """
+    status = fire(LeadLifecycle, lead.status.value, "qualify", what=_what(lead))
+
+    account, account_created = existing_account, False
+    if account is None and options.create_account and lead.company_name:
+        account = Account(
+            id=new_id(RecordKind.ACCOUNT),
+            created_at=now,
+            modified_at=now,
+            name=lead.company_name,
+            website=lead.website,
+            phone=lead.business_phone,
+            industry=lead.industry,
+            employees=lead.employees,
+            annual_revenue=lead.annual_revenue,
+            street=lead.street,
+            city=lead.city,
+            state_province=lead.state_province,
+            postal_code=lead.postal_code,
+            country=lead.country,
+            owner_id=lead.owner_id,
+            owner_type=lead.owner_type,
+            originating_lead_id=lead.id,
+        )
+        account_created = True
+
+    contact, contact_created = existing_contact, False
+    if contact is None and options.create_contact:
+        contact = Contact(
+            id=new_id(RecordKind.CONTACT),
+            created_at=now,
+            modified_at=now,
+            first_name=lead.first_name,
+            last_name=lead.last_name,
+            email=lead.email,
+            business_phone=lead.business_phone,
+            mobile_phone=lead.mobile_phone,
+            job_title=lead.job_title,
+            account_id=account.id if account is not None else None,
+            street=lead.street,
+            city=lead.city,
+            state_province=lead.state_province,
+            postal_code=lead.postal_code,
+            country=lead.country,
+            do_not_email=lead.do_not_email,
+            do_not_phone=lead.do_not_phone,
+            do_not_bulk_email=lead.do_not_bulk_email,
+            owner_id=lead.owner_id,
+            owner_type=lead.owner_type,
+            originating_lead_id=lead.id,
+        )
+        contact_created = True
+    if account_created and contact is not None and account is not None:
+        account = attrs.evolve(account, primary_contact_id=contact.id)
+
+    opportunity, opportunity_created = existing_opportunity, False
+    if opportunity is None and options.create_opportunity:
+        opportunity = Opportunity(
+            id=new_id(RecordKind.OPPORTUNITY),
+            created_at=now,
+            modified_at=now,
+            name=lead.topic,
+            account_id=account.id if account is not None else None,
+            contact_id=contact.id if contact is not None else None,
+            estimated_value=lead.estimated_value,
+            estimated_close_date=lead.estimated_close_date,
+            owner_id=lead.owner_id,
+            owner_type=lead.owner_type,
+            originating_lead_id=lead.id,
+            stakeholders=lead.stakeholders,
+            competitors=lead.competitors,
+            description=lead.description,
+        )
+        opportunity_created = True
+
+    updated = attrs.evolve(
+        lead,
+        status=status,
+        status_reason=LeadStatusReason.QUALIFIED.value,
+        qualifying_opportunity_id=opportunity.id
+        if opportunity is not None
+        else lead.qualifying_opportunity_id,
+        qualified_account_id=account.id if account is not None else None,
+        qualified_contact_id=contact.id if contact is not None else None,
+        closed_at=now,
+        modified_at=now,
+    )
+    result = Qualification(
+        lead=updated,
+        account=account,
+        contact=contact,
+        opportunity=opportunity,
+        account_created=account_created,
+        contact_created=contact_created,
+        opportunity_created=opportunity_created,
+    )
+    happened: list[ev.Event] = []
+    if account_created and account is not None:
+        happened.append(ev.AccountCreated(occurred_at=now, account_id=account.id))
+    if contact_created and contact is not None:
+        happened.append(ev.ContactCreated(occurred_at=now, contact_id=contact.id))
+    if opportunity_created and opportunity is not None:
+        happened.append(ev.OpportunityCreated(occurred_at=now, opportunity_id=opportunity.id))
+    happened.append(
+        ev.LeadQualified(
+            occurred_at=now,
+            lead_id=lead.id,
+            account_id=result.account.id if result.account else None,
+            contact_id=result.contact.id if result.contact else None,
+            opportunity_id=result.opportunity.id if result.opportunity else None,
+        )
+    )
+    return result, happened
+
+
+def assign(lead: Lead, owner_id: str, owner_type: OwnerType, *, now: datetime) -> Lead:
+    """Give an open lead to another user or team."""
+    require_open(lead, "assigned")
+    return attrs.evolve(lead, owner_id=owner_id, owner_type=owner_type, modified_at=now)
+
+
+def matching_email(lead: Lead) -> str | None:
+    """The lead's email as a matching key, or ``None``."""
+    return normalize_email(lead.email) if lead.email else None

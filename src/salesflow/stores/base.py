@@ -1,0 +1,493 @@
+"""The store port: units of work, queries and the catalogue of queryable fields.
+
+A store keeps records of five kinds (lead, contact, account, opportunity,
+activity). Every command of the engine runs in one `UnitOfWork`: reads see the
+unit's own writes, and nothing is visible to others until `UnitOfWork.commit`.
+Queries (`Query`) are plain data that each store answers with its own means:
+the memory store in Python, the SQL stores as indexed SQL with the same result.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum, StrEnum
+from functools import cache
+from typing import Any, Generic, Protocol, TypeVar
+
+import attrs
+
+from salesflow.activity import Activity
+from salesflow.conditions import Compare, Condition, Op, comparisons
+from salesflow.errors import ValidationError
+from salesflow.lead import Lead
+from salesflow.opportunity import Opportunity
+from salesflow.party import Account, Contact
+from salesflow.values import Money, Record, RecordKind, RecordRef, normalize_email, normalize_name
+
+__all__ = [
+    "Column",
+    "ColumnType",
+    "GroupCount",
+    "LookupKey",
+    "Page",
+    "Query",
+    "SortKey",
+    "Store",
+    "UnitOfWork",
+    "check_comparison",
+    "check_fields",
+    "column_type",
+    "columns_of",
+    "derived_columns",
+    "lookup_keys",
+    "record_value",
+    "search_keys",
+]
+
+R = TypeVar("R", bound=Record)
+
+
+class ColumnType(StrEnum):
+    """How a queryable field is typed in SQL."""
+
+    TEXT = "text"
+    INT = "int"
+    BOOL = "bool"
+    DECIMAL = "decimal"
+    DATETIME = "datetime"
+    DATE = "date"
+
+
+@attrs.frozen
+class Column:
+    """A queryable field: its name, SQL type and how to read it from a record."""
+
+    name: str
+    type: ColumnType
+    read: Callable[[Any], Any] = attrs.field(eq=False, repr=False)
+
+
+def _column_type(tp: Any) -> ColumnType | None:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = args[0] if len(args) == 1 else None
+    if tp is bool:
+        return ColumnType.BOOL
+    if tp is int:
+        return ColumnType.INT
+    if tp is Decimal:
+        return ColumnType.DECIMAL
+    if tp is datetime:
+        return ColumnType.DATETIME
+    if tp is date:
+        return ColumnType.DATE
+    if tp is str or (isinstance(tp, type) and issubclass(tp, Enum)):
+        return ColumnType.TEXT
+    return None
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _reader(name: str) -> Callable[[Any], Any]:
+    return lambda record: _plain(getattr(record, name))
+
+
+def _money_reader(name: str, part: str) -> Callable[[Any], Any]:
+    def read(record: Any) -> Any:
+        money = getattr(record, name)
+        return None if money is None else getattr(money, part)
+
+    return read
+
+
+def _ref_reader(name: str, part: str) -> Callable[[Any], Any]:
+    def read(record: Any) -> Any:
+        ref = getattr(record, name)
+        return ref.kind.value if part == "kind" else ref.id
+
+    return read
+
+
+@cache
+def columns_of(kind: RecordKind) -> tuple[Column, ...]:
+    """The queryable fields of ``kind``, derived from the record class.
+
+    Scalar fields are columns under their own name; a `Money` field ``x`` is the
+    amount ``x`` plus the text column ``x_currency``; a `RecordRef` field ``x``
+    is ``x_kind`` and ``x_id``. Lists (stakeholders, competitors) and ``custom``
+    are not columns (custom fields are filtered as ``custom.<name>``).
+    """
+    from salesflow.stores.codec import RECORD_TYPES
+
+    cls = RECORD_TYPES[kind]
+    hints = typing.get_type_hints(cls)
+    result: list[Column] = []
+    for a in attrs.fields(cls):
+        tp = hints[a.name]
+        name = a.name
+        inner = tp
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            args = [x for x in typing.get_args(tp) if x is not type(None)]
+            inner = args[0] if len(args) == 1 else tp
+        if inner is Money:
+            result.append(Column(name, ColumnType.DECIMAL, _money_reader(name, "amount")))
+            result.append(
+                Column(f"{name}_currency", ColumnType.TEXT, _money_reader(name, "currency"))
+            )
+            continue
+        if inner is RecordRef:
+            result.append(Column(f"{name}_kind", ColumnType.TEXT, _ref_reader(name, "kind")))
+            result.append(Column(f"{name}_id", ColumnType.TEXT, _ref_reader(name, "id")))
+            continue
+        ctype = _column_type(tp)
+        if ctype is not None:
+            result.append(Column(name, ctype, _reader(name)))
+    return tuple(result)
+
+
+@cache
+def _columns_by_name(kind: RecordKind) -> dict[str, Column]:
+    return {c.name: c for c in columns_of(kind)}
+
+
+@attrs.frozen
+class LookupKey:
+    """A derived, indexed key used for exact lookups (matching, qualify)."""
+
+    name: str
+    read: Callable[[Any], str | None] = attrs.field(eq=False, repr=False)
+
+
+def _lower(value: str | None) -> str | None:
+    return normalize_email(value) if value else None
+
+
+def _name(value: str | None) -> str | None:
+    return normalize_name(value) if value else None
+
+
+_LOOKUPS: dict[RecordKind, tuple[LookupKey, ...]] = {
+    RecordKind.LEAD: (LookupKey("email_key", lambda r: _lower(r.email)),),
+    RecordKind.CONTACT: (LookupKey("email_key", lambda r: _lower(r.email)),),
+    RecordKind.ACCOUNT: (LookupKey("name_key", lambda r: _name(r.name)),),
+    RecordKind.OPPORTUNITY: (),
+    RecordKind.ACTIVITY: (),
+}
+
+
+def lookup_keys(kind: RecordKind) -> tuple[LookupKey, ...]:
+    """The exact-lookup keys a store must index for ``kind``."""
+    return _LOOKUPS[kind]
+
+
+def _fold(value: str | None) -> str | None:
+    return value.casefold() if value else None
+
+
+_DERIVED: dict[RecordKind, tuple[Column, ...]] = {
+    RecordKind.ACTIVITY: (Column("timeline_at", ColumnType.DATETIME, lambda r: r.timeline_at),),
+}
+
+
+def derived_columns(kind: RecordKind) -> tuple[Column, ...]:
+    """Extra stored columns that only stores use (not queryable by name):
+    the activity's ``timeline_at`` that orders a timeline."""
+    return _DERIVED.get(kind, ())
+
+
+_SEARCH: dict[RecordKind, tuple[LookupKey, ...]] = {
+    RecordKind.LEAD: (
+        LookupKey("search_name", lambda r: _fold(r.full_name)),
+        LookupKey("search_last_name", lambda r: _fold(r.last_name)),
+        LookupKey("search_company", lambda r: _fold(r.company_name)),
+        LookupKey("search_email", lambda r: _fold(r.email)),
+        LookupKey("search_topic", lambda r: _fold(r.topic)),
+    ),
+    RecordKind.CONTACT: (
+        LookupKey("search_name", lambda r: _fold(r.full_name)),
+        LookupKey("search_last_name", lambda r: _fold(r.last_name)),
+        LookupKey("search_email", lambda r: _fold(r.email)),
+    ),
+    RecordKind.ACCOUNT: (LookupKey("search_name", lambda r: _fold(r.name)),),
+    RecordKind.OPPORTUNITY: (LookupKey("search_name", lambda r: _fold(r.name)),),
+    RecordKind.ACTIVITY: (LookupKey("search_subject", lambda r: _fold(r.subject)),),
+}
+
+
+def search_keys(kind: RecordKind) -> tuple[LookupKey, ...]:
+    """The case-folded keys quick search looks in for ``kind``."""
+    return _SEARCH[kind]
+
+
+def record_value(record: Record, name: str) -> Any:
+    """The value of queryable field ``name`` (or ``custom.<name>``) on ``record``.
+
+    Raises:
+        ValidationError: ``name`` is not a queryable field of the record's kind.
+    """
+    if name.startswith("custom."):
+        return _plain(record.custom.get(name[7:]))
+    column = _columns_by_name(record.KIND).get(name)
+    if column is None:
+        raise unknown_field(record.KIND, name)
+    return column.read(record)
+
+
+def unknown_field(kind: RecordKind, name: str) -> ValidationError:
+    """The error for a query on a field ``kind`` does not have."""
+    known = ", ".join(sorted(_columns_by_name(kind)))
+    return ValidationError(
+        f"{kind.value} has no queryable field {name!r}; use one of {known}, or "
+        f"'custom.<name>' for a host field",
+        field=name,
+        value=name,
+    )
+
+
+def check_fields(kind: RecordKind, names: Sequence[str]) -> None:
+    """Raise `ValidationError` for the first name that ``kind`` cannot be queried on."""
+    columns = _columns_by_name(kind)
+    for name in names:
+        if not name.startswith("custom.") and name not in columns:
+            raise unknown_field(kind, name)
+        if name.startswith("custom.") and not name[7:].isidentifier():
+            raise ValidationError(
+                f"custom field name {name[7:]!r} is not valid in a query",
+                field=name,
+                value=name,
+            )
+
+
+_ACCEPTS: dict[ColumnType, tuple[tuple[type, ...], str]] = {
+    ColumnType.TEXT: ((str,), "text"),
+    ColumnType.INT: ((int, Decimal, float), "a number"),
+    ColumnType.DECIMAL: ((int, Decimal, float), "a number (Decimal for money amounts)"),
+    ColumnType.BOOL: ((bool,), "True or False"),
+    ColumnType.DATETIME: ((datetime,), "a timezone-aware datetime"),
+    ColumnType.DATE: ((date,), "a datetime.date"),
+}
+
+
+def check_comparison(kind: RecordKind, compare: Compare) -> None:
+    """Refuse a comparison whose value cannot be compared with the field.
+
+    Raises:
+        ValidationError: naming the field, the value and what it needs.
+    """
+    ctype = column_type(kind, compare.field)
+    if compare.op in (Op.STARTS_WITH, Op.CONTAINS) and ctype not in (None, ColumnType.TEXT):
+        raise ValidationError(
+            f"{compare.op.value} needs a text field, and {kind.value}.{compare.field} is "
+            f"{ctype.value if ctype else 'custom'}",
+            field=compare.field,
+            value=compare.value,
+        )
+    values = compare.value if isinstance(compare.value, tuple) else (compare.value,)
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
+            raise ValidationError(
+                f"{kind.value}.{compare.field} is compared with a naive datetime "
+                f"({value.isoformat()}); attach a time zone",
+                field=compare.field,
+                value=value,
+            )
+        if ctype is None:
+            continue
+        accepted, label = _ACCEPTS[ctype]
+        wrong = not isinstance(value, accepted)
+        wrong = wrong or (ctype is not ColumnType.BOOL and isinstance(value, bool))
+        wrong = wrong or (ctype is ColumnType.DATE and isinstance(value, datetime))
+        if wrong:
+            raise ValidationError(
+                f"{kind.value}.{compare.field} holds {label}; it cannot be compared with "
+                f"{value!r} ({type(value).__name__})",
+                field=compare.field,
+                value=value,
+            )
+
+
+def column_type(kind: RecordKind, name: str) -> ColumnType | None:
+    """The SQL type of column ``name`` of ``kind`` (``None`` for custom fields)."""
+    column = _columns_by_name(kind).get(name)
+    return column.type if column else None
+
+
+@attrs.frozen(kw_only=True)
+class SortKey:
+    """Order by ``field``; empty values sort first ascending, last descending."""
+
+    field: str
+    descending: bool = False
+
+
+def _sort(value: Any) -> tuple[SortKey, ...]:
+    if isinstance(value, SortKey):
+        return (value,)
+    return tuple(value)
+
+
+def _page_size(_: Any, __: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise ValidationError(
+            f"Query.limit={value!r} must be a whole number between 1 and 10000",
+            field="Query.limit",
+            value=value,
+        )
+
+
+def _offset(_: Any, __: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(
+            f"Query.offset={value!r} must be a whole number >= 0",
+            field="Query.offset",
+            value=value,
+        )
+
+
+def _search(_: Any, __: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and (not isinstance(value, str) or len(value) > 200):
+        raise ValidationError(
+            f"Query.search={value!r} must be text of at most 200 characters",
+            field="Query.search",
+            value=value,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Query:
+    """Which records of one kind to return, in what order, which page.
+
+    ``search`` is quick find: records whose name, company, email (per kind, see
+    `search_keys`) *start with* the text, ignoring case; a leading ``*`` makes it
+    *contains* (``"*smith"``). Results are always ordered totally: ``order_by``
+    then id.
+    """
+
+    where: Condition | None = None
+    search: str | None = attrs.field(default=None, validator=_search)
+    order_by: tuple[SortKey, ...] = attrs.field(default=(), converter=_sort)
+    limit: int = attrs.field(default=50, validator=_page_size)
+    offset: int = attrs.field(default=0, validator=_offset)
+
+    def check(self, kind: RecordKind) -> None:
+        """Raise `ValidationError` if the query names a field ``kind`` lacks or
+        compares a field with a value of the wrong type (every store would
+        otherwise answer differently, or silently match nothing)."""
+        check_fields(kind, [s.field for s in self.order_by])
+        if self.where is not None:
+            for compare in comparisons(self.where):
+                check_fields(kind, [compare.field])
+                check_comparison(kind, compare)
+
+    @property
+    def search_term(self) -> tuple[str, bool] | None:
+        """The case-folded search text and whether it is a *contains* search."""
+        if self.search is None or not self.search.strip().lstrip("*").strip():
+            return None
+        raw = self.search.strip()
+        contains = raw.startswith("*")
+        return raw.lstrip("*").strip().casefold(), contains
+
+
+@attrs.frozen(kw_only=True)
+class Page(Generic[R]):
+    """One page of a query's result and the total number of matching records."""
+
+    items: tuple[R, ...]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def has_more(self) -> bool:
+        """True when records follow this page."""
+        return self.offset + len(self.items) < self.total
+
+
+@attrs.frozen(kw_only=True)
+class GroupCount:
+    """How many matching records have ``value`` in the grouped field."""
+
+    value: Any
+    count: int
+
+
+class UnitOfWork(Protocol):
+    """One all-or-nothing transaction over the store.
+
+    Changes are visible to the unit itself at once and to everyone else only
+    after `commit`. Leaving the context without commit rolls back.
+    """
+
+    def get(self, cls: type[R], record_id: str) -> R:
+        """Return the record, or raise `NotFound`."""
+        ...
+
+    def find(self, cls: type[R], record_id: str) -> R | None:
+        """Return the record or ``None``."""
+        ...
+
+    def add(self, record: Record) -> None:
+        """Store a new record (its ``version`` must be 1), or raise `AlreadyExists`."""
+        ...
+
+    def update(self, record: Record) -> Record:
+        """Store a changed record read at ``record.version``; return it at version + 1.
+
+        Raises:
+            NotFound: no such record.
+            VersionConflict: the stored version is not ``record.version``.
+        """
+        ...
+
+    def find_by(self, cls: type[R], key: str, value: str) -> list[R]:
+        """Records whose lookup key ``key`` (see `lookup_keys`) equals ``value``,
+        most recently modified first."""
+        ...
+
+    def query(self, cls: type[R], query: Query) -> Page[R]:
+        """Answer ``query`` over records of ``cls``."""
+        ...
+
+    def group_counts(self, cls: type[R], query: Query, field: str) -> list[GroupCount]:
+        """Count the records matching ``query`` (ignoring its paging) per value of
+        ``field``, ordered by value with empty first."""
+        ...
+
+    def timeline(self, ref: RecordRef) -> list[Activity]:
+        """The activities regarding ``ref`` in timeline order (`timeline_key`)."""
+        ...
+
+    def commit(self) -> None:
+        """Make every change of this unit durable and visible."""
+        ...
+
+
+class Store(Protocol):
+    """Where records live. `unit_of_work` is the only way in."""
+
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
+        """Open a unit of work; it rolls back unless committed."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files. The store cannot be used afterwards."""
+        ...
+
+
+def iter_kinds() -> Iterator[tuple[RecordKind, type[Record]]]:
+    """Every stored kind with its class."""
+    yield RecordKind.LEAD, Lead
+    yield RecordKind.CONTACT, Contact
+    yield RecordKind.ACCOUNT, Account
+    yield RecordKind.OPPORTUNITY, Opportunity
+    yield RecordKind.ACTIVITY, Activity

@@ -1,0 +1,229 @@
+"""The one serialization of salesflow: records to JSON-able dicts and back.
+
+Every document carries ``"schema": N``. Decoding an older document runs the
+registered migrations step by step (N → N+1 → …) before building the record; a
+document from a newer salesflow is refused with `StoreError`. Encoding is
+type-directed from the attrs field types, so a new field needs no codec code.
+
+Formats: datetimes are ISO 8601 in UTC with microseconds
+(``2026-01-05T09:00:00.000000+00:00``, which sorts as text), dates ISO,
+``Decimal`` as a string, enums by value, `Money` as ``{"amount", "currency"}``.
+Custom values that JSON cannot tell apart are tagged: ``{"$decimal": "1.50"}``,
+``{"$date": "2026-01-05"}``, ``{"$datetime": "…"}``.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from functools import cache
+from typing import Any, TypeVar
+
+import attrs
+
+from salesflow.activity import Activity
+from salesflow.errors import StoreError, ValidationError
+from salesflow.lead import Lead
+from salesflow.opportunity import Opportunity
+from salesflow.party import Account, Contact
+from salesflow.values import CustomValue, Record, RecordKind
+
+__all__ = [
+    "CURRENT_SCHEMA",
+    "RECORD_TYPES",
+    "Codec",
+    "Migration",
+    "decode_custom_value",
+    "encode_custom_value",
+    "format_datetime",
+]
+
+R = TypeVar("R", bound=Record)
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+"""Turns a document of schema N into one of schema N+1."""
+
+RECORD_TYPES: dict[RecordKind, type[Record]] = {
+    RecordKind.LEAD: Lead,
+    RecordKind.CONTACT: Contact,
+    RecordKind.ACCOUNT: Account,
+    RecordKind.OPPORTUNITY: Opportunity,
+    RecordKind.ACTIVITY: Activity,
+}
+"""The stored record classes by kind."""
+
+CURRENT_SCHEMA: dict[RecordKind, int] = {kind: 1 for kind in RECORD_TYPES}
+"""The schema number this version writes for each kind."""
+
+
+def format_datetime(value: datetime) -> str:
+    """A datetime as fixed-width ISO 8601 in UTC (text order = time order)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def encode_custom_value(value: CustomValue) -> Any:
+    """Encode one custom value, tagging the types JSON cannot carry."""
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": format_datetime(value)}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    return value
+
+
+def decode_custom_value(value: Any) -> CustomValue:
+    """Decode one custom value written by `encode_custom_value`."""
+    if isinstance(value, dict):
+        if "$decimal" in value:
+            return Decimal(value["$decimal"])
+        if "$datetime" in value:
+            return datetime.fromisoformat(value["$datetime"])
+        if "$date" in value:
+            return date.fromisoformat(value["$date"])
+        raise ValueError(f"unknown tagged custom value {value!r}")
+    return typing.cast(CustomValue, value)
+
+
+Encoder = Callable[[Any], Any]
+Decoder = Callable[[Any], Any]
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+@cache
+def _codec_for(tp: Any) -> tuple[Encoder, Decoder]:
+    inner, optional = _strip_optional(tp)
+    enc, dec = _codec_for_required(inner)
+    if not optional:
+        return enc, dec
+    return (
+        lambda v: None if v is None else enc(v),
+        lambda v: None if v is None else dec(v),
+    )
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _codec_for_required(tp: Any) -> tuple[Encoder, Decoder]:
+    origin = typing.get_origin(tp)
+    if tp in (str, int, bool, float):
+        return _identity, _identity
+    if tp is Decimal:
+        return str, Decimal
+    if tp is datetime:
+        return format_datetime, datetime.fromisoformat
+    if tp is date:
+        return date.isoformat, date.fromisoformat
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return (lambda v: v.value), tp
+    if isinstance(tp, type) and attrs.has(tp):
+        return _attrs_codec(tp)
+    if origin is tuple:
+        item_enc, item_dec = _codec_for(typing.get_args(tp)[0])
+        return (lambda v: [item_enc(i) for i in v]), (lambda v: tuple(item_dec(i) for i in v))
+    if origin is dict:
+        return (
+            lambda v: {k: encode_custom_value(i) for k, i in v.items()},
+            lambda v: {k: decode_custom_value(i) for k, i in v.items()},
+        )
+    raise TypeError(f"the codec cannot encode fields of type {tp!r}")
+
+
+@cache
+def _field_types(cls: type) -> tuple[tuple[str, Any], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((a.name, hints[a.name]) for a in attrs.fields(cls))
+
+
+def _attrs_codec(cls: type) -> tuple[Encoder, Decoder]:
+    def encode(value: Any) -> dict[str, Any]:
+        return {name: _codec_for(tp)[0](getattr(value, name)) for name, tp in _field_types(cls)}
+
+    def decode(doc: Mapping[str, Any]) -> Any:
+        kwargs = {
+            name: _codec_for(tp)[1](doc[name]) for name, tp in _field_types(cls) if name in doc
+        }
+        return cls(**kwargs)
+
+    return encode, decode
+
+
+class Codec:
+    """Encodes records to schema-stamped dicts and decodes them, migrating old ones.
+
+    Args:
+        migrations: ``{(kind, from_schema): step}``; each step turns a document of
+            ``from_schema`` into one of ``from_schema + 1``. The default has none
+            (every kind is at schema 1).
+        current: The schema number written for each kind.
+    """
+
+    def __init__(
+        self,
+        migrations: Mapping[tuple[RecordKind, int], Migration] | None = None,
+        current: Mapping[RecordKind, int] | None = None,
+    ) -> None:
+        self._migrations = dict(migrations or {})
+        self._current = {**CURRENT_SCHEMA, **(current or {})}
+
+    def encode(self, record: Record) -> dict[str, Any]:
+        """Return the JSON-able document of ``record``, stamped with its schema."""
+        kind = record.KIND
+        doc: dict[str, Any] = {"schema": self._current[kind]}
+        doc.update(_attrs_codec(type(record))[0](record))
+        return doc
+
+    def decode(self, kind: RecordKind, document: Mapping[str, Any]) -> Record:
+        """Build the record of ``kind`` from ``document``, migrating it first.
+
+        Raises:
+            StoreError: the document is from a newer schema, lacks a migration, or
+                does not describe a valid record.
+        """
+        doc = dict(document)
+        schema = doc.get("schema")
+        current = self._current[kind]
+        if not isinstance(schema, int):
+            raise StoreError(f"stored {kind.value} document has no schema number: {doc!r:.200}")
+        if schema > current:
+            raise StoreError(
+                f"stored {kind.value} {doc.get('id')!r} has schema {schema}, newer than this "
+                f"salesflow understands ({current}); upgrade salesflow"
+            )
+        while schema < current:
+            step = self._migrations.get((kind, schema))
+            if step is None:
+                raise StoreError(
+                    f"no migration for {kind.value} documents from schema {schema} to "
+                    f"{schema + 1}; register one in Codec(migrations=...)"
+                )
+            doc = step(doc)
+            schema += 1
+            doc["schema"] = schema
+        del doc["schema"]
+        try:
+            record = _attrs_codec(RECORD_TYPES[kind])[1](doc)
+        except (ValidationError, KeyError, TypeError, ValueError) as exc:
+            raise StoreError(
+                f"stored {kind.value} {doc.get('id')!r} cannot be read: {exc}"
+            ) from exc
+        assert isinstance(record, Record)
+        return record
+
+    def decode_as(self, cls: type[R], document: Mapping[str, Any]) -> R:
+        """`decode` for a known record class, typed."""
+        record = self.decode(cls.KIND, document)
+        assert isinstance(record, cls)
+        return record

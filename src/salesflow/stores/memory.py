@@ -1,0 +1,238 @@
+"""`MemoryStore`: records in Python dicts, for embedding, tests and simulations.
+
+Units of work are serialized by a lock, buffer their writes and apply them on
+commit, so a failed command leaves nothing behind. Records are copied in and
+out, so a host holding a record cannot change the store behind its back.
+`dump` and `load` save and restore the whole store through the codec.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from salesflow.activity import Activity, timeline_key
+from salesflow.conditions import evaluate
+from salesflow.errors import AlreadyExists, NotFound, StoreError, VersionConflict
+from salesflow.stores.base import (
+    GroupCount,
+    Page,
+    Query,
+    check_fields,
+    lookup_keys,
+    record_value,
+    search_keys,
+)
+from salesflow.stores.codec import RECORD_TYPES, Codec
+from salesflow.values import Record, RecordKind, RecordRef
+
+__all__ = ["MemoryStore"]
+
+R = TypeVar("R", bound=Record)
+
+
+def _clone(record: R) -> R:
+    twin = copy.copy(record)
+    twin.custom = dict(record.custom)
+    return twin
+
+
+def _values(record: Record) -> Callable[[str], Any]:
+    return lambda name: record_value(record, name)
+
+
+def _sort_value(value: Any) -> tuple[bool, Any]:
+    return (value is not None, value)
+
+
+class _Reverse:
+    """Wraps a sort value so that it orders descending inside a tuple key."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Reverse) -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reverse) and bool(self.value == other.value)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class MemoryStore:
+    """Keeps every record in memory; the embedded default.
+
+    Args:
+        codec: The codec used by `dump` and `load`.
+    """
+
+    def __init__(self, codec: Codec | None = None) -> None:
+        self._codec = codec or Codec()
+        self._records: dict[RecordKind, dict[str, Record]] = {k: {} for k in RECORD_TYPES}
+        self._lock = threading.RLock()
+        self._closed = False
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[_MemoryUnit]:
+        """Open a unit of work; it holds the store's lock until it ends."""
+        if self._closed:
+            raise StoreError("this MemoryStore is closed; create a new one")
+        with self._lock:
+            yield _MemoryUnit(self)
+
+    def close(self) -> None:
+        """Forget every record."""
+        self._closed = True
+        self._records = {k: {} for k in RECORD_TYPES}
+
+    def dump(self) -> dict[str, Any]:
+        """Every record as JSON-able documents, for `load` (save/restore)."""
+        with self._lock:
+            return {
+                "records": {
+                    kind.value: [self._codec.encode(r) for r in records.values()]
+                    for kind, records in self._records.items()
+                }
+            }
+
+    @classmethod
+    def load(cls, snapshot: dict[str, Any], codec: Codec | None = None) -> MemoryStore:
+        """A new store holding the records of a `dump`, migrated by ``codec``."""
+        store = cls(codec)
+        for kind_value, docs in snapshot["records"].items():
+            kind = RecordKind(kind_value)
+            for doc in docs:
+                record = store._codec.decode(kind, doc)
+                store._records[kind][record.id] = record
+        return store
+
+
+class _MemoryUnit:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._pending: dict[RecordKind, dict[str, Record]] = {}
+        self._done = False
+
+    def _current(self, kind: RecordKind, record_id: str) -> Record | None:
+        pending = self._pending.get(kind)
+        if pending is not None and record_id in pending:
+            return pending[record_id]
+        return self._store._records[kind].get(record_id)
+
+    def _all(self, kind: RecordKind) -> Iterator[Record]:
+        pending = self._pending.get(kind, {})
+        for record_id, record in self._store._records[kind].items():
+            yield pending.get(record_id, record)
+        committed = self._store._records[kind]
+        for record_id, record in pending.items():
+            if record_id not in committed:
+                yield record
+
+    def find(self, cls: type[R], record_id: str) -> R | None:
+        record = self._current(cls.KIND, record_id)
+        return _clone(record) if record is not None else None  # type: ignore[return-value]
+
+    def get(self, cls: type[R], record_id: str) -> R:
+        record = self.find(cls, record_id)
+        if record is None:
+            raise NotFound(cls.__name__, record_id)
+        return record
+
+    def add(self, record: Record) -> None:
+        if self._current(record.KIND, record.id) is not None:
+            raise AlreadyExists(type(record).__name__, record.id)
+        if record.version != 1:
+            raise VersionConflict(type(record).__name__, record.id, expected=1, actual=0)
+        self._pending.setdefault(record.KIND, {})[record.id] = _clone(record)
+
+    def update(self, record: Record) -> Record:
+        stored = self._current(record.KIND, record.id)
+        if stored is None:
+            raise NotFound(type(record).__name__, record.id)
+        if stored.version != record.version:
+            raise VersionConflict(
+                type(record).__name__, record.id, expected=record.version, actual=stored.version
+            )
+        saved = _clone(record)
+        saved.version = record.version + 1
+        self._pending.setdefault(record.KIND, {})[record.id] = saved
+        return _clone(saved)
+
+    def find_by(self, cls: type[R], key: str, value: str) -> list[R]:
+        lookup = next((k for k in lookup_keys(cls.KIND) if k.name == key), None)
+        if lookup is None:
+            raise StoreError(f"{cls.__name__} has no lookup key {key!r}")
+        found = [r for r in self._all(cls.KIND) if lookup.read(r) == value]
+        found.sort(key=lambda r: (r.modified_at, r.id), reverse=True)
+        return [_clone(r) for r in found]  # type: ignore[misc]
+
+    def _matching(self, cls: type[R], query: Query) -> list[Record]:
+        query.check(cls.KIND)
+        term = query.search_term
+        keys = search_keys(cls.KIND)
+        result: list[Record] = []
+        for record in self._all(cls.KIND):
+            if query.where is not None and not evaluate(query.where, _values(record)):
+                continue
+            if term is not None:
+                text, contains = term
+                values = [k.read(record) for k in keys]
+                if contains:
+                    hit = any(v is not None and text in v for v in values)
+                else:
+                    hit = any(v is not None and v.startswith(text) for v in values)
+                if not hit:
+                    continue
+            result.append(record)
+        return result
+
+    def query(self, cls: type[R], query: Query) -> Page[R]:
+        matching = self._matching(cls, query)
+
+        def key(record: Record) -> tuple[Any, ...]:
+            parts: list[Any] = []
+            for sort in query.order_by:
+                value = _sort_value(record_value(record, sort.field))
+                parts.append(_Reverse(value) if sort.descending else value)
+            parts.append(record.id)
+            return tuple(parts)
+
+        matching.sort(key=key)
+        window = matching[query.offset : query.offset + query.limit]
+        return Page(
+            items=tuple(_clone(r) for r in window),  # type: ignore[misc]
+            total=len(matching),
+            offset=query.offset,
+            limit=query.limit,
+        )
+
+    def group_counts(self, cls: type[R], query: Query, field: str) -> list[GroupCount]:
+        check_fields(cls.KIND, [field])
+        counts: dict[Any, int] = {}
+        for record in self._matching(cls, query):
+            value = record_value(record, field)
+            counts[value] = counts.get(value, 0) + 1
+        return [
+            GroupCount(value=v, count=n)
+            for v, n in sorted(counts.items(), key=lambda item: _sort_value(item[0]))
+        ]
+
+    def timeline(self, ref: RecordRef) -> list[Activity]:
+        found = [
+            r
+            for r in self._all(RecordKind.ACTIVITY)
+            if isinstance(r, Activity) and r.regarding == ref
+        ]
+        found.sort(key=timeline_key)
+        return [_clone(r) for r in found]
+
+    def commit(self) -> None:
+        for kind, records in self._pending.items():
+            self._store._records[kind].update(records)
+        self._pending = {}

@@ -1,0 +1,12 @@
+"""The public test kit: store contract, fake clock, strategies.
+
+`StoreContract` needs pytest and hypothesis (the ``test`` extra) and is imported
+from `salesflow.testing.contract`.
+"""
+
+from __future__ import annotations
+
+from salesflow.clock import FakeClock
+from salesflow.events import ListSink
+
+__all__ = ["FakeClock", "ListSink"]

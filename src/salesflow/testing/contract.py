@@ -1,0 +1,557 @@
+"""`StoreContract`: the one test suite every store must pass.
+
+Each store's test module subclasses it and says how to build the store::
+
+    class TestMyStore(StoreContract):
+        def make_store(self) -> Store:
+            return MyStore(...)
+
+        def reopen(self, store: Store) -> Store:
+            store.close()
+            return MyStore(...)  # the same database again
+
+A third-party store proves it conforms by running the same suite. Needs pytest
+and hypothesis (the ``test`` extra).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from salesflow.activity import Activity, ActivityKind, ActivityState
+from salesflow.conditions import Condition, all_of, any_of, evaluate, field, not_
+from salesflow.errors import AlreadyExists, NotFound, ValidationError, VersionConflict
+from salesflow.lead import Lead, LeadSource, Rating
+from salesflow.opportunity import Opportunity
+from salesflow.party import Account, Competitor, Contact, Stakeholder
+from salesflow.stores.base import Query, SortKey, Store, record_value, search_keys
+from salesflow.values import Money, Record, RecordKind, RecordRef
+
+__all__ = ["StoreContract"]
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def lead(n: int, **fields: Any) -> Lead:
+    """A valid lead numbered ``n``; ``fields`` override the defaults."""
+    base: dict[str, Any] = {
+        "id": f"lead-{n:04d}",
+        "created_at": T0 + timedelta(hours=n),
+        "modified_at": T0 + timedelta(hours=n),
+        "topic": f"Topic {n}",
+        "last_name": f"Name{n}",
+    }
+    base.update(fields)
+    return Lead(**base)
+
+
+def _values(record: Record) -> Any:
+    return lambda name: record_value(record, name)
+
+
+class StoreContract(abc.ABC):
+    """Behaviour every `Store` must have. Subclass it in a ``Test*`` class."""
+
+    @abc.abstractmethod
+    def make_store(self) -> Store:
+        """Return a new, empty store."""
+
+    @abc.abstractmethod
+    def reopen(self, store: Store) -> Store:
+        """Close ``store`` and return a store over the same data."""
+
+    @pytest.fixture
+    def store(self) -> Iterator[Store]:
+        """A fresh store, closed after the test."""
+        made = self.make_store()
+        yield made
+        made.close()
+
+    def put(self, store: Store, *records: Record) -> None:
+        """Add ``records`` in one committed unit of work."""
+        with store.unit_of_work() as uow:
+            for record in records:
+                uow.add(record)
+            uow.commit()
+
+    # --- identity, versions, units of work ------------------------------------------
+
+    def test_every_kind_round_trips_exactly(self, store: Store) -> None:
+        account = Account(
+            id="acc-1",
+            created_at=T0,
+            modified_at=T0,
+            name="Contoso Ltd",
+            annual_revenue=Money(amount=Decimal("1250000.50"), currency="EUR"),
+            employees=120,
+        )
+        contact = Contact(
+            id="con-1",
+            created_at=T0,
+            modified_at=T0,
+            first_name="Ana",
+            last_name="Ruiz",
+            email="Ana.Ruiz@Contoso.com",
+            account_id="acc-1",
+        )
+        full = lead(
+            1,
+            email="ana@example.com",
+            company_name="Contoso",
+            rating=Rating.HOT,
+            source=LeadSource.TRADE_SHOW,
+            estimated_value=Money(amount="99.90", currency="USD"),
+            estimated_close_date=date(2026, 6, 30),
+            stakeholders=(Stakeholder(contact_id="con-1", role="Decision maker"),),
+            competitors=(Competitor(name="Fabrikam", website="fabrikam.example"),),
+            custom={
+                "region": "EMEA",
+                "seats": 12,
+                "ratio": 0.25,
+                "vip": True,
+                "budget": Decimal("10.10"),
+                "renewal": date(2027, 1, 1),
+                "seen": datetime(2026, 1, 1, 12, 30, 15, 123456, tzinfo=UTC),
+                "gone": None,
+            },
+        )
+        opportunity = Opportunity(
+            id="opp-1",
+            created_at=T0,
+            modified_at=T0,
+            name="Topic 1",
+            account_id="acc-1",
+            contact_id="con-1",
+            originating_lead_id=full.id,
+            probability=40,
+        )
+        activity = Activity(
+            id="act-1",
+            created_at=T0,
+            modified_at=T0,
+            kind=ActivityKind.PHONE_CALL,
+            subject="Call Ana",
+            regarding=full.ref,
+            due_at=T0 + timedelta(days=1),
+        )
+        self.put(store, account, contact, full, opportunity, activity)
+        with store.unit_of_work() as uow:
+            assert uow.get(Account, "acc-1") == account
+            assert uow.get(Contact, "con-1") == contact
+            assert uow.get(Lead, full.id) == full
+            assert uow.get(Opportunity, "opp-1") == opportunity
+            assert uow.get(Activity, "act-1") == activity
+
+    def test_unknown_id_is_not_found(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            assert uow.find(Lead, "nope") is None
+            with pytest.raises(NotFound, match="nope"):
+                uow.get(Lead, "nope")
+
+    def test_adding_an_existing_id_is_refused(self, store: Store) -> None:
+        self.put(store, lead(1))
+        with store.unit_of_work() as uow, pytest.raises(AlreadyExists):
+            uow.add(lead(1, topic="again"))
+        with store.unit_of_work() as uow:
+            assert uow.get(Lead, "lead-0001").topic == "Topic 1"
+
+    def test_update_bumps_the_version(self, store: Store) -> None:
+        self.put(store, lead(1))
+        with store.unit_of_work() as uow:
+            stored = uow.get(Lead, "lead-0001")
+            saved = uow.update(attrs.evolve(stored, topic="Changed"))
+            uow.commit()
+        assert saved.version == 2
+        with store.unit_of_work() as uow:
+            again = uow.get(Lead, "lead-0001")
+        assert (again.version, again.topic) == (2, "Changed")
+
+    def test_stale_update_conflicts_and_changes_nothing(self, store: Store) -> None:
+        self.put(store, lead(1))
+        with store.unit_of_work() as uow:
+            first = uow.get(Lead, "lead-0001")
+        with store.unit_of_work() as uow:
+            uow.update(attrs.evolve(first, topic="Winner"))
+            uow.commit()
+        with store.unit_of_work() as uow, pytest.raises(VersionConflict) as caught:
+            uow.update(attrs.evolve(first, topic="Loser"))
+        assert (caught.value.expected, caught.value.actual) == (1, 2)
+        with store.unit_of_work() as uow:
+            assert uow.get(Lead, "lead-0001").topic == "Winner"
+
+    def test_update_of_a_missing_record_is_not_found(self, store: Store) -> None:
+        with store.unit_of_work() as uow, pytest.raises(NotFound):
+            uow.update(lead(9))
+
+    def test_uncommitted_work_is_rolled_back(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            uow.add(lead(1))
+            assert uow.get(Lead, "lead-0001").topic == "Topic 1"  # reads its own write
+        with store.unit_of_work() as uow:
+            assert uow.find(Lead, "lead-0001") is None
+
+    def test_an_exception_rolls_back_every_write(self, store: Store) -> None:
+        self.put(store, lead(1))
+
+        class BoomError(Exception):
+            pass
+
+        def half_done() -> None:
+            with store.unit_of_work() as uow:
+                uow.add(lead(2))
+                uow.update(attrs.evolve(uow.get(Lead, "lead-0001"), topic="Half"))
+                raise BoomError
+
+        with pytest.raises(BoomError):
+            half_done()
+        with store.unit_of_work() as uow:
+            assert uow.find(Lead, "lead-0002") is None
+            assert uow.get(Lead, "lead-0001").topic == "Topic 1"
+
+    def test_returned_records_are_copies(self, store: Store) -> None:
+        self.put(store, lead(1, custom={"a": 1}))
+        with store.unit_of_work() as uow:
+            got = uow.get(Lead, "lead-0001")
+            got.topic = "Mutated"
+            got.custom["a"] = 2
+        with store.unit_of_work() as uow:
+            again = uow.get(Lead, "lead-0001")
+        assert (again.topic, again.custom) == ("Topic 1", {"a": 1})
+
+    def test_data_survives_reopening(self) -> None:
+        store = self.make_store()
+        self.put(store, lead(1, email="a@b.example"), lead(2))
+        with store.unit_of_work() as uow:
+            uow.update(attrs.evolve(uow.get(Lead, "lead-0002"), topic="Edited"))
+            uow.commit()
+        store = self.reopen(store)
+        try:
+            with store.unit_of_work() as uow:
+                assert uow.get(Lead, "lead-0001").email == "a@b.example"
+                edited = uow.get(Lead, "lead-0002")
+                assert (edited.topic, edited.version) == ("Edited", 2)
+                assert [r.id for r in uow.find_by(Lead, "email_key", "a@b.example")] == [
+                    "lead-0001"
+                ]
+        finally:
+            store.close()
+
+    # --- lookups ----------------------------------------------------------------------
+
+    def test_contacts_are_found_by_normalized_email_newest_first(self, store: Store) -> None:
+        older = Contact(
+            id="c1", created_at=T0, modified_at=T0, last_name="A", email="Pat@Example.com"
+        )
+        newer = Contact(
+            id="c2",
+            created_at=T0,
+            modified_at=T0 + timedelta(days=1),
+            last_name="B",
+            email=" pat@example.COM",
+        )
+        other = Contact(id="c3", created_at=T0, modified_at=T0, last_name="C", email="x@y.io")
+        self.put(store, older, newer, other)
+        with store.unit_of_work() as uow:
+            found = uow.find_by(Contact, "email_key", "pat@example.com")
+        assert [c.id for c in found] == ["c2", "c1"]
+
+    def test_accounts_are_found_by_normalized_name(self, store: Store) -> None:
+        self.put(
+            store,
+            Account(id="a1", created_at=T0, modified_at=T0, name="  Contoso   Ltd "),
+            Account(id="a2", created_at=T0, modified_at=T0, name="Fabrikam"),
+        )
+        with store.unit_of_work() as uow:
+            assert [a.id for a in uow.find_by(Account, "name_key", "contoso ltd")] == ["a1"]
+
+    def test_lookups_see_the_units_own_writes(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            uow.add(Account(id="a1", created_at=T0, modified_at=T0, name="Northwind"))
+            assert [a.id for a in uow.find_by(Account, "name_key", "northwind")] == ["a1"]
+
+    # --- queries ----------------------------------------------------------------------
+
+    def sample(self) -> list[Lead]:
+        """Twelve leads with a spread of values, used by the query tests."""
+        ratings = [Rating.HOT, Rating.WARM, Rating.COLD, None]
+        return [
+            lead(
+                n,
+                first_name=["Ana", "Bo", "Chen", None][n % 4],
+                last_name=["Smith", "Smithers", "Jones", "Żak"][n % 4],
+                company_name=[None, "Contoso", "contoso east", "Fabrikam"][n % 4],
+                email=f"user{n}@{['contoso', 'fabrikam'][n % 2]}.example",
+                rating=ratings[n % 4],
+                employees=None if n % 5 == 0 else n * 10,
+                estimated_value=None
+                if n % 3 == 0
+                else Money(amount=Decimal(n) * Decimal("100.5"), currency="EUR"),
+                estimated_close_date=date(2026, 4, 1) + timedelta(days=n),
+                do_not_email=n % 2 == 0,
+                owner_id=["u1", "u2", None][n % 3],
+                custom={
+                    "region": ["EMEA", "APAC", None][n % 3],
+                    "seats": n,
+                    "budget": Decimal(n) / 4,
+                    "seen": T0 + timedelta(days=n),
+                },
+            )
+            for n in range(1, 13)
+        ]
+
+    def ids(self, store: Store, query: Query) -> list[str]:
+        """The ids a lead query returns, in order."""
+        with store.unit_of_work() as uow:
+            return [r.id for r in uow.query(Lead, query).items]
+
+    def expected(self, records: list[Lead], condition: Condition) -> list[str]:
+        """Reference answer: the ids of ``records`` that satisfy ``condition``."""
+        return sorted(r.id for r in records if evaluate(condition, _values(r)))
+
+    @pytest.mark.parametrize(
+        "condition",
+        [
+            field("rating").eq("hot"),
+            field("rating").eq(Rating.WARM),
+            field("rating").ne("hot"),
+            field("rating").is_null(),
+            field("rating").not_null(),
+            field("employees").gt(50),
+            field("employees").le(30),
+            field("employees").in_([10, 20, 999]),
+            field("employees").not_in([10, 20]),
+            field("estimated_value").ge(Decimal("402")),
+            field("estimated_value_currency").eq("EUR"),
+            field("estimated_close_date").lt(date(2026, 4, 6)),
+            field("created_at").ge(T0 + timedelta(hours=6)),
+            field("do_not_email").eq(True),
+            field("company_name").starts_with("CONTOSO"),
+            field("company_name").contains("east"),
+            field("last_name").eq("Żak"),
+            field("custom.region").eq("EMEA"),
+            field("custom.region").is_null(),
+            field("custom.seats").ge(7),
+            field("custom.budget").lt(Decimal("1.5")),
+            field("custom.seen").gt(T0 + timedelta(days=9)),
+            not_(field("rating").eq("hot")),
+            not_(field("custom.region").eq("EMEA")),
+            all_of(field("owner_id").eq("u1"), field("rating").not_null()),
+            any_of(field("owner_id").eq("u2"), field("employees").is_null()),
+            all_of(),
+            any_of(),
+        ],
+        ids=lambda c: c.describe(),
+    )
+    def test_filters_mean_the_same_in_every_store(self, store: Store, condition: Condition) -> None:
+        records = self.sample()
+        self.put(store, *records)
+        got = self.ids(store, Query(where=condition, limit=100))
+        assert got == self.expected(records, condition)
+
+    def test_sorting_puts_empty_values_first_ascending_and_last_descending(
+        self, store: Store
+    ) -> None:
+        records = self.sample()
+        self.put(store, *records)
+        up = self.ids(store, Query(order_by=SortKey(field="employees"), limit=100))
+        down = self.ids(store, Query(order_by=SortKey(field="employees", descending=True)))
+        empties = sorted(r.id for r in records if r.employees is None)
+        assert up[: len(empties)] == empties
+        assert down[-len(empties) :] == empties
+        by_value = sorted(
+            (r for r in records if r.employees is not None), key=lambda r: r.employees or 0
+        )
+        assert up[len(empties) :] == [r.id for r in by_value]
+
+    def test_sorting_by_several_keys_breaks_ties_by_id(self, store: Store) -> None:
+        records = self.sample()
+        self.put(store, *records)
+        got = self.ids(
+            store,
+            Query(order_by=(SortKey(field="rating"), SortKey(field="last_name", descending=True))),
+        )
+
+        def key(r: Lead) -> tuple[Any, ...]:
+            rating = r.rating.value if r.rating else None
+            return ((rating is not None, rating), r.last_name)
+
+        want = sorted(records, key=lambda r: r.id)
+        want.sort(key=lambda r: key(r)[1], reverse=True)
+        want.sort(key=lambda r: key(r)[0])
+        assert got == [r.id for r in want]
+
+    def test_text_sorts_by_code_point(self, store: Store) -> None:
+        names = ["b", "B", "a", "Á", "ä", "Z", "z"]
+        self.put(store, *[lead(i, last_name=name) for i, name in enumerate(names)])
+        with store.unit_of_work() as uow:
+            got = [
+                r.last_name
+                for r in uow.query(Lead, Query(order_by=SortKey(field="last_name"))).items
+            ]
+        assert got == sorted(names)
+
+    def test_paging_returns_windows_and_the_total(self, store: Store) -> None:
+        self.put(store, *self.sample())
+        order = SortKey(field="created_at", descending=True)
+        with store.unit_of_work() as uow:
+            first = uow.query(Lead, Query(order_by=order, limit=5))
+            last = uow.query(Lead, Query(order_by=order, limit=5, offset=10))
+        assert first.total == last.total == 12
+        assert [r.id for r in first.items] == [f"lead-{n:04d}" for n in range(12, 7, -1)]
+        assert [r.id for r in last.items] == ["lead-0002", "lead-0001"]
+        assert first.has_more
+        assert not last.has_more
+
+    @pytest.mark.parametrize(
+        ("term", "expected_count"),
+        [("smith", 6), ("SMITHERS", 3), ("contoso", 6), ("*oso", 9), ("*ithe", 3), ("zzz", 0)],
+    )
+    def test_search_matches_name_company_email_ignoring_case(
+        self, store: Store, term: str, expected_count: int
+    ) -> None:
+        records = self.sample()
+        self.put(store, *records)
+        with store.unit_of_work() as uow:
+            page = uow.query(Lead, Query(search=term, limit=100))
+        folded = term.lstrip("*").casefold()
+
+        def hit(r: Lead) -> bool:
+            values = [k.read(r) for k in search_keys(RecordKind.LEAD)]
+            if term.startswith("*"):
+                return any(v is not None and folded in v for v in values)
+            return any(v is not None and v.startswith(folded) for v in values)
+
+        assert sorted(r.id for r in page.items) == sorted(r.id for r in records if hit(r))
+        assert page.total == expected_count
+
+    def test_search_and_filter_combine(self, store: Store) -> None:
+        self.put(store, *self.sample())
+        got = self.ids(store, Query(search="smith", where=field("owner_id").eq("u1")))
+        assert got
+        assert got == sorted(
+            r.id
+            for r in self.sample()
+            if r.owner_id == "u1" and r.last_name.casefold().startswith("smith")
+        )
+
+    def test_group_counts_per_value_with_empty_first(self, store: Store) -> None:
+        records = self.sample()
+        self.put(store, *records)
+        with store.unit_of_work() as uow:
+            groups = uow.group_counts(Lead, Query(), "rating")
+        assert [(g.value, g.count) for g in groups] == [
+            (None, 3),
+            ("cold", 3),
+            ("hot", 3),
+            ("warm", 3),
+        ]
+
+    def test_unknown_query_fields_are_refused(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError, match="no queryable field 'colour'"):
+                uow.query(Lead, Query(where=field("colour").eq("red")))
+            with pytest.raises(ValidationError, match="shoe_size"):
+                uow.query(Lead, Query(order_by=SortKey(field="shoe_size")))
+            with pytest.raises(ValidationError):
+                uow.group_counts(Lead, Query(), "colour")
+
+    def test_queries_see_the_units_own_writes(self, store: Store) -> None:
+        self.put(store, lead(1, rating="hot"))
+        with store.unit_of_work() as uow:
+            uow.add(lead(2, rating="hot"))
+            uow.update(attrs.evolve(uow.get(Lead, "lead-0001"), rating=Rating.COLD))
+            page = uow.query(Lead, Query(where=field("rating").eq("hot")))
+        assert [r.id for r in page.items] == ["lead-0002"]
+
+    # --- timeline ---------------------------------------------------------------------
+
+    def test_timeline_lists_a_records_activities_in_time_order(self, store: Store) -> None:
+        ref = RecordRef(kind=RecordKind.LEAD, id="lead-0001")
+        other = RecordRef(kind=RecordKind.CONTACT, id="lead-0001")
+
+        def act(n: int, regarding: RecordRef, **fields: Any) -> Activity:
+            return Activity(
+                id=f"act-{n}",
+                created_at=T0 + timedelta(minutes=n),
+                modified_at=T0 + timedelta(minutes=n),
+                kind=ActivityKind.TASK,
+                subject=f"Task {n}",
+                regarding=regarding,
+                **fields,
+            )
+
+        self.put(
+            store,
+            act(1, ref, due_at=T0 + timedelta(days=3)),
+            act(2, ref),
+            act(3, ref, state=ActivityState.COMPLETED, closed_at=T0 + timedelta(days=1)),
+            act(4, other),
+            act(5, ref, due_at=T0 + timedelta(days=3)),
+        )
+        with store.unit_of_work() as uow:
+            assert [a.id for a in uow.timeline(ref)] == ["act-2", "act-3", "act-1", "act-5"]
+            assert [a.id for a in uow.timeline(other)] == ["act-4"]
+
+    # --- the same answers as a reference evaluation, for random data ------------------
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(
+        data=st.lists(
+            st.tuples(
+                st.sampled_from(["hot", "warm", "cold", None]),
+                st.one_of(st.none(), st.integers(0, 50)),
+                st.sampled_from(["Ana", "ana", "Bo", "Ábel", None]),
+            ),
+            max_size=15,
+        ),
+        threshold=st.integers(0, 50),
+        descending=st.booleans(),
+    )
+    def test_random_queries_agree_with_the_reference(
+        self,
+        data: list[tuple[str | None, int | None, str | None]],
+        threshold: int,
+        descending: bool,
+    ) -> None:
+        store = self.make_store()
+        try:
+            records = [
+                lead(i, rating=r, employees=e, first_name=f) for i, (r, e, f) in enumerate(data)
+            ]
+            self.put(store, *records)
+            condition = any_of(
+                not_(field("employees").lt(threshold)), field("first_name").starts_with("a")
+            )
+            got = self.ids(
+                store,
+                Query(
+                    where=condition,
+                    order_by=(SortKey(field="rating", descending=descending),),
+                    limit=100,
+                ),
+            )
+            matching = [r for r in records if evaluate(condition, _values(r))]
+            matching.sort(key=lambda r: r.id)
+            present = [r for r in matching if r.rating is not None]
+            empty = [r for r in matching if r.rating is None]
+            present.sort(key=lambda r: r.rating or "", reverse=descending)
+            ordered = present + empty if descending else empty + present
+            assert got == [r.id for r in ordered]
+        finally:
+            store.close()

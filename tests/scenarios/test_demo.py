@@ -1,0 +1,51 @@
+"""The main job: `salesflow demo` builds a book of leads and prints the views."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from salesflow import LeadStatus, Salesflow, open_store
+from salesflow.cli import demo, main
+
+
+def test_demo_prints_every_standard_view(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--store", "memory://"]) == 0
+    out = capsys.readouterr().out
+    for title in (
+        "Open leads",
+        "Closed leads",
+        "All leads",
+        "My open leads (alice)",
+        "Leads opened last week",
+        "Leads opened this week",
+    ):
+        assert f"{title} — " in out
+    assert "All leads — 24 lead(s)" in out
+    assert "qualified into account" in out
+
+
+def test_demo_leaves_a_consistent_sqlite_book(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    demo(url, out=io.StringIO())
+    demo(url, out=io.StringIO())  # a second run starts afresh instead of piling up
+    engine = Salesflow(open_store(url))
+    try:
+        every = engine.lead_view("all_leads", page_size=100)
+        assert every.total == 24
+        closed = engine.lead_view("closed_leads", page_size=100).items
+        assert {lead.status for lead in closed} == {LeadStatus.QUALIFIED, LeadStatus.DISQUALIFIED}
+        for lead in closed:
+            if lead.status is LeadStatus.QUALIFIED:
+                assert lead.qualifying_opportunity_id is not None
+                opportunity = engine.get_lead(lead.id).qualifying_opportunity_id
+                assert opportunity == lead.qualifying_opportunity_id
+    finally:
+        engine.close()
+
+
+def test_demo_reports_a_bad_store_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--store", "ftp://nowhere"]) == 1
+    assert "memory://" in capsys.readouterr().err

@@ -1,0 +1,324 @@
+"""PostgresStore runs the store contract, plus what only PostgreSQL has: schemas,
+query plans, a lost connection, and psycopg being optional.
+
+Needs a server: set ``SALESFLOW_PG_DSN`` (``.ci/run`` does). Every store lives in
+its own schema, dropped after the test, so runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import attrs
+import pytest
+
+from salesflow.activity import Activity, ActivityKind
+from salesflow.errors import StoreError, ValidationError, VersionConflict
+from salesflow.lead import Lead, LeadStatus
+from salesflow.stores import postgres as postgres_module
+from salesflow.stores.base import Query, SortKey, Store
+from salesflow.stores.postgres import PostgresStore
+from salesflow.stores.sql import STORE_SCHEMA_VERSION
+from salesflow.stores.url import open_store
+from salesflow.testing.contract import StoreContract
+from salesflow.views import LeadView, lead_view_query
+from salesflow.worktime import OrganizationCalendar
+
+DSN = os.environ.get("SALESFLOW_PG_DSN", "")
+needs_server = pytest.mark.skipif(
+    not DSN, reason="SALESFLOW_PG_DSN is not set; PostgreSQL store tests need a server"
+)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def lead(n: int, **fields: Any) -> Lead:
+    base: dict[str, Any] = {
+        "id": f"lead-{n:04d}",
+        "created_at": T0 + timedelta(hours=n),
+        "modified_at": T0 + timedelta(hours=n),
+        "topic": f"Topic {n}",
+        "last_name": f"Name{n}",
+    }
+    base.update(fields)
+    return Lead(**base)
+
+
+def put(store: Store, *records: Any) -> None:
+    with store.unit_of_work() as uow:
+        for record in records:
+            uow.add(record)
+        uow.commit()
+
+
+def drop_schemas(names: list[str]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def schemas() -> Iterator[list[str]]:
+    """Schema names for this test; each is dropped afterwards."""
+    names: list[str] = []
+    yield names
+    drop_schemas(names)
+
+
+def private_schema(names: list[str]) -> str:
+    name = f"sf_test_{uuid4().hex[:8]}"
+    names.append(name)
+    return name
+
+
+@needs_server
+class TestPostgresStore(StoreContract):
+    @pytest.fixture(autouse=True)
+    def _schemas(self, schemas: list[str]) -> None:
+        self.schemas = schemas
+
+    def make_store(self) -> Store:
+        return PostgresStore(DSN, schema=private_schema(self.schemas))
+
+    def reopen(self, store: Store) -> Store:
+        assert isinstance(store, PostgresStore)
+        store.close()
+        return PostgresStore(DSN, schema=store.schema)
+
+
+@pytest.fixture
+def store(schemas: list[str]) -> Iterator[PostgresStore]:
+    opened = PostgresStore(DSN, schema=private_schema(schemas))
+    yield opened
+    opened.close()
+
+
+@needs_server
+def test_two_stores_on_one_schema_see_each_others_commits_and_conflicts(
+    store: PostgresStore,
+) -> None:
+    other = PostgresStore(DSN, schema=store.schema)
+    try:
+        put(store, lead(1))
+        with store.unit_of_work() as uow:
+            stale = uow.get(Lead, "lead-0001")
+        with other.unit_of_work() as uow:
+            uow.update(attrs.evolve(uow.get(Lead, "lead-0001"), topic="Theirs"))
+            uow.commit()
+        with store.unit_of_work() as uow, pytest.raises(VersionConflict):
+            uow.update(attrs.evolve(stale, topic="Mine"))
+    finally:
+        other.close()
+
+
+@needs_server
+def test_workers_opening_a_fresh_schema_at_once_all_succeed(schemas: list[str]) -> None:
+    name = private_schema(schemas)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        opened = list(pool.map(lambda _: PostgresStore(DSN, schema=name), range(4)))
+    put(opened[0], lead(1))
+    for store in opened:
+        with store.unit_of_work() as uow:
+            assert uow.get(Lead, "lead-0001") == lead(1)
+        store.close()
+
+
+@needs_server
+def test_a_database_from_a_newer_salesflow_is_refused(store: PostgresStore) -> None:
+    import psycopg
+
+    store.close()
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(
+            f'UPDATE "{store.schema}".sf_meta SET value = %s WHERE key = %s',
+            [str(STORE_SCHEMA_VERSION + 1), "schema_version"],
+        )
+    with pytest.raises(StoreError, match="newer salesflow"):
+        PostgresStore(DSN, schema=store.schema)
+
+
+@needs_server
+def test_a_lost_connection_is_replaced_by_the_next_unit(store: PostgresStore) -> None:
+    import psycopg
+
+    put(store, lead(1))
+    assert store._conn is not None
+    backend = store._conn.info.backend_pid
+    with psycopg.connect(DSN, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+    with pytest.raises(StoreError), store.unit_of_work() as uow:
+        uow.get(Lead, "lead-0001")
+    with store.unit_of_work() as uow:
+        assert uow.get(Lead, "lead-0001").topic == "Topic 1"
+
+
+@needs_server
+def test_a_closed_store_refuses_work(store: PostgresStore) -> None:
+    store.close()
+    with pytest.raises(StoreError, match="closed"), store.unit_of_work():
+        pass
+
+
+@needs_server
+def test_a_nested_unit_in_one_thread_is_refused(store: PostgresStore) -> None:
+    with store.unit_of_work(), pytest.raises(StoreError, match="already open"):
+        store.unit_of_work().__enter__()
+
+
+@needs_server
+def test_open_store_takes_the_schema_from_the_url(schemas: list[str]) -> None:
+    name = private_schema(schemas)
+    separator = "&" if "?" in DSN else "?"
+    opened = open_store(f"{DSN}{separator}schema={name}")
+    assert isinstance(opened, PostgresStore)
+    assert opened.schema == name
+    put(opened, lead(1))
+    opened.close()
+    again = PostgresStore(DSN, schema=name)
+    with again.unit_of_work() as uow:
+        assert uow.get(Lead, "lead-0001") == lead(1)
+    again.close()
+
+
+def test_an_unreachable_server_is_a_store_error() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
+        PostgresStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_without_psycopg_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(StoreError, match=r"pip install 'salesflow\[postgres\]'"):
+        PostgresStore("postgresql://localhost/db")
+
+
+def test_a_bad_schema_name_is_refused() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(ValidationError, match="schema"):
+        PostgresStore("postgresql://localhost/db", schema="")
+
+
+# --- query plans ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
+    """Every query the PostgreSQL store runs, with its parameters."""
+    seen: list[tuple[str, list[Any]]] = []
+    original = postgres_module._Session.fetch
+
+    def fetch(self: Any, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        seen.append((sql, list(params)))
+        return original(self, sql, params)
+
+    monkeypatch.setattr(postgres_module._Session, "fetch", fetch)
+    return seen
+
+
+def plan(sql: str, params: list[Any]) -> str:
+    """The plan PostgreSQL picks when it must use an index if one fits at all."""
+    import psycopg
+
+    with psycopg.connect(DSN) as conn:
+        conn.execute("SET enable_seqscan = off")
+        rows = conn.execute("EXPLAIN " + sql, params).fetchall()
+        conn.rollback()
+    return "\n".join(row[0] for row in rows)
+
+
+def fill(store: PostgresStore) -> None:
+    reasons = {
+        LeadStatus.OPEN: "new",
+        LeadStatus.QUALIFIED: "qualified",
+        LeadStatus.DISQUALIFIED: "lost",
+    }
+    records: list[Any] = []
+    for n in range(60):
+        status = list(reasons)[n % 3]
+        records.append(
+            lead(
+                n,
+                first_name="Ana" if n % 20 == 0 else "Bo",
+                email=f"{'ana' if n % 20 == 0 else 'bo'}{n}@contoso.example",
+                owner_id=f"u{n % 7}",
+                status=status,
+                status_reason=reasons[status],
+            )
+        )
+        records.append(
+            Activity(
+                id=f"act-{n}",
+                created_at=T0,
+                modified_at=T0,
+                kind=ActivityKind.TASK,
+                subject="Call",
+                regarding=records[-1].ref,
+            )
+        )
+    put(store, *records)
+    import psycopg
+
+    with psycopg.connect(DSN, autocommit=True) as conn:  # statistics, as autovacuum would
+        conn.execute(f'ANALYZE "{store.schema}".sf_lead')
+        conn.execute(f'ANALYZE "{store.schema}".sf_activity')
+
+
+@needs_server
+@pytest.mark.parametrize(
+    ("view", "index"),
+    [
+        (LeadView.OPEN_LEADS, "sf_lead__status__created_at__id"),
+        (LeadView.MY_OPEN_LEADS, "sf_lead__owner_id__status__created_at__id"),
+        (LeadView.OPENED_THIS_WEEK, "sf_lead__created_at__id"),
+    ],
+)
+def test_views_run_on_an_index(
+    store: PostgresStore, statements: list[tuple[str, list[Any]]], view: LeadView, index: str
+) -> None:
+    fill(store)
+    query = lead_view_query(
+        view, now=T0 + timedelta(days=2), calendar=OrganizationCalendar(), user_id="u1"
+    )
+    statements.clear()
+    with store.unit_of_work() as uow:
+        uow.query(Lead, query)
+    assert f" {index} " in plan(*statements[0]) + " "
+    for sql, params in statements:
+        assert "Seq Scan" not in plan(sql, params)
+
+
+@needs_server
+def test_quick_find_by_prefix_searches_each_key_on_its_index(
+    store: PostgresStore, statements: list[tuple[str, list[Any]]]
+) -> None:
+    fill(store)
+    statements.clear()
+    with store.unit_of_work() as uow:
+        uow.query(Lead, Query(search="ana", order_by=SortKey(field="created_at")))
+    found = plan(*statements[0])
+    assert "BitmapOr" in found
+    for key in ("search_name", "search_company", "search_email", "search_topic"):
+        assert f"on sf_lead__{key}" in found
+
+
+@needs_server
+def test_lookups_and_timelines_use_their_indexes(
+    store: PostgresStore, statements: list[tuple[str, list[Any]]]
+) -> None:
+    fill(store)
+    statements.clear()
+    with store.unit_of_work() as uow:
+        uow.find_by(Lead, "email_key", "bo7@contoso.example")
+        uow.timeline(lead(7).ref)
+    lookup, timeline = (plan(sql, params) for sql, params in statements)
+    assert "sf_lead__email_key__modified_at__id" in lookup
+    assert "sf_activity__regarding_kind__regarding_id__timeline_at__id" in timeline
+    assert "Seq Scan" not in lookup + timeline

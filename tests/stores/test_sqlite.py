@@ -1,0 +1,348 @@
+"""SQLiteStore runs the store contract, plus what only SQLite has: the file, WAL,
+the write lock, query plans and the layout version."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from salesflow.activity import Activity, ActivityKind
+from salesflow.conditions import field
+from salesflow.errors import StoreError, ValidationError
+from salesflow.lead import Lead, LeadStatus
+from salesflow.stores import sqlite as sqlite_module
+from salesflow.stores.base import Query, SortKey, Store
+from salesflow.stores.memory import MemoryStore
+from salesflow.stores.sql import STORE_SCHEMA_VERSION
+from salesflow.stores.sqlite import SQLiteStore
+from salesflow.stores.url import open_store
+from salesflow.testing.contract import StoreContract
+from salesflow.views import LeadView, lead_view_query
+from salesflow.worktime import OrganizationCalendar
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+_names = itertools.count()
+
+
+def lead(n: int, **fields: Any) -> Lead:
+    base: dict[str, Any] = {
+        "id": f"lead-{n:04d}",
+        "created_at": T0 + timedelta(hours=n),
+        "modified_at": T0 + timedelta(hours=n),
+        "topic": f"Topic {n}",
+        "last_name": f"Name{n}",
+    }
+    base.update(fields)
+    return Lead(**base)
+
+
+class TestSQLiteStore(StoreContract):
+    @pytest.fixture(autouse=True)
+    def _folder(self, tmp_path: Path) -> None:
+        self.folder = tmp_path
+
+    def make_store(self) -> Store:
+        return SQLiteStore(self.folder / f"store-{next(_names)}.db")
+
+    def reopen(self, store: Store) -> Store:
+        assert isinstance(store, SQLiteStore)
+        store.close()
+        return SQLiteStore(store.path)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "crm.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SQLiteStore]:
+    opened = SQLiteStore(path)
+    yield opened
+    opened.close()
+
+
+def put(store: Store, *records: Any) -> None:
+    with store.unit_of_work() as uow:
+        for record in records:
+            uow.add(record)
+        uow.commit()
+
+
+def test_the_database_is_in_wal_mode(store: SQLiteStore, path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_unit_holds_the_write_lock_from_its_start(store: SQLiteStore, path: Path) -> None:
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with store.unit_of_work() as uow:
+            uow.find(Lead, "lead-0001")  # even a reading unit is serialized with writers
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_other_connections_see_only_committed_units(store: SQLiteStore, path: Path) -> None:
+    reader = sqlite3.connect(path)
+    try:
+        with store.unit_of_work() as uow:
+            uow.add(lead(1))
+            assert reader.execute('SELECT COUNT(*) FROM "sf_lead"').fetchone() == (0,)
+            uow.commit()
+        assert reader.execute('SELECT COUNT(*) FROM "sf_lead"').fetchone() == (1,)
+    finally:
+        reader.close()
+
+
+def test_a_unit_gives_up_when_another_process_keeps_the_write_lock(path: Path) -> None:
+    impatient = SQLiteStore(path, busy_timeout=0)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="write lock"), impatient.unit_of_work():
+            pass
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with impatient.unit_of_work() as uow:
+        assert uow.find(Lead, "lead-0001") is None
+    impatient.close()
+
+
+def test_work_after_commit_needs_another_commit(store: SQLiteStore) -> None:
+    with store.unit_of_work() as uow:
+        uow.add(lead(1))
+        uow.commit()
+        uow.add(lead(2))
+    with store.unit_of_work() as uow:
+        assert uow.find(Lead, "lead-0001") is not None
+        assert uow.find(Lead, "lead-0002") is None
+
+
+def test_a_nested_unit_in_one_thread_is_refused(store: SQLiteStore) -> None:
+    with store.unit_of_work(), pytest.raises(StoreError, match="already open"):
+        store.unit_of_work().__enter__()
+
+
+def test_a_closed_store_refuses_work(store: SQLiteStore) -> None:
+    store.close()
+    with pytest.raises(StoreError, match="closed"), store.unit_of_work():
+        pass
+    store.close()  # closing twice is harmless
+
+
+def test_a_database_from_a_newer_salesflow_is_refused(store: SQLiteStore, path: Path) -> None:
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE sf_meta SET value = ? WHERE key = 'schema_version'",
+            [str(STORE_SCHEMA_VERSION + 1)],
+        )
+    with pytest.raises(StoreError, match="newer salesflow"):
+        SQLiteStore(path)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("these are not the records you are looking for\n" * 100)
+    with pytest.raises(StoreError, match=r"notes\.txt"):
+        SQLiteStore(junk)
+
+
+def test_non_finite_custom_numbers_are_refused_and_nothing_is_stored(store: SQLiteStore) -> None:
+    with store.unit_of_work() as uow:
+        with pytest.raises(ValidationError, match="finite"):
+            uow.add(lead(1, custom={"score": float("nan")}))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.find(Lead, "lead-0001") is None
+
+
+def test_an_in_memory_database_works() -> None:
+    store = SQLiteStore(":memory:")
+    put(store, lead(1, rating="hot"))
+    with store.unit_of_work() as uow:
+        assert uow.query(Lead, Query(where=field("rating").eq("hot"))).total == 1
+    store.close()
+
+
+def test_mixed_custom_values_group_like_the_memory_store(store: SQLiteStore) -> None:
+    values: list[Any] = [1, 1.0, True, 2, "2", None, 0.5, False, 0]
+    records = [lead(i, custom={"x": v}) for i, v in enumerate(values)]
+    memory = MemoryStore()
+    for target in (store, memory):
+        put(target, *records)
+    query = Query(where=field("custom.x").not_in([0.5]))
+    with store.unit_of_work() as uow, memory.unit_of_work() as reference:
+        with pytest.raises(TypeError):  # str and int cannot be ordered, in either store
+            reference.group_counts(Lead, query, "custom.x")
+        with pytest.raises(TypeError):
+            uow.group_counts(Lead, query, "custom.x")
+        numbers = Query(where=field("custom.x").ge(0))
+        assert uow.group_counts(Lead, numbers, "custom.x") == reference.group_counts(
+            Lead, numbers, "custom.x"
+        )
+
+
+# --- query plans ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
+    """Every query the SQLite store runs, with its parameters."""
+    seen: list[tuple[str, list[Any]]] = []
+    original = sqlite_module._Session.fetch
+
+    def fetch(self: Any, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        seen.append((sql, list(params)))
+        return original(self, sql, params)
+
+    monkeypatch.setattr(sqlite_module._Session, "fetch", fetch)
+    return seen
+
+
+def plan(path: Path, sql: str, params: list[Any]) -> str:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    return "\n".join(row[3] for row in rows)
+
+
+def fill(store: SQLiteStore) -> None:
+    statuses = [LeadStatus.OPEN, LeadStatus.QUALIFIED, LeadStatus.DISQUALIFIED]
+    reasons = {
+        LeadStatus.OPEN: "new",
+        LeadStatus.QUALIFIED: "qualified",
+        LeadStatus.DISQUALIFIED: "lost",
+    }
+    records: list[Any] = []
+    for n in range(300):
+        status = statuses[n % 3]
+        records.append(
+            lead(
+                n,
+                first_name="Ana",
+                email=f"ana{n}@contoso.example",
+                owner_id=f"u{n % 7}",
+                status=status,
+                status_reason=reasons[status],
+            )
+        )
+        records.append(
+            Activity(
+                id=f"act-{n}",
+                created_at=T0,
+                modified_at=T0,
+                kind=ActivityKind.TASK,
+                subject="Call",
+                regarding=records[-1].ref,
+            )
+        )
+    put(store, *records)
+
+
+@pytest.mark.parametrize(
+    ("view", "index"),
+    [
+        (LeadView.OPEN_LEADS, "sf_lead__status__created_at__id"),
+        (LeadView.MY_OPEN_LEADS, "sf_lead__owner_id__status__created_at__id"),
+        (LeadView.OPENED_THIS_WEEK, "sf_lead__created_at__id"),
+        (LeadView.ALL_LEADS, "sf_lead__created_at__id"),
+    ],
+)
+def test_views_run_on_an_index(
+    store: SQLiteStore,
+    path: Path,
+    statements: list[tuple[str, list[Any]]],
+    view: LeadView,
+    index: str,
+) -> None:
+    fill(store)
+    query = lead_view_query(
+        view, now=T0 + timedelta(days=2), calendar=OrganizationCalendar(), user_id="u1"
+    )
+    statements.clear()
+    with store.unit_of_work() as uow:
+        uow.query(Lead, query)
+    page_sql, params = statements[0]
+    page_plan = plan(path, page_sql, params)
+    assert f"INDEX {index}" in page_plan
+    for sql, params in statements:
+        assert "SCAN sf_lead\n" not in plan(path, sql, params) + "\n"  # never a full scan
+
+
+def test_quick_find_by_prefix_searches_each_key_on_its_index(
+    store: SQLiteStore, path: Path, statements: list[tuple[str, list[Any]]]
+) -> None:
+    fill(store)
+    statements.clear()
+    with store.unit_of_work() as uow:
+        uow.query(Lead, Query(search="ana", order_by=SortKey(field="created_at")))
+    found = plan(path, *statements[0])
+    assert "MULTI-INDEX OR" in found
+    for key in ("search_name", "search_company", "search_email", "search_topic"):
+        assert f"INDEX sf_lead__{key} ({key}>? AND {key}<?)" in found
+
+
+def test_lookups_and_timelines_use_their_indexes(
+    store: SQLiteStore, path: Path, statements: list[tuple[str, list[Any]]]
+) -> None:
+    fill(store)
+    statements.clear()
+    with store.unit_of_work() as uow:
+        uow.find_by(Lead, "email_key", "ana7@contoso.example")
+        uow.timeline(lead(7).ref)
+    lookup, timeline = (plan(path, sql, params) for sql, params in statements)
+    assert "INDEX sf_lead__email_key__modified_at__id (email_key=?)" in lookup
+    assert "INDEX sf_activity__regarding_kind__regarding_id__timeline_at__id" in timeline
+    assert "TEMP B-TREE" not in timeline  # the index gives the order too
+
+
+# --- open_store -----------------------------------------------------------------------
+
+
+def test_open_store_understands_each_url_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    memory = open_store("memory://")
+    assert isinstance(memory, MemoryStore)
+    relative = open_store("sqlite:///data/crm.db")
+    assert isinstance(relative, SQLiteStore)
+    assert (tmp_path / "data" / "crm.db").exists()
+    absolute = open_store(f"sqlite:///{tmp_path / 'deep' / 'er' / 'crm.db'}")
+    assert (tmp_path / "deep" / "er" / "crm.db").exists()
+    in_memory = open_store("sqlite:///:memory:")
+    assert isinstance(in_memory, SQLiteStore)
+    for opened in (memory, relative, absolute, in_memory):
+        put(opened, lead(1))
+        opened.close()
+    again = open_store("sqlite:///data/crm.db")
+    with again.unit_of_work() as uow:
+        assert uow.get(Lead, "lead-0001") == lead(1)
+    again.close()
+
+
+@pytest.mark.parametrize("url", ["", "sqlite://", "sqlite:///", "mysql://db", "crm.db", "memory:"])
+def test_open_store_refuses_other_urls_naming_the_accepted_forms(url: str) -> None:
+    with pytest.raises(ValidationError, match=r"memory://.*sqlite:///.*postgresql://"):
+        open_store(url)
+
+
+def test_update_returns_the_stored_version(store: SQLiteStore) -> None:
+    put(store, lead(1))
+    with store.unit_of_work() as uow:
+        saved = uow.update(attrs.evolve(uow.get(Lead, "lead-0001"), topic="New"))
+        assert uow.get(Lead, "lead-0001") == saved
+        uow.commit()
