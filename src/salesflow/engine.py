@@ -93,10 +93,17 @@ class _Work:
             )
         return record
 
-    def require(self, cls: type[Record], record_id: str | None, field: str) -> None:
-        """Refuse a reference to a record that does not exist."""
-        if record_id is not None and self.uow.find(cls, record_id) is None:
-            raise NotFound(cls.__name__, record_id, field=field)
+    def check_references(self, record: Record) -> None:
+        """Refuse a record whose links point at records that do not exist."""
+        for name, target in _REFERENCES[record.KIND]:
+            target_id = getattr(record, name)
+            if target_id is not None and self.uow.find(target, target_id) is None:
+                raise NotFound(target.__name__, target_id, field=f"{type(record).__name__}.{name}")
+        for stakeholder in getattr(record, "stakeholders", ()):
+            if self.uow.find(Contact, stakeholder.contact_id) is None:
+                raise NotFound(
+                    "Contact", stakeholder.contact_id, field=f"{type(record).__name__}.stakeholders"
+                )
 
 
 def _ref(record: object) -> RecordRef:
@@ -110,6 +117,59 @@ def _ref(record: object) -> RecordRef:
         field="regarding",
         value=record,
     )
+
+
+_REFERENCES: dict[RecordKind, tuple[tuple[str, type[Record]], ...]] = {
+    RecordKind.LEAD: (("parent_contact_id", Contact), ("parent_account_id", Account)),
+    RecordKind.CONTACT: (("account_id", Account),),
+    RecordKind.ACCOUNT: (("primary_contact_id", Contact),),
+    RecordKind.OPPORTUNITY: (
+        ("account_id", Account),
+        ("contact_id", Contact),
+        ("originating_lead_id", Lead),
+    ),
+    RecordKind.ACTIVITY: (),
+}
+"""The fields of each kind that must point at an existing record."""
+
+_CREATED: dict[RecordKind, Callable[[datetime, str], ev.Event]] = {
+    RecordKind.CONTACT: lambda now, rid: ev.ContactCreated(occurred_at=now, contact_id=rid),
+    RecordKind.ACCOUNT: lambda now, rid: ev.AccountCreated(occurred_at=now, account_id=rid),
+    RecordKind.OPPORTUNITY: lambda now, rid: ev.OpportunityCreated(
+        occurred_at=now, opportunity_id=rid
+    ),
+}
+
+_UPDATED: dict[RecordKind, Callable[[datetime, str, tuple[str, ...]], ev.Event]] = {
+    RecordKind.CONTACT: lambda now, rid, f: ev.ContactUpdated(
+        occurred_at=now, contact_id=rid, fields=f
+    ),
+    RecordKind.ACCOUNT: lambda now, rid, f: ev.AccountUpdated(
+        occurred_at=now, account_id=rid, fields=f
+    ),
+    RecordKind.OPPORTUNITY: lambda now, rid, f: ev.OpportunityUpdated(
+        occurred_at=now, opportunity_id=rid, fields=f
+    ),
+    RecordKind.ACTIVITY: lambda now, rid, f: ev.ActivityUpdated(
+        occurred_at=now, activity_id=rid, fields=f
+    ),
+}
+
+
+def _require_editable(record: Record) -> None:
+    """Refuse edits of a closed opportunity or activity (leads check their own)."""
+    if isinstance(record, Opportunity) and not record.is_open:
+        raise InvalidTransition(
+            f"Opportunity {record.id!r} is {record.status.value} and read-only; reopen it first",
+            state=record.status.value,
+            event="edit",
+        )
+    if isinstance(record, act.Activity) and record.state is not act.ActivityState.OPEN:
+        raise InvalidTransition(
+            f"Activity {record.id!r} is {record.state.value}; only open activities can be changed",
+            state=record.state.value,
+            event="edit",
+        )
 
 
 def _fields_changed(before: Record, after: Record, names: Sequence[str]) -> tuple[str, ...]:
@@ -287,16 +347,10 @@ class Salesflow:
             lead, created = leads.new_lead(
                 lead_id=self._ids(RecordKind.LEAD), fields=dict(fields), now=work.now
             )
-            self._check_lead_refs(work, lead)
+            work.check_references(lead)
             work.uow.add(lead)
             work.events.append(created)
         return lead
-
-    def _check_lead_refs(self, work: _Work, lead: Lead) -> None:
-        work.require(Contact, lead.parent_contact_id, "Lead.parent_contact_id")
-        work.require(Account, lead.parent_account_id, "Lead.parent_account_id")
-        for stakeholder in lead.stakeholders:
-            work.require(Contact, stakeholder.contact_id, "Lead.stakeholders")
 
     def update_lead(
         self, lead_id: str, *, expected_version: int | None = None, **changes: Unpack[LeadFields]
@@ -316,7 +370,7 @@ class Salesflow:
         with self._command() as work:
             lead = work.get(Lead, lead_id, expected_version)
             updated, changed = leads.edit(lead, dict(changes), now=work.now)
-            self._check_lead_refs(work, updated)
+            work.check_references(updated)
             saved = work.uow.update(updated)
             work.events.append(changed)
         assert isinstance(saved, Lead)
@@ -462,22 +516,47 @@ class Salesflow:
         assert isinstance(saved, Lead)
         return saved
 
-    # --- contacts and accounts --------------------------------------------------------
+    # --- contacts, accounts, opportunities: plain records ------------------------------
+
+    def _create(self, cls: type[R], fields: dict[str, Any], system: frozenset[str]) -> R:
+        with self._command() as work:
+            check_fields(cls, fields, system, creating=True)
+            record = cls(
+                id=self._ids(cls.KIND), created_at=work.now, modified_at=work.now, **fields
+            )
+            work.check_references(record)
+            work.uow.add(record)
+            work.events.append(_CREATED[cls.KIND](work.now, record.id))
+        return record
+
+    def _update(
+        self,
+        cls: type[R],
+        record_id: str,
+        expected_version: int | None,
+        changes: dict[str, Any],
+        system: frozenset[str],
+    ) -> R:
+        with self._command() as work:
+            check_fields(cls, changes, system, creating=False)
+            record = work.get(cls, record_id, expected_version)
+            _require_editable(record)
+            updated = attrs.evolve(record, modified_at=work.now, **changes)
+            work.check_references(updated)
+            saved = work.uow.update(updated)
+            changed = _fields_changed(record, updated, list(changes))
+            work.events.append(_UPDATED[cls.KIND](work.now, record_id, changed))
+        assert isinstance(saved, cls)
+        return saved
 
     def create_contact(self, **fields: Unpack[ContactFields]) -> Contact:
-        """Create a contact (``last_name`` required)."""
-        with self._command() as work:
-            check_fields(Contact, dict(fields), _RECORD_SYSTEM, creating=True)
-            contact = Contact(
-                id=self._ids(RecordKind.CONTACT),
-                created_at=work.now,
-                modified_at=work.now,
-                **fields,
-            )
-            work.require(Account, contact.account_id, "Contact.account_id")
-            work.uow.add(contact)
-            work.events.append(ev.ContactCreated(occurred_at=work.now, contact_id=contact.id))
-        return contact
+        """Create a contact (``last_name`` required).
+
+        Raises:
+            ValidationError: a field is unknown, missing or malformed.
+            NotFound: ``account_id`` names no account.
+        """
+        return self._create(Contact, dict(fields), _RECORD_SYSTEM)
 
     def update_contact(
         self,
@@ -486,37 +565,17 @@ class Salesflow:
         expected_version: int | None = None,
         **changes: Unpack[ContactFields],
     ) -> Contact:
-        """Change fields of a contact."""
-        with self._command() as work:
-            check_fields(Contact, dict(changes), _RECORD_SYSTEM, creating=False)
-            contact = work.get(Contact, contact_id, expected_version)
-            updated = attrs.evolve(contact, modified_at=work.now, **changes)
-            work.require(Account, updated.account_id, "Contact.account_id")
-            saved = work.uow.update(updated)
-            work.events.append(
-                ev.ContactUpdated(
-                    occurred_at=work.now,
-                    contact_id=contact_id,
-                    fields=_fields_changed(contact, updated, list(changes)),
-                )
-            )
-        assert isinstance(saved, Contact)
-        return saved
+        """Change fields of a contact (see `update_lead` for ``expected_version``)."""
+        return self._update(Contact, contact_id, expected_version, dict(changes), _RECORD_SYSTEM)
 
     def create_account(self, **fields: Unpack[AccountFields]) -> Account:
-        """Create an account (``name`` required)."""
-        with self._command() as work:
-            check_fields(Account, dict(fields), _RECORD_SYSTEM, creating=True)
-            account = Account(
-                id=self._ids(RecordKind.ACCOUNT),
-                created_at=work.now,
-                modified_at=work.now,
-                **fields,
-            )
-            work.require(Contact, account.primary_contact_id, "Account.primary_contact_id")
-            work.uow.add(account)
-            work.events.append(ev.AccountCreated(occurred_at=work.now, account_id=account.id))
-        return account
+        """Create an account (``name`` required).
+
+        Raises:
+            ValidationError: a field is unknown, missing or malformed.
+            NotFound: ``primary_contact_id`` names no contact.
+        """
+        return self._create(Account, dict(fields), _RECORD_SYSTEM)
 
     def update_account(
         self,
@@ -525,43 +584,17 @@ class Salesflow:
         expected_version: int | None = None,
         **changes: Unpack[AccountFields],
     ) -> Account:
-        """Change fields of an account."""
-        with self._command() as work:
-            check_fields(Account, dict(changes), _RECORD_SYSTEM, creating=False)
-            account = work.get(Account, account_id, expected_version)
-            updated = attrs.evolve(account, modified_at=work.now, **changes)
-            work.require(Contact, updated.primary_contact_id, "Account.primary_contact_id")
-            saved = work.uow.update(updated)
-            work.events.append(
-                ev.AccountUpdated(
-                    occurred_at=work.now,
-                    account_id=account_id,
-                    fields=_fields_changed(account, updated, list(changes)),
-                )
-            )
-        assert isinstance(saved, Account)
-        return saved
-
-    # --- opportunities ----------------------------------------------------------------
+        """Change fields of an account (see `update_lead` for ``expected_version``)."""
+        return self._update(Account, account_id, expected_version, dict(changes), _RECORD_SYSTEM)
 
     def create_opportunity(self, **fields: Unpack[OpportunityFields]) -> Opportunity:
-        """Create an open opportunity directly (qualifying a lead also makes one)."""
-        with self._command() as work:
-            check_fields(Opportunity, dict(fields), _OPPORTUNITY_SYSTEM, creating=True)
-            opportunity = Opportunity(
-                id=self._ids(RecordKind.OPPORTUNITY),
-                created_at=work.now,
-                modified_at=work.now,
-                **fields,
-            )
-            work.require(Account, opportunity.account_id, "Opportunity.account_id")
-            work.require(Contact, opportunity.contact_id, "Opportunity.contact_id")
-            work.require(Lead, opportunity.originating_lead_id, "Opportunity.originating_lead_id")
-            work.uow.add(opportunity)
-            work.events.append(
-                ev.OpportunityCreated(occurred_at=work.now, opportunity_id=opportunity.id)
-            )
-        return opportunity
+        """Create an open opportunity directly (qualifying a lead also makes one).
+
+        Raises:
+            ValidationError: a field is unknown, missing or malformed.
+            NotFound: the account, contact or originating lead does not exist.
+        """
+        return self._create(Opportunity, dict(fields), _OPPORTUNITY_SYSTEM)
 
     def update_opportunity(
         self,
@@ -570,30 +603,14 @@ class Salesflow:
         expected_version: int | None = None,
         **changes: Unpack[OpportunityFields],
     ) -> Opportunity:
-        """Change fields of an open opportunity."""
-        with self._command() as work:
-            check_fields(Opportunity, dict(changes), _OPPORTUNITY_SYSTEM, creating=False)
-            opportunity = work.get(Opportunity, opportunity_id, expected_version)
-            if not opportunity.is_open:
-                raise InvalidTransition(
-                    f"Opportunity {opportunity_id!r} is {opportunity.status.value} and "
-                    f"read-only; reopen it first",
-                    state=opportunity.status.value,
-                    event="edit",
-                )
-            updated = attrs.evolve(opportunity, modified_at=work.now, **changes)
-            work.require(Account, updated.account_id, "Opportunity.account_id")
-            work.require(Contact, updated.contact_id, "Opportunity.contact_id")
-            saved = work.uow.update(updated)
-            work.events.append(
-                ev.OpportunityUpdated(
-                    occurred_at=work.now,
-                    opportunity_id=opportunity_id,
-                    fields=_fields_changed(opportunity, updated, list(changes)),
-                )
-            )
-        assert isinstance(saved, Opportunity)
-        return saved
+        """Change fields of an open opportunity.
+
+        Raises:
+            InvalidTransition: the opportunity is won or lost (reopen it first).
+        """
+        return self._update(
+            Opportunity, opportunity_id, expected_version, dict(changes), _OPPORTUNITY_SYSTEM
+        )
 
     def _close_opportunity(
         self, opportunity_id: str, event: str, reason: str | None
@@ -728,28 +745,12 @@ class Salesflow:
     def update_activity(
         self, activity_id: str, *, subject: str | None = None, **changes: Unpack[ActivityFields]
     ) -> act.Activity:
-        """Change an open activity: its subject, schedule, or owner (delegation)."""
+        """Change an open activity: its subject, schedule, or owner (delegation).
+
+        Raises:
+            InvalidTransition: the activity is completed or canceled.
+        """
         updates: dict[str, Any] = dict(changes)
         if subject is not None:
             updates["subject"] = subject
-        with self._command() as work:
-            check_fields(act.Activity, updates, _ACTIVITY_SYSTEM, creating=False)
-            activity = work.get(act.Activity, activity_id)
-            if activity.state is not act.ActivityState.OPEN:
-                raise InvalidTransition(
-                    f"Activity {activity_id!r} is {activity.state.value}; only open activities "
-                    f"can be changed",
-                    state=activity.state.value,
-                    event="edit",
-                )
-            updated = attrs.evolve(activity, modified_at=work.now, **updates)
-            saved = work.uow.update(updated)
-            work.events.append(
-                ev.ActivityUpdated(
-                    occurred_at=work.now,
-                    activity_id=activity_id,
-                    fields=_fields_changed(activity, updated, list(updates)),
-                )
-            )
-        assert isinstance(saved, act.Activity)
-        return saved
+        return self._update(act.Activity, activity_id, None, updates, _ACTIVITY_SYSTEM)

@@ -240,6 +240,9 @@ class LeadLifecycle(RuleBasedStateMachine):
             )
             if account_id not in accounts:
                 assert normalize_name(self.engine.get(Account, account_id).name) == key
+        elif create_account and lead.qualified_account_id in accounts:
+            # no company name now, but the account it became last time is still its own
+            assert account_id == lead.qualified_account_id
         else:
             assert account_id is None
 

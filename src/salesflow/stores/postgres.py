@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from salesflow.errors import StoreError, ValidationError
 from salesflow.stores.base import ColumnType
-from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value, format_datetime
+from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value
 from salesflow.stores.sql import (
     Category,
     Dialect,
@@ -135,15 +135,6 @@ class PostgresDialect(Dialect):
         when = f"({value} ->> '$datetime')"
         day = f"({value} ->> '$date')"
 
-        def param(cat: Category, item: Any) -> Any:
-            if cat is Category.NUMBER:
-                return self.number(item)
-            if cat is Category.DATETIME:
-                return format_datetime(item)
-            if cat is Category.DATE:
-                return item.isoformat()
-            return item
-
         return Operand(
             present=f"({value} IS NOT NULL AND {kind} <> 'null')",
             typed={
@@ -157,7 +148,7 @@ class PostgresDialect(Dialect):
             order=(number, f'COALESCE({text}, {when}, {day}) COLLATE "C"'),
             group=(value,),
             decode=lambda row: decode_custom_value(row[0]),
-            param=param,
+            param=self.custom_param,
         )
 
 

@@ -52,7 +52,7 @@ from salesflow.stores.base import (
     lookup_keys,
     search_keys,
 )
-from salesflow.stores.codec import Codec
+from salesflow.stores.codec import Codec, format_datetime
 from salesflow.values import Record, RecordKind, RecordRef
 
 __all__ = [
@@ -213,6 +213,20 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def number(self, value: int | float | Decimal) -> Any:
         """The parameter for a number compared with numeric columns or custom numbers."""
+
+    def custom_param(self, category: Category, value: Any) -> Any:
+        """The parameter compared with a custom field's value of ``category``.
+
+        Custom datetimes and dates are stored as fixed-width ISO text, so they are
+        compared as that text.
+        """
+        if category is Category.NUMBER:
+            return self.number(value)
+        if category is Category.DATETIME:
+            return format_datetime(value)
+        if category is Category.DATE:
+            return value.isoformat()
+        return value
 
     def bool_number(self, expr: str) -> str:
         """``expr`` (a bool column) as a number, for comparisons with numbers."""

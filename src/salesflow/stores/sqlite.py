@@ -135,15 +135,6 @@ class SQLiteDialect(Dialect):
         when = tagged("$datetime")
         day = tagged("$date")
 
-        def param(cat: Category, item: Any) -> Any:
-            if cat is Category.NUMBER:
-                return self.number(item)
-            if cat is Category.DATETIME:
-                return format_datetime(item)
-            if cat is Category.DATE:
-                return item.isoformat()
-            return item
-
         return Operand(
             present=f"{value} IS NOT NULL",
             typed={
@@ -156,7 +147,7 @@ class SQLiteDialect(Dialect):
             order=(number, f"COALESCE({text}, {when}, {day})"),
             group=(kind, value),
             decode=_decode_custom,
-            param=param,
+            param=self.custom_param,
         )
 
 
