@@ -7,8 +7,10 @@ Create a `Salesflow` engine on a store, then drive it with commands::
     lead = engine.create_lead(topic="10 laptops", last_name="Ruiz", company_name="Contoso")
     engine.qualify_lead(lead.id)
 
-Everything importable from here is the public API; submodules not named here
-are private.
+Everything importable from here is the public API, together with the
+subpackages ``salesflow.stores``, ``salesflow.conditions`` (the predicate
+language) and ``salesflow.testing`` (fake clock, strategies, store contract);
+other submodules are private.
 """
 
 from __future__ import annotations
@@ -52,9 +54,19 @@ from salesflow.lead import (
 )
 from salesflow.opportunity import Opportunity, OpportunityLifecycle, OpportunityStatus
 from salesflow.party import Account, Competitor, Contact, Stakeholder
-from salesflow.stores.base import GroupCount, Page, Query, SortKey, Store, UnitOfWork
-from salesflow.stores.memory import MemoryStore
-from salesflow.stores.url import open_store
+from salesflow.stores import (
+    Codec,
+    GroupCount,
+    MemoryStore,
+    Page,
+    PostgresStore,
+    Query,
+    SortKey,
+    SQLiteStore,
+    Store,
+    UnitOfWork,
+    open_store,
+)
 from salesflow.values import CustomValue, Money, OwnerType, RecordKind, RecordRef
 from salesflow.views import LeadView, ViewResult
 from salesflow.worktime import OrganizationCalendar
@@ -71,6 +83,7 @@ __all__ = [
     "AlreadyExists",
     "Budget",
     "Clock",
+    "Codec",
     "Competitor",
     "Condition",
     "Contact",
@@ -104,6 +117,7 @@ __all__ = [
     "OrganizationCalendar",
     "OwnerType",
     "Page",
+    "PostgresStore",
     "PurchaseProcess",
     "PurchaseTimeframe",
     "Qualification",
@@ -112,6 +126,7 @@ __all__ = [
     "Rating",
     "RecordKind",
     "RecordRef",
+    "SQLiteStore",
     "Salesflow",
     "SalesflowError",
     "SortKey",

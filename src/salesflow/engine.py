@@ -21,8 +21,16 @@ from salesflow import activity as act
 from salesflow import events as ev
 from salesflow import lead as leads
 from salesflow.clock import Clock, SystemClock, require_aware
+from salesflow.command import (
+    CREATED,
+    UPDATED,
+    Work,
+    as_ref,
+    fields_changed,
+    require_editable,
+)
 from salesflow.conditions import Condition
-from salesflow.errors import InvalidTransition, NotFound, ValidationError, VersionConflict
+from salesflow.errors import ValidationError
 from salesflow.fields import (
     AccountFields,
     ActivityFields,
@@ -69,111 +77,6 @@ _RECORD_CLASSES: dict[RecordKind, type[Record]] = {
     RecordKind.OPPORTUNITY: Opportunity,
     RecordKind.ACTIVITY: act.Activity,
 }
-
-
-class _Work:
-    """A command's unit of work plus the events it has produced so far."""
-
-    def __init__(self, uow: UnitOfWork, now: datetime) -> None:
-        self.uow = uow
-        self.now = now
-        self.events: list[ev.Event] = []
-
-    def get(self, cls: type[R], record_id: str, expected_version: int | None = None) -> R:
-        if not isinstance(record_id, str) or not record_id:
-            raise ValidationError(
-                f"{cls.__name__} id {record_id!r} must be a non-empty string",
-                field="id",
-                value=record_id,
-            )
-        record = self.uow.get(cls, record_id)
-        if expected_version is not None and record.version != expected_version:
-            raise VersionConflict(
-                cls.__name__, record_id, expected=expected_version, actual=record.version
-            )
-        return record
-
-    def check_references(self, record: Record) -> None:
-        """Refuse a record whose links point at records that do not exist."""
-        for name, target in _REFERENCES[record.KIND]:
-            target_id = getattr(record, name)
-            if target_id is not None and self.uow.find(target, target_id) is None:
-                raise NotFound(target.__name__, target_id, field=f"{type(record).__name__}.{name}")
-        for stakeholder in getattr(record, "stakeholders", ()):
-            if self.uow.find(Contact, stakeholder.contact_id) is None:
-                raise NotFound(
-                    "Contact", stakeholder.contact_id, field=f"{type(record).__name__}.stakeholders"
-                )
-
-
-def _ref(record: object) -> RecordRef:
-    if isinstance(record, Record):
-        return record.ref
-    if isinstance(record, RecordRef):
-        return record
-    raise ValidationError(
-        f"regarding={record!r} must be a record or a RecordRef (e.g. lead.ref or "
-        f"RecordRef(kind='lead', id=...)), not {type(record).__name__}",
-        field="regarding",
-        value=record,
-    )
-
-
-_REFERENCES: dict[RecordKind, tuple[tuple[str, type[Record]], ...]] = {
-    RecordKind.LEAD: (("parent_contact_id", Contact), ("parent_account_id", Account)),
-    RecordKind.CONTACT: (("account_id", Account),),
-    RecordKind.ACCOUNT: (("primary_contact_id", Contact),),
-    RecordKind.OPPORTUNITY: (
-        ("account_id", Account),
-        ("contact_id", Contact),
-        ("originating_lead_id", Lead),
-    ),
-    RecordKind.ACTIVITY: (),
-}
-"""The fields of each kind that must point at an existing record."""
-
-_CREATED: dict[RecordKind, Callable[[datetime, str], ev.Event]] = {
-    RecordKind.CONTACT: lambda now, rid: ev.ContactCreated(occurred_at=now, contact_id=rid),
-    RecordKind.ACCOUNT: lambda now, rid: ev.AccountCreated(occurred_at=now, account_id=rid),
-    RecordKind.OPPORTUNITY: lambda now, rid: ev.OpportunityCreated(
-        occurred_at=now, opportunity_id=rid
-    ),
-}
-
-_UPDATED: dict[RecordKind, Callable[[datetime, str, tuple[str, ...]], ev.Event]] = {
-    RecordKind.CONTACT: lambda now, rid, f: ev.ContactUpdated(
-        occurred_at=now, contact_id=rid, fields=f
-    ),
-    RecordKind.ACCOUNT: lambda now, rid, f: ev.AccountUpdated(
-        occurred_at=now, account_id=rid, fields=f
-    ),
-    RecordKind.OPPORTUNITY: lambda now, rid, f: ev.OpportunityUpdated(
-        occurred_at=now, opportunity_id=rid, fields=f
-    ),
-    RecordKind.ACTIVITY: lambda now, rid, f: ev.ActivityUpdated(
-        occurred_at=now, activity_id=rid, fields=f
-    ),
-}
-
-
-def _require_editable(record: Record) -> None:
-    """Refuse edits of a closed opportunity or activity (leads check their own)."""
-    if isinstance(record, Opportunity) and not record.is_open:
-        raise InvalidTransition(
-            f"Opportunity {record.id!r} is {record.status.value} and read-only; reopen it first",
-            state=record.status.value,
-            event="edit",
-        )
-    if isinstance(record, act.Activity) and record.state is not act.ActivityState.OPEN:
-        raise InvalidTransition(
-            f"Activity {record.id!r} is {record.state.value}; only open activities can be changed",
-            state=record.state.value,
-            event="edit",
-        )
-
-
-def _fields_changed(before: Record, after: Record, names: Sequence[str]) -> tuple[str, ...]:
-    return tuple(sorted(n for n in names if getattr(before, n) != getattr(after, n)))
 
 
 _RECORD_SYSTEM = frozenset({"id", "version", "created_at", "modified_at"})
@@ -227,10 +130,10 @@ class Salesflow:
         return require_aware(self.clock.now(), "clock.now()")
 
     @contextmanager
-    def _command(self) -> Iterator[_Work]:
+    def _command(self) -> Iterator[Work]:
         now = self.now()
         with self.store.unit_of_work() as uow:
-            work = _Work(uow, now)
+            work = Work(uow, now)
             yield work
             uow.commit()
         if work.events:
@@ -267,7 +170,7 @@ class Salesflow:
 
     def timeline(self, record: RecordRef | Record) -> list[act.Activity]:
         """The activities of ``record`` in time order (see `timeline_key`)."""
-        ref = _ref(record)
+        ref = as_ref(record)
         with self._read() as uow:
             uow.get(_RECORD_CLASSES[ref.kind], ref.id)
             return uow.timeline(ref)
@@ -453,7 +356,7 @@ class Salesflow:
             work.events.extend(happened)
         return result
 
-    def _account_for(self, work: _Work, lead: Lead, options: QualifyOptions) -> Account | None:
+    def _account_for(self, work: Work, lead: Lead, options: QualifyOptions) -> Account | None:
         chosen = options.use_existing_account or lead.parent_account_id
         if chosen is not None:
             return work.get(Account, chosen)
@@ -466,7 +369,7 @@ class Salesflow:
             return found[0] if found else None
         return None
 
-    def _contact_for(self, work: _Work, lead: Lead, options: QualifyOptions) -> Contact | None:
+    def _contact_for(self, work: Work, lead: Lead, options: QualifyOptions) -> Contact | None:
         chosen = options.use_existing_contact or lead.parent_contact_id
         if chosen is not None:
             return work.get(Contact, chosen)
@@ -526,7 +429,7 @@ class Salesflow:
             )
             work.check_references(record)
             work.uow.add(record)
-            work.events.append(_CREATED[cls.KIND](work.now, record.id))
+            work.events.append(CREATED[cls.KIND](work.now, record.id))
         return record
 
     def _update(
@@ -540,12 +443,12 @@ class Salesflow:
         with self._command() as work:
             check_fields(cls, changes, system, creating=False)
             record = work.get(cls, record_id, expected_version)
-            _require_editable(record)
+            require_editable(record)
             updated = attrs.evolve(record, modified_at=work.now, **changes)
             work.check_references(updated)
             saved = work.uow.update(updated)
-            changed = _fields_changed(record, updated, list(changes))
-            work.events.append(_UPDATED[cls.KIND](work.now, record_id, changed))
+            changed = fields_changed(record, updated, list(changes))
+            work.events.append(UPDATED[cls.KIND](work.now, record_id, changed))
         assert isinstance(saved, cls)
         return saved
 
@@ -681,7 +584,7 @@ class Salesflow:
             InvalidTransition: the record is a closed lead.
             ValidationError: a field is malformed (e.g. a naive ``due_at``).
         """
-        ref = _ref(regarding)
+        ref = as_ref(regarding)
         with self._command() as work:
             check_fields(act.Activity, dict(fields), _ACTIVITY_SYSTEM | {"subject"}, creating=True)
             target = work.get(_RECORD_CLASSES[ref.kind], ref.id)

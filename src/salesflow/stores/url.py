@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from salesflow.errors import ValidationError
 from salesflow.stores.base import Store
+from salesflow.stores.codec import Codec
 
 __all__ = ["open_store"]
 
@@ -21,7 +22,7 @@ _FORMS = (
 )
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, codec: Codec | None = None) -> Store:
     """Open the store that ``url`` names.
 
     Args:
@@ -32,6 +33,9 @@ def open_store(url: str) -> Store:
             `PostgresStore` with that connection URL, whose tables live in the
             schema named by an optional ``schema`` query parameter
             (``postgresql://u@host/db?schema=crm``; default ``public``).
+
+        codec: The codec (with the host's migrations) the store reads and writes
+            records with; the default codec when omitted.
 
     Returns:
         The open store. Missing parent folders of a SQLite file are created.
@@ -48,21 +52,21 @@ def open_store(url: str) -> Store:
     if url == "memory://":
         from salesflow.stores.memory import MemoryStore
 
-        return MemoryStore()
+        return MemoryStore(codec)
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         from salesflow.stores.sqlite import SQLiteStore
 
         target = url[len("sqlite:///") :]
         if target == ":memory:":
-            return SQLiteStore(":memory:")
+            return SQLiteStore(":memory:", codec=codec)
         path = Path(target)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteStore(path)
+        return SQLiteStore(path, codec=codec)
     if url.startswith(("postgresql://", "postgres://")):
         from salesflow.stores.postgres import PostgresStore
 
         dsn, schema = _split_schema(url)
-        return PostgresStore(dsn, schema=schema)
+        return PostgresStore(dsn, schema=schema, codec=codec)
     raise ValidationError(
         f"store url {url!r} is not understood; use one of {_FORMS}", field="url", value=url
     )

@@ -1,0 +1,149 @@
+"""One command's unit of work: the store transaction, ``now``, the events the
+command has produced, and the integrity checks every command runs (links point
+at existing records, closed records stay read-only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from salesflow import activity as act
+from salesflow import events as ev
+from salesflow.errors import InvalidTransition, NotFound, ValidationError, VersionConflict
+from salesflow.lead import Lead
+from salesflow.opportunity import Opportunity
+from salesflow.party import Account, Contact
+from salesflow.stores.base import UnitOfWork
+from salesflow.values import Record, RecordKind, RecordRef
+
+__all__ = [
+    "CREATED",
+    "REFERENCES",
+    "UPDATED",
+    "Work",
+    "as_ref",
+    "fields_changed",
+    "require_editable",
+]
+
+R = TypeVar("R", bound=Record)
+
+
+class Work:
+    """A command's unit of work plus the events it has produced so far.
+
+    Args:
+        uow: The store's unit of work the command runs in.
+        now: The command's instant (one per command).
+    """
+
+    def __init__(self, uow: UnitOfWork, now: datetime) -> None:
+        self.uow = uow
+        self.now = now
+        self.events: list[ev.Event] = []
+
+    def get(self, cls: type[R], record_id: str, expected_version: int | None = None) -> R:
+        """The record, checked to be at ``expected_version`` when that is given.
+
+        Raises:
+            ValidationError: ``record_id`` is not a non-empty string.
+            NotFound: no such record.
+            VersionConflict: the record is at another version.
+        """
+        if not isinstance(record_id, str) or not record_id:
+            raise ValidationError(
+                f"{cls.__name__} id {record_id!r} must be a non-empty string",
+                field="id",
+                value=record_id,
+            )
+        record = self.uow.get(cls, record_id)
+        if expected_version is not None and record.version != expected_version:
+            raise VersionConflict(
+                cls.__name__, record_id, expected=expected_version, actual=record.version
+            )
+        return record
+
+    def check_references(self, record: Record) -> None:
+        """Refuse a record whose links point at records that do not exist."""
+        for name, target in REFERENCES[record.KIND]:
+            target_id = getattr(record, name)
+            if target_id is not None and self.uow.find(target, target_id) is None:
+                raise NotFound(target.__name__, target_id, field=f"{type(record).__name__}.{name}")
+        for stakeholder in getattr(record, "stakeholders", ()):
+            if self.uow.find(Contact, stakeholder.contact_id) is None:
+                raise NotFound(
+                    "Contact", stakeholder.contact_id, field=f"{type(record).__name__}.stakeholders"
+                )
+
+
+def as_ref(record: object) -> RecordRef:
+    """A `RecordRef` from a record or a reference; anything else is refused."""
+    if isinstance(record, Record):
+        return record.ref
+    if isinstance(record, RecordRef):
+        return record
+    raise ValidationError(
+        f"regarding={record!r} must be a record or a RecordRef (e.g. lead.ref or "
+        f"RecordRef(kind='lead', id=...)), not {type(record).__name__}",
+        field="regarding",
+        value=record,
+    )
+
+
+REFERENCES: dict[RecordKind, tuple[tuple[str, type[Record]], ...]] = {
+    RecordKind.LEAD: (("parent_contact_id", Contact), ("parent_account_id", Account)),
+    RecordKind.CONTACT: (("account_id", Account),),
+    RecordKind.ACCOUNT: (("primary_contact_id", Contact),),
+    RecordKind.OPPORTUNITY: (
+        ("account_id", Account),
+        ("contact_id", Contact),
+        ("originating_lead_id", Lead),
+    ),
+    RecordKind.ACTIVITY: (),
+}
+"""The fields of each kind that must point at an existing record."""
+
+CREATED: dict[RecordKind, Callable[[datetime, str], ev.Event]] = {
+    RecordKind.CONTACT: lambda now, rid: ev.ContactCreated(occurred_at=now, contact_id=rid),
+    RecordKind.ACCOUNT: lambda now, rid: ev.AccountCreated(occurred_at=now, account_id=rid),
+    RecordKind.OPPORTUNITY: lambda now, rid: ev.OpportunityCreated(
+        occurred_at=now, opportunity_id=rid
+    ),
+}
+
+UPDATED: dict[RecordKind, Callable[[datetime, str, tuple[str, ...]], ev.Event]] = {
+    RecordKind.CONTACT: lambda now, rid, f: ev.ContactUpdated(
+        occurred_at=now, contact_id=rid, fields=f
+    ),
+    RecordKind.ACCOUNT: lambda now, rid, f: ev.AccountUpdated(
+        occurred_at=now, account_id=rid, fields=f
+    ),
+    RecordKind.OPPORTUNITY: lambda now, rid, f: ev.OpportunityUpdated(
+        occurred_at=now, opportunity_id=rid, fields=f
+    ),
+    RecordKind.ACTIVITY: lambda now, rid, f: ev.ActivityUpdated(
+        occurred_at=now, activity_id=rid, fields=f
+    ),
+}
+
+
+def require_editable(record: Record) -> None:
+    """Refuse edits of a closed opportunity or activity (leads check their own)."""
+    if isinstance(record, Opportunity) and not record.is_open:
+        raise InvalidTransition(
+            f"Opportunity {record.id!r} is {record.status.value} and read-only; reopen it first",
+            state=record.status.value,
+            event="edit",
+        )
+    if isinstance(record, act.Activity) and record.state is not act.ActivityState.OPEN:
+        raise InvalidTransition(
+            f"Activity {record.id!r} is {record.state.value}; only open activities can be changed",
+            state=record.state.value,
+            event="edit",
+        )
+
+
+def fields_changed(before: Record, after: Record, names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(sorted(n for n in names if getattr(before, n) != getattr(after, n)))
