@@ -47,13 +47,12 @@ from salesflow.lead import (
     Need,
     PurchaseProcess,
     PurchaseTimeframe,
-    Qualification,
-    QualifyOptions,
     Rating,
     StatusReasons,
 )
 from salesflow.opportunity import Opportunity, OpportunityLifecycle, OpportunityStatus
 from salesflow.party import Account, Competitor, Contact, Stakeholder
+from salesflow.qualification import Qualification, QualifyOptions
 from salesflow.stores import (
     Codec,
     GroupCount,

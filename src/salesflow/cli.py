@@ -20,7 +20,8 @@ from salesflow.clock import FakeClock, SystemClock
 from salesflow.conditions import field
 from salesflow.engine import Salesflow
 from salesflow.errors import SalesflowError
-from salesflow.lead import Lead, QualifyOptions
+from salesflow.lead import Lead
+from salesflow.qualification import QualifyOptions
 from salesflow.stores.url import open_store
 from salesflow.values import Money, RecordKind
 from salesflow.views import LeadView, ViewResult

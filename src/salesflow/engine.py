@@ -38,10 +38,11 @@ from salesflow.fields import (
     LeadFields,
     OpportunityFields,
 )
-from salesflow.lead import Lead, Qualification, QualifyOptions, StatusReasons
+from salesflow.lead import Lead, StatusReasons
 from salesflow.lifecycle import fire
 from salesflow.opportunity import Opportunity, OpportunityLifecycle, OpportunityStatus
 from salesflow.party import Account, Contact
+from salesflow.qualification import Qualification, QualifyOptions, qualify
 from salesflow.stores.base import GroupCount, Page, Query, SortKey, Store, UnitOfWork
 from salesflow.stores.memory import MemoryStore
 from salesflow.values import (
@@ -339,7 +340,7 @@ class Salesflow:
             if lead.qualifying_opportunity_id is not None:
                 found = work.uow.find(Opportunity, lead.qualifying_opportunity_id)
                 earlier = found if found is not None and found.is_open else None
-            result, happened = leads.qualify(
+            result, happened = qualify(
                 lead,
                 options,
                 existing_account=account,

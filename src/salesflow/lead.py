@@ -7,7 +7,7 @@ and events; they never touch a store or a clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -19,7 +19,7 @@ from salesflow import events as ev
 from salesflow.errors import InvalidTransition, ValidationError
 from salesflow.lifecycle import fire
 from salesflow.opportunity import Opportunity, OpportunityStatus, items_of
-from salesflow.party import Account, Competitor, Contact, Stakeholder
+from salesflow.party import Competitor, Stakeholder
 from salesflow.values import (
     Money,
     OwnerType,
@@ -51,8 +51,6 @@ __all__ = [
     "Need",
     "PurchaseProcess",
     "PurchaseTimeframe",
-    "Qualification",
-    "QualifyOptions",
     "Rating",
     "StatusReasons",
 ]
@@ -367,7 +365,8 @@ EDITABLE_FIELDS: frozenset[str] = frozenset(
 """Lead fields a host may set on create and change with an edit."""
 
 
-def _what(lead: Lead) -> str:
+def describe(lead: Lead) -> str:
+    """How errors name a lead: ``Lead 'lead-1'``."""
     return f"Lead {lead.id!r}"
 
 
@@ -386,7 +385,7 @@ def require_open(lead: Lead, doing: str) -> None:
     """Raise `InvalidTransition` if ``lead`` is closed (read-only)."""
     if not lead.is_open:
         raise InvalidTransition(
-            f"{_what(lead)} is {lead.status.value} and read-only, so it cannot be {doing}; "
+            f"{describe(lead)} is {lead.status.value} and read-only, so it cannot be {doing}; "
             f"reactivate it first",
             state=lead.status.value,
             event=doing,
@@ -438,14 +437,14 @@ def disqualify(
             LeadLifecycle,
             lead.status.value,
             "disqualify",
-            what=_what(lead),
+            what=describe(lead),
             has_open_opportunity=has_open,
         )
     except InvalidTransition as refused:
         if not (lead.is_open and qualifying_opportunity is not None):
             raise
         raise InvalidTransition(
-            f"{_what(lead)} cannot be disqualified: the opportunity "
+            f"{describe(lead)} cannot be disqualified: the opportunity "
             f"{qualifying_opportunity.id!r} it was qualified into is still open; close that "
             f"opportunity as won or lost first",
             state=lead.status.value,
@@ -464,7 +463,7 @@ def reactivate(lead: Lead, *, now: datetime) -> tuple[Lead, ev.Event]:
         InvalidTransition: the lead is already open.
     """
     previous = lead.status
-    status = fire(LeadLifecycle, lead.status.value, "reactivate", what=_what(lead))
+    status = fire(LeadLifecycle, lead.status.value, "reactivate", what=describe(lead))
     updated = attrs.evolve(
         lead,
         status=status,
@@ -473,191 +472,6 @@ def reactivate(lead: Lead, *, now: datetime) -> tuple[Lead, ev.Event]:
         modified_at=now,
     )
     return updated, ev.LeadReactivated(occurred_at=now, lead_id=lead.id, previous=previous.value)
-
-
-@attrs.frozen(kw_only=True)
-class QualifyOptions:
-    """What qualifying a lead creates or links.
-
-    Each of account, contact and opportunity is created by default. Instead of
-    creating, ``use_existing_account`` / ``use_existing_contact`` name a record to
-    link. With ``match_existing`` (the default) an existing contact with the lead's
-    email and an existing account with the lead's company name (case and spaces
-    ignored) are linked instead of creating duplicates; set it to ``False`` to force
-    creation. An account is only created when the lead has a company name.
-    """
-
-    create_account: bool = attrs.field(default=True, validator=flag)
-    create_contact: bool = attrs.field(default=True, validator=flag)
-    create_opportunity: bool = attrs.field(default=True, validator=flag)
-    use_existing_account: str | None = attrs.field(default=None, validator=optional_identifier)
-    use_existing_contact: str | None = attrs.field(default=None, validator=optional_identifier)
-    match_existing: bool = attrs.field(default=True, validator=flag)
-
-
-@attrs.frozen(kw_only=True)
-class Qualification:
-    """What qualifying a lead produced.
-
-    ``account``/``contact``/``opportunity`` are the records the lead was converted
-    into (``None`` when skipped); the ``*_created`` flags tell whether each was
-    created now or an existing record was linked.
-    """
-
-    lead: Lead
-    account: Account | None
-    contact: Contact | None
-    opportunity: Opportunity | None
-    account_created: bool
-    contact_created: bool
-    opportunity_created: bool
-
-    @property
-    def created(self) -> tuple[Record, ...]:
-        """The records created by this qualification."""
-        made: list[Record] = []
-        if self.account_created and self.account is not None:
-            made.append(self.account)
-        if self.contact_created and self.contact is not None:
-            made.append(self.contact)
-        if self.opportunity_created and self.opportunity is not None:
-            made.append(self.opportunity)
-        return tuple(made)
-
-
-def qualify(
-    lead: Lead,
-    options: QualifyOptions,
-    *,
-    existing_account: Account | None,
-    existing_contact: Contact | None,
-    existing_opportunity: Opportunity | None,
-    new_id: Callable[[RecordKind], str],
-    now: datetime,
-) -> tuple[Qualification, list[ev.Event]]:
-    """Close an open lead as qualified, converting it into account, contact and
-    opportunity as ``options`` ask.
-
-    The ``existing_*`` records are those the engine found to link instead of
-    creating (by explicit choice, the lead's parents, or matching); an
-    ``existing_opportunity`` is the lead's earlier qualifying opportunity that is
-    still open, which a re-qualification reuses instead of duplicating.
-
-    Raises:
-        InvalidTransition: the lead is not open.
-    """
-    status = fire(LeadLifecycle, lead.status.value, "qualify", what=_what(lead))
-
-    account, account_created = existing_account, False
-    if account is None and options.create_account and lead.company_name:
-        account = Account(
-            id=new_id(RecordKind.ACCOUNT),
-            created_at=now,
-            modified_at=now,
-            name=lead.company_name,
-            website=lead.website,
-            phone=lead.business_phone,
-            industry=lead.industry,
-            employees=lead.employees,
-            annual_revenue=lead.annual_revenue,
-            street=lead.street,
-            city=lead.city,
-            state_province=lead.state_province,
-            postal_code=lead.postal_code,
-            country=lead.country,
-            owner_id=lead.owner_id,
-            owner_type=lead.owner_type,
-            originating_lead_id=lead.id,
-        )
-        account_created = True
-
-    contact, contact_created = existing_contact, False
-    if contact is None and options.create_contact:
-        contact = Contact(
-            id=new_id(RecordKind.CONTACT),
-            created_at=now,
-            modified_at=now,
-            first_name=lead.first_name,
-            last_name=lead.last_name,
-            email=lead.email,
-            business_phone=lead.business_phone,
-            mobile_phone=lead.mobile_phone,
-            job_title=lead.job_title,
-            account_id=account.id if account is not None else None,
-            street=lead.street,
-            city=lead.city,
-            state_province=lead.state_province,
-            postal_code=lead.postal_code,
-            country=lead.country,
-            do_not_email=lead.do_not_email,
-            do_not_phone=lead.do_not_phone,
-            do_not_bulk_email=lead.do_not_bulk_email,
-            owner_id=lead.owner_id,
-            owner_type=lead.owner_type,
-            originating_lead_id=lead.id,
-        )
-        contact_created = True
-    if account_created and contact is not None and account is not None:
-        account = attrs.evolve(account, primary_contact_id=contact.id)
-
-    opportunity, opportunity_created = existing_opportunity, False
-    if opportunity is None and options.create_opportunity:
-        opportunity = Opportunity(
-            id=new_id(RecordKind.OPPORTUNITY),
-            created_at=now,
-            modified_at=now,
-            name=lead.topic,
-            account_id=account.id if account is not None else None,
-            contact_id=contact.id if contact is not None else None,
-            estimated_value=lead.estimated_value,
-            estimated_close_date=lead.estimated_close_date,
-            owner_id=lead.owner_id,
-            owner_type=lead.owner_type,
-            originating_lead_id=lead.id,
-            stakeholders=lead.stakeholders,
-            competitors=lead.competitors,
-            description=lead.description,
-        )
-        opportunity_created = True
-
-    updated = attrs.evolve(
-        lead,
-        status=status,
-        status_reason=LeadStatusReason.QUALIFIED.value,
-        qualifying_opportunity_id=opportunity.id
-        if opportunity is not None
-        else lead.qualifying_opportunity_id,
-        qualified_account_id=account.id if account is not None else None,
-        qualified_contact_id=contact.id if contact is not None else None,
-        closed_at=now,
-        modified_at=now,
-    )
-    result = Qualification(
-        lead=updated,
-        account=account,
-        contact=contact,
-        opportunity=opportunity,
-        account_created=account_created,
-        contact_created=contact_created,
-        opportunity_created=opportunity_created,
-    )
-    happened: list[ev.Event] = []
-    if account_created and account is not None:
-        happened.append(ev.AccountCreated(occurred_at=now, account_id=account.id))
-    if contact_created and contact is not None:
-        happened.append(ev.ContactCreated(occurred_at=now, contact_id=contact.id))
-    if opportunity_created and opportunity is not None:
-        happened.append(ev.OpportunityCreated(occurred_at=now, opportunity_id=opportunity.id))
-    happened.append(
-        ev.LeadQualified(
-            occurred_at=now,
-            lead_id=lead.id,
-            account_id=result.account.id if result.account else None,
-            contact_id=result.contact.id if result.contact else None,
-            opportunity_id=result.opportunity.id if result.opportunity else None,
-        )
-    )
-    return result, happened
 
 
 def assign(lead: Lead, owner_id: str, owner_type: OwnerType, *, now: datetime) -> Lead:

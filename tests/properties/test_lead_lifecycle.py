@@ -43,9 +43,10 @@ from salesflow.clock import FakeClock
 from salesflow.engine import Salesflow
 from salesflow.errors import InvalidTransition
 from salesflow.events import ListSink
-from salesflow.lead import Lead, LeadStatus, QualifyOptions
+from salesflow.lead import Lead, LeadStatus
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
+from salesflow.qualification import QualifyOptions
 from salesflow.stores.base import Query, Store
 from salesflow.stores.codec import Codec
 from salesflow.stores.memory import MemoryStore

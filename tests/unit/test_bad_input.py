@@ -16,8 +16,8 @@ from salesflow.conditions import field
 from salesflow.engine import Salesflow
 from salesflow.errors import InvalidTransition, NotFound, SalesflowError, ValidationError
 from salesflow.events import ListSink
-from salesflow.lead import QualifyOptions
 from salesflow.party import Stakeholder
+from salesflow.qualification import QualifyOptions
 from salesflow.stores.base import SortKey
 from salesflow.stores.memory import MemoryStore
 from salesflow.values import RecordKind, RecordRef

@@ -22,9 +22,10 @@ from salesflow.errors import (
     VersionConflict,
 )
 from salesflow.events import ListSink
-from salesflow.lead import Lead, LeadStatus, QualifyOptions, StatusReasons
+from salesflow.lead import Lead, LeadStatus, StatusReasons
 from salesflow.opportunity import Opportunity, OpportunityStatus
 from salesflow.party import Account, Contact, Stakeholder
+from salesflow.qualification import QualifyOptions
 from salesflow.stores.base import Query
 from salesflow.stores.memory import MemoryStore
 from salesflow.values import OwnerType, Record, RecordKind, RecordRef

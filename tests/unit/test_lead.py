@@ -15,16 +15,17 @@ import pytest
 
 from salesflow import events as ev
 from salesflow import lead as leads
+from salesflow import qualification
 from salesflow.errors import InvalidTransition, ValidationError
 from salesflow.lead import (
     Lead,
     LeadStatus,
     LeadStatusReason,
-    QualifyOptions,
     StatusReasons,
 )
 from salesflow.opportunity import Opportunity, OpportunityStatus
 from salesflow.party import Account, Competitor, Contact, Stakeholder
+from salesflow.qualification import QualifyOptions
 from salesflow.values import Money, OwnerType, RecordKind
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -44,7 +45,7 @@ def counting() -> Callable[[RecordKind], str]:
 
 
 def qualify(lead: Lead, options: QualifyOptions | None = None, **existing: Any) -> Any:
-    return leads.qualify(
+    return qualification.qualify(
         lead,
         options or QualifyOptions(),
         existing_account=existing.get("account"),

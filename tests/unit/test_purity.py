@@ -116,6 +116,7 @@ def test_the_core_is_found() -> None:
     expected = {
         "salesflow.lead",
         "salesflow.party",
+        "salesflow.qualification",
         "salesflow.opportunity",
         "salesflow.activity",
         "salesflow.values",
