@@ -4,17 +4,47 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from salesflow.errors import StoreError
+from salesflow.lead import Lead
 from salesflow.stores.base import Store
+from salesflow.stores.codec import Codec
 from salesflow.stores.memory import MemoryStore
-from salesflow.testing.contract import StoreContract
+from salesflow.testing.contract import StoreContract, lead, upgraded_codec
 
 
 class TestMemoryStore(StoreContract):
+    migrates_when_opened = True  # load() decodes every document
+
     def make_store(self) -> Store:
         return MemoryStore()
 
-    def reopen(self, store: Store) -> Store:
+    def reopen(self, store: Store, codec: Codec | None = None) -> Store:
         assert isinstance(store, MemoryStore)
         snapshot = json.loads(json.dumps(store.dump()))
         store.close()
-        return MemoryStore.load(snapshot)
+        return MemoryStore.load(snapshot, codec)
+
+
+def test_a_loaded_snapshot_is_dumped_at_the_current_schemas() -> None:
+    old = MemoryStore()
+    with old.unit_of_work() as uow:
+        uow.add(lead(1, custom={"tier": "gold"}))
+        uow.commit()
+    snapshot = old.dump()
+    assert snapshot["records"]["lead"][0]["schema"] == 1
+    upgraded = MemoryStore.load(snapshot, upgraded_codec())
+    again = upgraded.dump()
+    assert again["records"]["lead"][0]["schema"] == 2
+    assert again["records"]["lead"][0]["custom"] == {"segment": "gold"}
+    assert upgraded.migrate() == 0
+    with upgraded.unit_of_work() as uow:
+        assert uow.get(Lead, "lead-0001").version == 1
+
+
+def test_a_closed_store_refuses_to_migrate() -> None:
+    store = MemoryStore()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.migrate()

@@ -21,12 +21,15 @@ import pytest
 from salesflow.activity import Activity, ActivityKind
 from salesflow.errors import StoreError, ValidationError, VersionConflict
 from salesflow.lead import Lead, LeadStatus
+from salesflow.party import Contact
 from salesflow.stores import postgres as postgres_module
 from salesflow.stores.base import Query, SortKey, Store
+from salesflow.stores.codec import Codec
 from salesflow.stores.postgres import PostgresStore
 from salesflow.stores.sql import STORE_SCHEMA_VERSION
 from salesflow.stores.url import open_store
-from salesflow.testing.contract import StoreContract
+from salesflow.testing.contract import StoreContract, upgraded_codec
+from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
 from salesflow.worktime import OrganizationCalendar
 
@@ -88,10 +91,10 @@ class TestPostgresStore(StoreContract):
     def make_store(self) -> Store:
         return PostgresStore(DSN, schema=private_schema(self.schemas))
 
-    def reopen(self, store: Store) -> Store:
+    def reopen(self, store: Store, codec: Codec | None = None) -> Store:
         assert isinstance(store, PostgresStore)
         store.close()
-        return PostgresStore(DSN, schema=store.schema)
+        return PostgresStore(DSN, schema=store.schema, codec=codec)
 
 
 @pytest.fixture
@@ -322,3 +325,99 @@ def test_lookups_and_timelines_use_their_indexes(
     assert "sf_lead__email_key__modified_at__id" in lookup
     assert "sf_activity__regarding_kind__regarding_id__timeline_at__id" in timeline
     assert "Seq Scan" not in lookup + timeline
+
+
+# --- migrate ----------------------------------------------------------------------------
+
+
+def stored_schemas(schema: str) -> dict[str, Any]:
+    """The ``"schema"`` of every stored lead document, by id."""
+    import psycopg
+
+    with psycopg.connect(DSN) as conn:
+        rows = conn.execute(f"SELECT id, doc -> 'schema' FROM \"{schema}\".sf_lead").fetchall()
+    return dict(rows)
+
+
+@needs_server
+def test_migrate_finds_old_documents_on_the_schema_index(
+    store: PostgresStore, statements: list[tuple[str, list[Any]]]
+) -> None:
+    fill(store)
+    statements.clear()
+    assert store.migrate() == 0
+    lead_queries = [(sql, params) for sql, params in statements if '"sf_lead"' in sql]
+    assert len(lead_queries) == 3  # newer documents, documents without a number, old ones
+    for sql, params in lead_queries:
+        found = plan(sql, params)
+        assert "sf_lead__doc_schema__id" in found
+        assert "Seq Scan" not in found
+
+
+@needs_server
+def test_migrate_adds_the_schema_index_to_a_database_made_without_it(
+    store: PostgresStore,
+) -> None:
+    import psycopg
+
+    put(store, lead(1))
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'DROP INDEX "{store.schema}".sf_lead__doc_schema__id')
+    assert store.migrate() == 0
+    with psycopg.connect(DSN) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s",
+            [store.schema, "sf_lead__doc_schema__id"],
+        ).fetchall()
+    assert found == [(1,)]
+
+
+@needs_server
+def test_stores_migrating_at_once_rewrite_each_record_once(store: PostgresStore) -> None:
+    put(store, *[lead(n, custom={"tier": "gold"}) for n in range(40)])
+    upgraded = [PostgresStore(DSN, schema=store.schema, codec=upgraded_codec()) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            counts = list(pool.map(lambda s: s.migrate(batch_size=5), upgraded))
+        assert sum(counts) == 40
+        assert upgraded[0].migrate() == 0
+    finally:
+        for opened in upgraded:
+            opened.close()
+    assert set(stored_schemas(store.schema).values()) == {2}
+
+
+@needs_server
+def test_a_newer_document_stops_migrate_before_anything_is_rewritten(
+    store: PostgresStore,
+) -> None:
+    put(store, lead(1, custom={"tier": "gold"}))
+    newer = PostgresStore(DSN, schema=store.schema, codec=Codec(current={RecordKind.CONTACT: 2}))
+    put(newer, Contact(id="con-1", created_at=T0, modified_at=T0, last_name="Ruiz"))
+    newer.close()
+    upgraded = PostgresStore(DSN, schema=store.schema, codec=upgraded_codec())
+    try:
+        with pytest.raises(StoreError, match=r"'con-1' has schema 2, newer than"):
+            upgraded.migrate()
+    finally:
+        upgraded.close()
+    assert stored_schemas(store.schema) == {"lead-0001": 1}
+
+
+@needs_server
+@pytest.mark.parametrize("bad", ["'\"1\"'::jsonb", "'null'::jsonb", "'1.5'::jsonb", None])
+def test_a_document_without_a_whole_schema_number_stops_migrate(
+    store: PostgresStore, bad: str | None
+) -> None:
+    import psycopg
+
+    put(store, lead(1), lead(2))
+    change = "doc - 'schema'" if bad is None else f"jsonb_set(doc, '{{schema}}', {bad})"
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f"UPDATE \"{store.schema}\".sf_lead SET doc = {change} WHERE id = 'lead-0002'")
+    upgraded = PostgresStore(DSN, schema=store.schema, codec=upgraded_codec())
+    try:
+        with pytest.raises(StoreError, match="no schema number"):
+            upgraded.migrate()
+    finally:
+        upgraded.close()

@@ -17,13 +17,16 @@ from salesflow.activity import Activity, ActivityKind
 from salesflow.conditions import field
 from salesflow.errors import StoreError, ValidationError
 from salesflow.lead import Lead, LeadStatus
+from salesflow.party import Contact
 from salesflow.stores import sqlite as sqlite_module
 from salesflow.stores.base import Query, SortKey, Store
+from salesflow.stores.codec import Codec
 from salesflow.stores.memory import MemoryStore
 from salesflow.stores.sql import STORE_SCHEMA_VERSION
 from salesflow.stores.sqlite import SQLiteStore
 from salesflow.stores.url import open_store
-from salesflow.testing.contract import StoreContract
+from salesflow.testing.contract import StoreContract, tier_to_segment, upgraded_codec
+from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
 from salesflow.worktime import OrganizationCalendar
 
@@ -51,10 +54,10 @@ class TestSQLiteStore(StoreContract):
     def make_store(self) -> Store:
         return SQLiteStore(self.folder / f"store-{next(_names)}.db")
 
-    def reopen(self, store: Store) -> Store:
+    def reopen(self, store: Store, codec: Codec | None = None) -> Store:
         assert isinstance(store, SQLiteStore)
         store.close()
-        return SQLiteStore(store.path)
+        return SQLiteStore(store.path, codec=codec)
 
 
 @pytest.fixture
@@ -346,3 +349,141 @@ def test_update_returns_the_stored_version(store: SQLiteStore) -> None:
         saved = uow.update(attrs.evolve(uow.get(Lead, "lead-0001"), topic="New"))
         assert uow.get(Lead, "lead-0001") == saved
         uow.commit()
+
+
+# --- migrate ----------------------------------------------------------------------------
+
+
+def stored_schemas(path: Path, table: str = "sf_lead") -> dict[str, int]:
+    """The schema number of every stored document of ``table``, by id."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(f"SELECT id, json_extract(doc, '$.schema') FROM {table}").fetchall()
+    return dict(rows)
+
+
+def test_migrate_commits_every_batch_of_at_most_batch_size_records(
+    store: SQLiteStore, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(store, *[lead(n, custom={"tier": "gold"}) for n in range(7)])
+    store.close()
+    upgraded = SQLiteStore(path, codec=upgraded_codec())
+    per_commit = [0]
+    original_change = sqlite_module._Session.change
+    original_commit = sqlite_module._Session.commit
+
+    def change(self: Any, sql: str, params: Any = ()) -> int:
+        changed = original_change(self, sql, params)
+        if sql.startswith("UPDATE"):
+            per_commit[-1] += changed
+        return changed
+
+    def commit(self: Any) -> None:
+        original_commit(self)
+        per_commit.append(0)
+
+    monkeypatch.setattr(sqlite_module._Session, "change", change)
+    monkeypatch.setattr(sqlite_module._Session, "commit", commit)
+    try:
+        assert upgraded.migrate(batch_size=3) == 7
+    finally:
+        upgraded.close()
+    assert [n for n in per_commit if n] == [3, 3, 1]
+    assert set(stored_schemas(path).values()) == {2}
+
+
+def test_migrate_finds_old_documents_on_the_schema_index(
+    store: SQLiteStore, path: Path, statements: list[tuple[str, list[Any]]]
+) -> None:
+    fill(store)
+    statements.clear()
+    assert store.migrate() == 0
+    lead_queries = [(sql, params) for sql, params in statements if '"sf_lead"' in sql]
+    assert len(lead_queries) == 3  # newer documents, documents without a number, old ones
+    for sql, params in lead_queries:
+        found = plan(path, sql, params)
+        assert "INDEX sf_lead__doc_schema__id" in found
+        assert "SCAN" not in found  # a sort of the few (usually no) rows found is fine
+
+
+def test_migrate_adds_the_schema_index_to_a_database_made_without_it(
+    store: SQLiteStore, path: Path
+) -> None:
+    put(store, lead(1))
+    with sqlite3.connect(path) as conn:
+        conn.execute('DROP INDEX "sf_lead__doc_schema__id"')
+    assert store.migrate() == 0
+    with sqlite3.connect(path) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+            ["sf_lead__doc_schema__id"],
+        ).fetchall()
+    assert found == [(1,)]
+
+
+def test_a_newer_document_stops_migrate_before_anything_is_rewritten(
+    store: SQLiteStore, path: Path
+) -> None:
+    put(store, lead(1, custom={"tier": "gold"}))
+    store.close()
+    newer = SQLiteStore(path, codec=Codec(current={RecordKind.CONTACT: 2}))
+    put(newer, Contact(id="con-1", created_at=T0, modified_at=T0, last_name="Ruiz"))
+    newer.close()
+    upgraded = SQLiteStore(path, codec=upgraded_codec())
+    try:
+        with pytest.raises(StoreError, match=r"'con-1' has schema 2, newer than"):
+            upgraded.migrate()
+    finally:
+        upgraded.close()
+    assert stored_schemas(path) == {"lead-0001": 1}
+
+
+def test_a_document_without_a_schema_number_stops_migrate(store: SQLiteStore, path: Path) -> None:
+    put(store, lead(1), lead(2))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE sf_lead SET doc = json_remove(doc, '$.schema') WHERE id = 'lead-0002'")
+    with pytest.raises(StoreError, match="no schema number"):
+        store.migrate()
+
+
+def test_a_failed_batch_keeps_the_batches_before_it_and_migrate_carries_on(
+    store: SQLiteStore, path: Path
+) -> None:
+    put(store, *[lead(n, custom={"tier": "gold"}) for n in range(1, 7)])
+    store.close()
+
+    def fails_on_lead_5(doc: dict[str, Any]) -> dict[str, Any]:
+        if doc["id"] == "lead-0005":
+            raise StoreError("lead-0005 cannot be migrated yet")
+        return tier_to_segment(doc)
+
+    codec = Codec(migrations={(RecordKind.LEAD, 1): fails_on_lead_5}, current={RecordKind.LEAD: 2})
+    broken = SQLiteStore(path, codec=codec)
+    try:
+        with pytest.raises(StoreError, match="cannot be migrated yet"):
+            broken.migrate(batch_size=2)
+    finally:
+        broken.close()
+    schemas = stored_schemas(path)
+    assert [schemas[f"lead-{n:04d}"] for n in range(1, 7)] == [2, 2, 2, 2, 1, 1]
+    fixed = SQLiteStore(path, codec=upgraded_codec())
+    try:
+        assert fixed.migrate(batch_size=2) == 2
+        assert fixed.migrate() == 0
+    finally:
+        fixed.close()
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 1.5])
+def test_migrate_refuses_a_batch_size_that_is_not_a_positive_whole_number(
+    store: SQLiteStore, size: Any
+) -> None:
+    with pytest.raises(ValidationError, match="batch_size"):
+        store.migrate(batch_size=size)
+
+
+def test_migrate_takes_its_turn_like_a_unit_of_work(store: SQLiteStore) -> None:
+    with store.unit_of_work(), pytest.raises(StoreError, match="already open"):
+        store.migrate()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.migrate()

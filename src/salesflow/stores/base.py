@@ -479,6 +479,24 @@ class Store(Protocol):
         """Open a unit of work; it rolls back unless committed."""
         ...
 
+    def migrate(self) -> int:
+        """Rewrite every stored document older than the codec's current schema.
+
+        Each such record is decoded (which runs the codec's migrations) and stored
+        again exactly as a write stores it, so every column derived from it is
+        current, but its ``version`` is kept: a migration is not an edit. The work
+        is done in transactions of bounded size; when it fails part-way, what is
+        done stays done and calling again carries on.
+
+        Returns:
+            How many records were rewritten (0 when every document was current).
+
+        Raises:
+            StoreError: the store holds a document from a newer schema than the
+                codec understands, or one that cannot be migrated or read.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections and files. The store cannot be used afterwards."""
         ...

@@ -178,6 +178,10 @@ class Codec:
         self._migrations = dict(migrations or {})
         self._current = {**CURRENT_SCHEMA, **(current or {})}
 
+    def current_schema(self, kind: RecordKind) -> int:
+        """The schema number this codec writes for ``kind`` (older ones are migrated)."""
+        return self._current[kind]
+
     def encode(self, record: Record) -> dict[str, Any]:
         """Return the JSON-able document of ``record``, stamped with its schema."""
         kind = record.KIND

@@ -86,6 +86,23 @@ class MemoryStore:
         with self._lock:
             yield _MemoryUnit(self)
 
+    def migrate(self) -> int:
+        """Rewrite stored documents older than the codec's schema: never any here.
+
+        A MemoryStore keeps records, not documents: `load` decodes (and so
+        migrates) every document it is given, and `dump` encodes at the codec's
+        current schemas. There is nothing left to upgrade in place.
+
+        Returns:
+            0, always.
+
+        Raises:
+            StoreError: the store is closed.
+        """
+        if self._closed:
+            raise StoreError("this MemoryStore is closed; create a new one")
+        return 0
+
     def close(self) -> None:
         """Forget every record."""
         self._closed = True

@@ -20,11 +20,15 @@ from salesflow.errors import StoreError, ValidationError
 from salesflow.stores.base import ColumnType
 from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value
 from salesflow.stores.sql import (
+    MIGRATION_BATCH_SIZE,
     Category,
     Dialect,
     Operand,
+    Session,
     SQLUnit,
     Table,
+    dump_json,
+    migrate_documents,
     number_value,
     open_schema,
     quote,
@@ -73,9 +77,25 @@ class PostgresDialect(Dialect):
             [self.schema, name],
         )
 
+    def index_exists(self, name: str) -> tuple[str, list[Any]]:
+        """Look index ``name`` up in the catalogue, in this dialect's schema."""
+        return (
+            "SELECT 1 FROM pg_catalog.pg_indexes WHERE schemaname = %s AND indexname = %s",
+            [self.schema, name],
+        )
+
     def sql_type(self, ctype: ColumnType) -> str:
         """The PostgreSQL column type of ``ctype``."""
         return _TYPES[ctype]
+
+    def document_schema(self) -> str:
+        """The JSONB value itself: a cast to a number could fail while indexing an odd
+        document, and JSONB numbers compare by value."""
+        return "(\"doc\" -> 'schema')"
+
+    def schema_param(self, schema: int) -> tuple[str, Any]:
+        """The number as JSONB, to compare with the JSONB `document_schema`."""
+        return self.json_placeholder, dump_json(schema, "schema number")
 
     def index_term(self, column: str) -> str:
         """Empty values sort first ascending (and last descending), as in every store;
@@ -251,10 +271,7 @@ class PostgresStore:
         session = _Session(conn)
 
         def before_changes() -> None:
-            # Two processes opening a fresh database at once must not race on DDL.
-            session.fetch(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"salesflow:{self._schema}"]
-            )
+            self._lock_ddl(session)
             # CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the
             # schema exists, so look first.
             if not session.fetch("SELECT 1 FROM pg_namespace WHERE nspname = %s", [self._schema]):
@@ -269,6 +286,10 @@ class PostgresStore:
             conn.close()
             raise
 
+    def _lock_ddl(self, session: Session) -> None:
+        # Two processes creating the same tables or indexes at once must not race.
+        session.fetch("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"salesflow:{self._schema}"])
+
     @contextmanager
     def unit_of_work(self) -> Iterator[SQLUnit]:
         """Open a unit of work: one transaction, rolled back unless committed.
@@ -277,6 +298,40 @@ class PostgresStore:
             StoreError: the store is closed, a unit is already open in this thread,
                 or the server cannot be reached.
         """
+        with self._transaction() as session:
+            yield SQLUnit(self._tables, session, session.commit)
+
+    def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
+        """Rewrite every stored document older than the codec's current schema.
+
+        Each record is decoded (migrated by the codec) and stored again with all
+        its columns refreshed, at its own version. Every ``batch_size`` records are
+        one transaction, so no long transaction holds a big table; a row that
+        another process changes meanwhile is left as that process wrote it.
+        Several processes may migrate at once. A database created before the
+        schema index existed gets it first, which needs the tables' owner.
+
+        Args:
+            batch_size: How many records one transaction rewrites at most.
+
+        Returns:
+            How many records were rewritten; 0 when every document was current.
+
+        Raises:
+            StoreError: the database holds a document from a newer schema (found
+                before anything is rewritten), or one that cannot be migrated or
+                read, or the server cannot be reached.
+            ValidationError: ``batch_size`` is not a whole number of at least 1.
+        """
+        return migrate_documents(
+            self._tables.values(),
+            self._transaction,
+            batch_size=batch_size,
+            before_changes=self._lock_ddl,
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[_Session]:
         import psycopg
 
         with self._lock:
@@ -294,7 +349,7 @@ class PostgresStore:
             session = _Session(conn)
             self._busy = True
             try:
-                yield SQLUnit(self._tables, session, session.commit)
+                yield session
             finally:
                 self._busy = False
                 if not conn.broken:

@@ -13,7 +13,9 @@ copied into typed, indexed columns at write time, so filters, sorts and
 searches run as indexed SQL. ``folded`` holds the case-folded form of every
 non-ASCII text value, because neither engine folds case the way Python's
 `str.casefold` does; ASCII text is folded by SQL ``lower()`` in the "C" locale,
-which is exact for ASCII.
+which is exact for ASCII. The document's ``"schema"`` number is indexed too:
+after a codec upgrade, `migrate_documents` finds the rows that still hold an
+older document and rewrites them, so the copied columns agree with the records.
 
 Semantics equal `salesflow.conditions.evaluate`: every comparison compiles to a
 two-valued SQL expression (a missing value makes it false, never NULL), so
@@ -29,6 +31,7 @@ import copy
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -56,6 +59,7 @@ from salesflow.stores.codec import Codec, format_datetime
 from salesflow.values import Record, RecordKind, RecordRef
 
 __all__ = [
+    "MIGRATION_BATCH_SIZE",
     "STORE_SCHEMA_VERSION",
     "Category",
     "Dialect",
@@ -64,9 +68,11 @@ __all__ = [
     "SQLUnit",
     "Session",
     "Table",
+    "Transaction",
     "category_of",
     "compile_condition",
     "dump_json",
+    "migrate_documents",
     "number_value",
     "open_schema",
     "quote",
@@ -77,6 +83,9 @@ R = TypeVar("R", bound=Record)
 
 STORE_SCHEMA_VERSION = 1
 """The table layout this salesflow writes; a database stamped newer is refused."""
+
+MIGRATION_BATCH_SIZE = 1000
+"""How many records `migrate_documents` rewrites per transaction unless told otherwise."""
 
 TRUE = "(1 = 1)"
 FALSE = "(1 = 0)"
@@ -176,6 +185,14 @@ class Session(Protocol):
         ...
 
 
+class Transaction(Session, Protocol):
+    """A `Session` on a transaction of its own, committed by whoever opened it."""
+
+    def commit(self) -> None:
+        """Make the transaction's changes durable and visible."""
+        ...
+
+
 class Dialect(abc.ABC):
     """What differs between SQL engines: types, JSON access, parameters, text."""
 
@@ -195,8 +212,24 @@ class Dialect(abc.ABC):
         """A query (and its parameters) that returns a row when table ``name`` exists."""
 
     @abc.abstractmethod
+    def index_exists(self, name: str) -> tuple[str, list[Any]]:
+        """A query (and its parameters) that returns a row when index ``name`` exists."""
+
+    @abc.abstractmethod
     def sql_type(self, ctype: ColumnType) -> str:
         """The column type (with collation) that stores ``ctype``."""
+
+    @abc.abstractmethod
+    def document_schema(self) -> str:
+        """SQL for the ``"schema"`` number of the row's ``doc`` (NULL when missing).
+
+        Each table has an index on it, so `migrate_documents` finds old (and too
+        new) documents with an index range instead of reading every document.
+        """
+
+    def schema_param(self, schema: int) -> tuple[str, Any]:
+        """The placeholder and the parameter that compare `document_schema` with ``schema``."""
+        return self.placeholder, schema
 
     def index_term(self, column: str) -> str:
         """One column of an index definition."""
@@ -402,6 +435,12 @@ class Table:
         )
         self.update_sql = f'UPDATE {self.name} SET {sets} WHERE "id" = {p} AND "version" = {p}'
         self._id_position = names.index("id")
+        # The index `migrate_documents` walks: the document's schema number, then id.
+        self.schema_index = f"sf_{kind.value}__doc_schema__id"
+        self.schema_index_sql = (
+            f"CREATE INDEX IF NOT EXISTS {quote(self.schema_index)} ON {self.name} "
+            f'(({dialect.document_schema()}), "id")'
+        )
 
     def ddl(self) -> list[str]:
         """The statements that create the table and its indexes if missing."""
@@ -423,6 +462,7 @@ class Table:
             statements.append(
                 f"CREATE INDEX IF NOT EXISTS {quote(index.name)} ON {self.name} ({terms})"
             )
+        statements.append(self.schema_index_sql)
         return statements
 
     def row(self, record: Record) -> list[Any]:
@@ -453,6 +493,23 @@ class Table:
         del values[self._id_position]
         values.extend([record.id, record.version - 1])
         return values
+
+    def rewrite(self, record: Record) -> tuple[str, list[Any]]:
+        """The statement (and parameters) that stores ``record`` again at its own version.
+
+        Every column is written as `row` writes it. The row is only changed while
+        it still holds ``record.version`` and a document older than the current
+        schema, so a concurrent update (or migration) of the row is never undone.
+        """
+        values = self.row(record)
+        del values[self._id_position]
+        mark, below = self.dialect.schema_param(self.current_schema())
+        values.extend([record.id, record.version, below])
+        return f"{self.update_sql} AND {self.dialect.document_schema()} < {mark}", values
+
+    def current_schema(self) -> int:
+        """The schema number the codec writes for this kind."""
+        return self.codec.current_schema(self.kind)
 
     def decode(self, raw_doc: Any) -> Record:
         """The record stored in a ``doc`` column value."""
@@ -648,6 +705,122 @@ def open_schema(
         f'ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value"',
         ["schema_version", str(STORE_SCHEMA_VERSION)],
     )
+
+
+# --- migration ------------------------------------------------------------------------
+
+
+def migrate_documents(
+    tables: Iterable[Table],
+    transaction: Callable[[], AbstractContextManager[Transaction]],
+    *,
+    batch_size: int = MIGRATION_BATCH_SIZE,
+    before_changes: Callable[[Session], None] | None = None,
+) -> int:
+    """Rewrite every row whose document is older than its codec's current schema.
+
+    Rows are found by an index range on the document's schema number (the index is
+    created first if the database predates it), so a database with nothing to
+    migrate costs a few index probes. Each row is decoded (migrated) and written
+    again with every column refreshed, at its own version (see `Table.rewrite`).
+
+    Args:
+        tables: The table of every record kind.
+        transaction: Opens a new transaction; leaving it without commit rolls back.
+        batch_size: How many rows one transaction rewrites at most, so a big table
+            is never held in one long transaction.
+        before_changes: Called in the transaction that creates a missing schema
+            index, before it does (PostgreSQL takes a lock there, as on opening).
+
+    Returns:
+        How many rows were rewritten.
+
+    Raises:
+        ValidationError: ``batch_size`` is not a whole number of at least 1.
+        StoreError: a row holds a document from a newer schema, or without a
+            schema number (found before anything is rewritten), or one that
+            cannot be migrated or read (batches committed before it stay).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError(
+            f"batch_size={batch_size!r} must be a whole number >= 1",
+            field="batch_size",
+            value=batch_size,
+        )
+    tables = list(tables)
+    with transaction() as session:
+        missing = [t for t in tables if not session.fetch(*t.dialect.index_exists(t.schema_index))]
+        if missing and before_changes is not None:
+            before_changes(session)
+        for table in missing:
+            session.change(table.schema_index_sql)
+        for table in tables:
+            _refuse_unmigratable(session, table)
+        session.commit()
+    total = 0
+    for table in tables:
+        after: tuple[Any, str] | None = None
+        while True:
+            with transaction() as session:
+                rewritten, after, full = _migrate_batch(session, table, after, batch_size)
+                session.commit()
+            total += rewritten
+            if not full:
+                break
+    return total
+
+
+def _refuse_unmigratable(session: Session, table: Table) -> None:
+    """Raise `StoreError` if ``table`` holds a document newer than the codec, or one
+    without a schema number; the codec's own message names the record."""
+    dialect = table.dialect
+    expr = dialect.document_schema()
+    mark, current = dialect.schema_param(table.current_schema())
+    # ORDER BY follows the schema index, so the planner reads it even without statistics.
+    for where, params in ((f"{expr} > {mark}", [current]), (f"{expr} IS NULL", [])):
+        rows = session.fetch(
+            f'SELECT "doc" FROM {table.name} WHERE {where} ORDER BY {expr}, "id" LIMIT 1', params
+        )
+        if rows:
+            # The codec's error names the record and its schema. It reads a few odd
+            # values (a JSON ``true`` is 1 to Python), which are refused all the same.
+            table.decode(rows[0][0])
+            raise StoreError(
+                f"a stored {table.kind.value} document has a schema number this salesflow "
+                f"cannot migrate to {table.current_schema()}: {rows[0][0]!r:.200}"
+            )
+
+
+def _migrate_batch(
+    session: Session, table: Table, after: tuple[Any, str] | None, limit: int
+) -> tuple[int, tuple[Any, str] | None, bool]:
+    """Rewrite up to ``limit`` old rows of ``table`` that follow ``after`` in the index.
+
+    Returns:
+        The rows rewritten, the (schema, id) position to continue after, and
+        whether the batch was full (more old rows may follow).
+    """
+    dialect = table.dialect
+    expr = dialect.document_schema()
+    mark, current = dialect.schema_param(table.current_schema())
+    where = f"{expr} < {mark}"
+    params: list[Any] = [current]
+    if after is not None:
+        # Continue after the last row seen rather than from the start, so a row that
+        # stays old (rewritten concurrently by an older salesflow) is not met again.
+        after_mark, after_schema = dialect.schema_param(after[0])
+        where += f' AND ({expr}, "id") > ({after_mark}, {dialect.placeholder})'
+        params.extend([after_schema, after[1]])
+    rows = session.fetch(
+        f'SELECT {expr}, "id", "doc" FROM {table.name} WHERE {where} '
+        f'ORDER BY {expr}, "id" LIMIT {int(limit)}',
+        params,
+    )
+    rewritten = 0
+    for _, _, raw_doc in rows:
+        rewritten += session.change(*table.rewrite(table.decode(raw_doc)))
+    last = (rows[-1][0], rows[-1][1]) if rows else after
+    return rewritten, last, len(rows) == limit
 
 
 # --- the unit of work -----------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Each unit of work is one ``BEGIN IMMEDIATE`` transaction, so units are
 serialized (one at a time, also across processes; the others wait, by default
-up to 5 s). Other connections see only committed units. The table layout and
-the query compilation are shared with PostgreSQL in `salesflow.stores.sql`.
+up to 5 s). Other connections see only committed units. The table layout, the
+query compilation and `SQLiteStore.migrate` are shared with PostgreSQL in
+`salesflow.stores.sql`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from salesflow.errors import StoreError
 from salesflow.stores.base import ColumnType
 from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value, format_datetime
 from salesflow.stores.sql import (
+    MIGRATION_BATCH_SIZE,
     Category,
     Dialect,
     Operand,
     SQLUnit,
     Table,
+    migrate_documents,
     number_value,
     open_schema,
     quote,
@@ -67,9 +70,17 @@ class SQLiteDialect(Dialect):
         """Look ``name`` up in the catalogue."""
         return "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]
 
+    def index_exists(self, name: str) -> tuple[str, list[Any]]:
+        """Look index ``name`` up in the catalogue."""
+        return "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [name]
+
     def sql_type(self, ctype: ColumnType) -> str:
         """The SQLite column type of ``ctype``."""
         return _TYPES[ctype]
+
+    def document_schema(self) -> str:
+        """``json_extract`` gives the number as an SQL integer, usable in an index."""
+        return "json_extract(\"doc\", '$.schema')"
 
     def store_value(self, ctype: ColumnType, value: Any) -> Any:
         """The SQLite value of a Python field value."""
@@ -295,6 +306,33 @@ class SQLiteStore:
             StoreError: the store is closed, a unit is already open in this thread,
                 or another process kept the database locked too long.
         """
+        with self._transaction() as session:
+            yield SQLUnit(self._tables, session, session.commit)
+
+    def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
+        """Rewrite every stored document older than the codec's current schema.
+
+        Each record is decoded (migrated by the codec) and stored again with all
+        its columns refreshed, at its own version. Every ``batch_size`` records are
+        one transaction, so other units of work (and processes) get their turn in
+        between; a database created before the schema index existed gets it first.
+
+        Args:
+            batch_size: How many records one transaction rewrites at most.
+
+        Returns:
+            How many records were rewritten; 0 when every document was current.
+
+        Raises:
+            StoreError: the database holds a document from a newer schema (found
+                before anything is rewritten), or one that cannot be migrated or
+                read, or the store is closed.
+            ValidationError: ``batch_size`` is not a whole number of at least 1.
+        """
+        return migrate_documents(self._tables.values(), self._transaction, batch_size=batch_size)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[_Session]:
         with self._lock:
             conn = self._conn
             if conn is None:
@@ -308,7 +346,7 @@ class SQLiteStore:
             session.begin()
             self._busy = True
             try:
-                yield SQLUnit(self._tables, session, session.commit)
+                yield session
             finally:
                 self._busy = False
                 session.rollback()
