@@ -19,11 +19,12 @@ import attrs
 import pytest
 
 from salesflow.activity import Activity, ActivityKind
+from salesflow.conditions import field
 from salesflow.errors import StoreError, ValidationError, VersionConflict
 from salesflow.lead import Lead, LeadStatus
 from salesflow.party import Contact
 from salesflow.stores import postgres as postgres_module
-from salesflow.stores.base import Query, SortKey, Store
+from salesflow.stores.base import Query, SortKey, Store, sort_order
 from salesflow.stores.codec import Codec
 from salesflow.stores.postgres import PostgresStore
 from salesflow.stores.sql import STORE_SCHEMA_VERSION
@@ -207,6 +208,33 @@ def test_a_bad_schema_name_is_refused() -> None:
     pytest.importorskip("psycopg")
     with pytest.raises(ValidationError, match="schema"):
         PostgresStore("postgresql://localhost/db", schema="")
+
+
+@needs_server
+def test_values_outside_an_option_set_sort_after_it_by_text(store: PostgresStore) -> None:
+    import psycopg
+
+    ratings = ["cold", "hot", None, "warm", "hot", "cold"]
+    put(store, *[lead(n, rating=r) for n, r in enumerate(ratings, start=1)])
+    # Only a newer salesflow (with more options) could write these; order stays total.
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        for record_id, rating in [("lead-0005", "zebra"), ("lead-0006", "Zebra")]:
+            conn.execute(
+                f'UPDATE "{store.schema}".sf_lead SET rating = %s WHERE id = %s',
+                [rating, record_id],
+            )
+    up = ["lead-0003", "lead-0002", "lead-0004", "lead-0001", "lead-0006", "lead-0005"]
+    values = [None, "hot", "warm", "cold", "Zebra", "zebra"]  # by code point: Z < z
+    with store.unit_of_work() as uow:
+        ascending = uow.query(Lead, Query(order_by=SortKey(field="rating")))
+        descending = uow.query(Lead, Query(order_by=SortKey(field="rating", descending=True)))
+        groups = uow.group_counts(Lead, Query(), "rating")
+        zebra = uow.query(Lead, Query(where=field("rating").eq("zebra")))  # filters: text
+    assert [r.id for r in ascending.items] == up
+    assert [r.id for r in descending.items] == up[::-1]
+    assert [(g.value, g.count) for g in groups] == [(v, 1) for v in values]
+    assert sorted(values, key=sort_order(RecordKind.LEAD, "rating")) == values  # as memory
+    assert [r.id for r in zebra.items] == ["lead-0005"]
 
 
 # --- query plans ---------------------------------------------------------------------

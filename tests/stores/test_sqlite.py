@@ -19,10 +19,10 @@ from salesflow.errors import StoreError, ValidationError
 from salesflow.lead import Lead, LeadStatus
 from salesflow.party import Contact
 from salesflow.stores import sqlite as sqlite_module
-from salesflow.stores.base import Query, SortKey, Store
+from salesflow.stores.base import Query, SortKey, Store, sort_order
 from salesflow.stores.codec import Codec
 from salesflow.stores.memory import MemoryStore
-from salesflow.stores.sql import STORE_SCHEMA_VERSION
+from salesflow.stores.sql import STORE_SCHEMA_VERSION, option_rank
 from salesflow.stores.sqlite import SQLiteStore
 from salesflow.stores.url import open_store
 from salesflow.testing.contract import StoreContract, tier_to_segment, upgraded_codec
@@ -197,6 +197,37 @@ def test_mixed_custom_values_group_like_the_memory_store(store: SQLiteStore) -> 
         assert uow.group_counts(Lead, numbers, "custom.x") == reference.group_counts(
             Lead, numbers, "custom.x"
         )
+
+
+def test_values_outside_an_option_set_sort_after_it_by_text(store: SQLiteStore, path: Path) -> None:
+    ratings = ["cold", "hot", None, "warm", "hot", "cold"]
+    put(store, *[lead(n, rating=r) for n, r in enumerate(ratings, start=1)])
+    # Only a newer salesflow (with more options) could write these; order stays total.
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE sf_lead SET rating = 'zebra' WHERE id = 'lead-0005'")
+        conn.execute("UPDATE sf_lead SET rating = 'aardvark' WHERE id = 'lead-0006'")
+    up = ["lead-0003", "lead-0002", "lead-0004", "lead-0001", "lead-0006", "lead-0005"]
+    values = [None, "hot", "warm", "cold", "aardvark", "zebra"]
+    with store.unit_of_work() as uow:
+        ascending = uow.query(Lead, Query(order_by=SortKey(field="rating")))
+        descending = uow.query(Lead, Query(order_by=SortKey(field="rating", descending=True)))
+        groups = uow.group_counts(Lead, Query(), "rating")
+        zebra = uow.query(Lead, Query(where=field("rating").eq("zebra")))  # filters: text
+    assert [r.id for r in ascending.items] == up
+    assert [r.id for r in descending.items] == up[::-1]
+    assert [(g.value, g.count) for g in groups] == [(v, 1) for v in values]
+    assert sorted(values, key=sort_order(RecordKind.LEAD, "rating")) == values  # as memory
+    assert [r.id for r in zebra.items] == ["lead-0005"]
+
+
+def test_option_ranks_quote_their_options() -> None:
+    rank = option_rank('"x"', ["it's", "a"])
+    with sqlite3.connect(":memory:") as conn:
+        got = [
+            conn.execute(f'SELECT {rank} FROM (SELECT ? AS "x")', [x]).fetchone()[0]
+            for x in ["it's", "a", "b", "it", None]
+        ]
+    assert got == [0, 1, 2, 2, None]
 
 
 # --- query plans ---------------------------------------------------------------------

@@ -282,8 +282,23 @@ def test_sort_descending(view: View) -> None:
 
 
 def test_empty_values_sort_first_and_ties_break_by_id(view: View) -> None:
-    # rating: e has none; a (lead-1) and d (lead-4) are both hot
-    assert view("all_leads", order_by=[SortKey(field="rating")]) == ["e", "c", "a", "d", "b"]
+    # rating: e has none; a (lead-1) and d (lead-4) are both hot, b warm, c cold.
+    # Ratings sort in option order (hot, warm, cold), not alphabetically.
+    assert view("all_leads", order_by=[SortKey(field="rating")]) == ["e", "a", "d", "b", "c"]
+    assert view("all_leads", order_by=[SortKey(field="rating", descending=True)]) == [
+        "c",
+        "b",
+        "a",
+        "d",
+        "e",
+    ]
+
+
+def test_status_sorts_in_option_order(view: View) -> None:
+    # open (a, d, e), qualified (b), disqualified (c): not alphabetical, which
+    # would put disqualified first.
+    order = [SortKey(field="status"), SortKey(field="created_at")]
+    assert view("all_leads", order_by=order) == ["a", "d", "e", "b", "c"]
 
 
 def test_oldest_first(view: View) -> None:
@@ -297,19 +312,20 @@ def test_group_by_sorts_by_the_group_then_the_view_order_and_counts_every_group(
     engine: Salesflow, book: dict[str, str]
 ) -> None:
     result = engine.lead_view("all_leads", group_by="rating")
-    assert letters(result, book) == ["e", "c", "d", "a", "b"]
+    # Groups in option order (empty, hot, warm, cold); newest first within a group.
+    assert letters(result, book) == ["e", "d", "a", "b", "c"]
     assert result.groups == (
         GroupCount(value=None, count=1),
-        GroupCount(value="cold", count=1),
         GroupCount(value="hot", count=2),
         GroupCount(value="warm", count=1),
+        GroupCount(value="cold", count=1),
     )
     grouped = [(value, [lead.id for lead in leads]) for value, leads in result.grouped()]
     assert grouped == [
         (None, [book["e"]]),
-        ("cold", [book["c"]]),
         ("hot", [book["d"], book["a"]]),
         ("warm", [book["b"]]),
+        ("cold", [book["c"]]),
     ]
 
 
@@ -317,9 +333,16 @@ def test_group_counts_cover_the_whole_view_not_just_the_page(
     engine: Salesflow, book: dict[str, str]
 ) -> None:
     result = engine.lead_view("all_leads", group_by="rating", page=2, page_size=2)
-    assert letters(result, book) == ["d", "a"]
-    assert [g.count for g in result.groups] == [1, 1, 2, 1]
-    assert result.grouped() == [("hot", list(result.items))]
+    # Rows e | d, a | b | c by group; page 2 holds a (hot, with d on page 1) and b.
+    assert letters(result, book) == ["a", "b"]
+    assert [(g.value, g.count) for g in result.groups] == [
+        (None, 1),
+        ("hot", 2),
+        ("warm", 1),
+        ("cold", 1),
+    ]
+    a, b = result.items
+    assert result.grouped() == [("hot", [a]), ("warm", [b])]
 
 
 def test_group_counts_follow_the_view(engine: Salesflow, book: dict[str, str]) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "lookup_keys",
     "record_value",
     "search_keys",
+    "sort_order",
 ]
 
 R = TypeVar("R", bound=Record)
@@ -65,11 +66,17 @@ class ColumnType(StrEnum):
 
 @attrs.frozen
 class Column:
-    """A queryable field: its name, SQL type and how to read it from a record."""
+    """A queryable field: its name, SQL type and how to read it from a record.
+
+    ``options`` is set for a field whose values come from an option set (an enum):
+    the enum's values in declaration order, which is the order the field sorts in
+    (see `sort_order`). It is ``None`` for every other field.
+    """
 
     name: str
     type: ColumnType
     read: Callable[[Any], Any] = attrs.field(eq=False, repr=False)
+    options: tuple[str, ...] | None = attrs.field(default=None, kw_only=True)
 
 
 def _column_type(tp: Any) -> ColumnType | None:
@@ -88,6 +95,13 @@ def _column_type(tp: Any) -> ColumnType | None:
         return ColumnType.DATE
     if tp is str or (isinstance(tp, type) and issubclass(tp, Enum)):
         return ColumnType.TEXT
+    return None
+
+
+def _options(tp: Any) -> tuple[str, ...] | None:
+    """The values of ``tp`` in declaration order when it is an enum, else ``None``."""
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tuple(str(member.value) for member in tp)
     return None
 
 
@@ -122,7 +136,9 @@ def columns_of(kind: RecordKind) -> tuple[Column, ...]:
     Scalar fields are columns under their own name; a `Money` field ``x`` is the
     amount ``x`` plus the text column ``x_currency``; a `RecordRef` field ``x``
     is ``x_kind`` and ``x_id``. Lists (stakeholders, competitors) and ``custom``
-    are not columns (custom fields are filtered as ``custom.<name>``).
+    are not columns (custom fields are filtered as ``custom.<name>``). An enum
+    field (an option set) is a text column whose `Column.options` list the enum's
+    values in declaration order.
     """
     from salesflow.stores.codec import RECORD_TYPES
 
@@ -148,7 +164,7 @@ def columns_of(kind: RecordKind) -> tuple[Column, ...]:
             continue
         ctype = _column_type(tp)
         if ctype is not None:
-            result.append(Column(name, ctype, _reader(name)))
+            result.append(Column(name, ctype, _reader(name), options=_options(inner)))
     return tuple(result)
 
 
@@ -321,9 +337,43 @@ def column_type(kind: RecordKind, name: str) -> ColumnType | None:
     return column.type if column else None
 
 
+def _by_value(value: Any) -> tuple[Any, ...]:
+    return (False,) if value is None else (True, value)
+
+
+def sort_order(kind: RecordKind, name: str) -> Callable[[Any], tuple[Any, ...]]:
+    """The function that turns a value of field ``name`` of ``kind`` into its key
+    for ascending order: how every store sorts by the field (`SortKey`) and orders
+    its `GroupCount` values. Descending is the reverse.
+
+    Empty (``None``) comes first. An option-set field (see `Column.options`) sorts
+    by the position of its value in the option set (``hot`` < ``warm`` < ``cold``),
+    and a value that is not one of the options after all of them, by its text.
+    Every other field sorts by its value (text by code point). Only ordering is
+    affected: filters compare option-set values as text, like any text field.
+    """
+    column = _columns_by_name(kind).get(name)
+    if column is None or column.options is None:
+        return _by_value
+    ranks = {value: i for i, value in enumerate(column.options)}
+    unknown = len(column.options)
+
+    def key(value: Any) -> tuple[Any, ...]:
+        if value is None:
+            return (False,)
+        return (True, ranks.get(value, unknown), value)
+
+    return key
+
+
 @attrs.frozen(kw_only=True)
 class SortKey:
-    """Order by ``field``; empty values sort first ascending, last descending."""
+    """Order by ``field``; empty values sort first ascending, last descending.
+
+    An option-set (enum) field such as ``rating`` or ``status`` sorts in the order
+    its options are declared (``hot``, ``warm``, ``cold``), not alphabetically; a
+    value outside the option set sorts after the options. See `sort_order`.
+    """
 
     field: str
     descending: bool = False
@@ -369,7 +419,8 @@ class Query:
     ``search`` is quick find: records whose name, company, email (per kind, see
     `search_keys`) *start with* the text, ignoring case; a leading ``*`` makes it
     *contains* (``"*smith"``). Results are always ordered totally: ``order_by``
-    then id.
+    then id. Option-set (enum) fields sort in option order (see `SortKey`) while
+    ``where`` compares their values as text, as for any text field.
     """
 
     where: Condition | None = None
@@ -460,7 +511,8 @@ class UnitOfWork(Protocol):
 
     def group_counts(self, cls: type[R], query: Query, field: str) -> list[GroupCount]:
         """Count the records matching ``query`` (ignoring its paging) per value of
-        ``field``, ordered by value with empty first."""
+        ``field``, ordered as sorting by ``field`` orders them (`sort_order`): empty
+        first, an option-set field in option order."""
         ...
 
     def timeline(self, ref: RecordRef) -> list[Activity]:

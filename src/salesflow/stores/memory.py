@@ -25,6 +25,7 @@ from salesflow.stores.base import (
     lookup_keys,
     record_value,
     search_keys,
+    sort_order,
 )
 from salesflow.stores.codec import RECORD_TYPES, Codec
 from salesflow.values import Record, RecordKind, RecordRef
@@ -42,10 +43,6 @@ def _clone(record: R) -> R:
 
 def _values(record: Record) -> Callable[[str], Any]:
     return lambda name: record_value(record, name)
-
-
-def _sort_value(value: Any) -> tuple[bool, Any]:
-    return (value is not None, value)
 
 
 class _Reverse:
@@ -211,11 +208,12 @@ class _MemoryUnit:
 
     def query(self, cls: type[R], query: Query) -> Page[R]:
         matching = self._matching(cls, query)
+        orders = [(s, sort_order(cls.KIND, s.field)) for s in query.order_by]
 
         def key(record: Record) -> tuple[Any, ...]:
             parts: list[Any] = []
-            for sort in query.order_by:
-                value = _sort_value(record_value(record, sort.field))
+            for sort, order in orders:
+                value = order(record_value(record, sort.field))
                 parts.append(_Reverse(value) if sort.descending else value)
             parts.append(record.id)
             return tuple(parts)
@@ -235,9 +233,10 @@ class _MemoryUnit:
         for record in self._matching(cls, query):
             value = record_value(record, field)
             counts[value] = counts.get(value, 0) + 1
+        order = sort_order(cls.KIND, field)
         return [
             GroupCount(value=v, count=n)
-            for v, n in sorted(counts.items(), key=lambda item: _sort_value(item[0]))
+            for v, n in sorted(counts.items(), key=lambda item: order(item[0]))
         ]
 
     def timeline(self, ref: RecordRef) -> list[Activity]:

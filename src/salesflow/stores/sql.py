@@ -10,7 +10,9 @@ Layout: one table per record kind (``sf_lead``, ``sf_contact``, …). ``doc`` is
 the codec document and the only thing read back; every queryable field (see
 `columns_of`), the derived columns, the lookup keys and the search keys are
 copied into typed, indexed columns at write time, so filters, sorts and
-searches run as indexed SQL. ``folded`` holds the case-folded form of every
+searches run as indexed SQL. (An option-set field sorts by the position of its
+value among the options, a ``CASE`` expression the database sorts by instead of
+reading an index in order.) ``folded`` holds the case-folded form of every
 non-ASCII text value, because neither engine folds case the way Python's
 `str.casefold` does; ASCII text is folded by SQL ``lower()`` in the "C" locale,
 which is exact for ASCII. The document's ``"schema"`` number is indexed too:
@@ -54,6 +56,7 @@ from salesflow.stores.base import (
     derived_columns,
     lookup_keys,
     search_keys,
+    sort_order,
 )
 from salesflow.stores.codec import Codec, format_datetime
 from salesflow.values import Record, RecordKind, RecordRef
@@ -75,6 +78,7 @@ __all__ = [
     "migrate_documents",
     "number_value",
     "open_schema",
+    "option_rank",
     "quote",
     "sql_string",
 ]
@@ -155,7 +159,8 @@ class Operand:
         typed: Per `Category`, an SQL expression giving the value when it is of
             that category and NULL otherwise; a missing category never matches.
         folded: SQL giving the case-folded text when the value is text, else NULL.
-        order: The ORDER BY terms that sort the field like Python.
+        order: The ORDER BY terms that sort the field like `sort_order` (each
+            is NULL exactly when the field is empty, so ``NULLS FIRST`` applies).
         group: The SELECT terms that identify a value when grouping.
         decode: Turns the ``group`` columns of a row into the Python value.
         param: Turns a condition value of a category into a bound parameter.
@@ -290,11 +295,19 @@ class Dialect(abc.ABC):
         """The operand for custom field ``name`` (read from ``doc``)."""
 
     def column(self, column: Column) -> Operand:
-        """The operand for a typed column."""
+        """The operand for a typed column.
+
+        An option-set column (`Column.options`) sorts by the position of its value
+        among the options, then by its text (which only orders values that are not
+        options); filters and grouping use the stored text as it is.
+        """
         name = quote(column.name)
         ctype = column.type
         category = _COLUMN_CATEGORY[ctype]
         typed = self.bool_number(name) if ctype is ColumnType.BOOL else name
+        order: tuple[str, ...] = (name,)
+        if column.options is not None:
+            order = (option_rank(name, column.options), name)
 
         def param(cat: Category, value: Any) -> Any:
             return self.number(value) if cat is Category.NUMBER else self.store_value(ctype, value)
@@ -303,12 +316,25 @@ class Dialect(abc.ABC):
             present=f"{name} IS NOT NULL",
             typed={category: typed},
             folded=self.fold(name, column.name) if ctype is ColumnType.TEXT else None,
-            order=(name,),
+            order=order,
             group=(name,),
             decode=lambda row: None if row[0] is None else self.load_value(ctype, row[0]),
             param=param,
             single=True,
         )
+
+
+def option_rank(expr: str, options: Sequence[str]) -> str:
+    """SQL for the position of text ``expr`` among ``options`` (0, 1, …), ``len(options)``
+    for any other text, and NULL when ``expr`` is NULL: the sort key of an option set.
+
+    The options are our enums' values, written as quoted literals (`sql_string`),
+    so the ORDER BY text is the same for every query and can be prepared once.
+    """
+    whens = " ".join(
+        f"WHEN {expr} = {sql_string(option)} THEN {i}" for i, option in enumerate(options)
+    )
+    return f"(CASE {whens} WHEN {expr} IS NOT NULL THEN {len(options)} END)"
 
 
 def number_value(value: int | float | Decimal) -> int | float | Decimal:
@@ -648,10 +674,6 @@ def _order(query: Query, table: Table) -> str:
     return " ORDER BY " + ", ".join(terms)
 
 
-def _sort_value(value: Any) -> tuple[bool, Any]:
-    return (value is not None, value)
-
-
 # --- schema ---------------------------------------------------------------------------
 
 
@@ -941,7 +963,7 @@ class SQLUnit:
 
     def group_counts(self, cls: type[R], query: Query, field: str) -> list[GroupCount]:
         """Count the records matching ``query`` (ignoring its paging) per value of
-        ``field``, ordered by value with empty first."""
+        ``field``, ordered as sorting by ``field`` orders them (`sort_order`)."""
         check_fields(cls.KIND, [field])
         query.check(cls.KIND)
         table = self._tables[cls.KIND]
@@ -960,9 +982,10 @@ class SQLUnit:
         for row in rows:
             value = operand.decode(row[:-1])
             counts[value] = counts.get(value, 0) + int(row[-1])
+        order = sort_order(cls.KIND, field)
         return [
             GroupCount(value=v, count=n)
-            for v, n in sorted(counts.items(), key=lambda item: _sort_value(item[0]))
+            for v, n in sorted(counts.items(), key=lambda item: order(item[0]))
         ]
 
     def timeline(self, ref: RecordRef) -> list[Activity]:

@@ -30,8 +30,16 @@ from hypothesis import strategies as st
 from salesflow.activity import Activity, ActivityKind, ActivityState
 from salesflow.conditions import Condition, all_of, any_of, evaluate, field, not_
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
-from salesflow.lead import Lead, LeadSource, Rating
-from salesflow.opportunity import Opportunity
+from salesflow.lead import (
+    Budget,
+    Lead,
+    LeadSource,
+    Need,
+    PurchaseProcess,
+    PurchaseTimeframe,
+    Rating,
+)
+from salesflow.opportunity import Opportunity, OpportunityStatus
 from salesflow.party import Account, Competitor, Contact, Stakeholder
 from salesflow.stores.base import Query, SortKey, Store, record_value, search_keys
 from salesflow.stores.codec import Codec
@@ -57,6 +65,11 @@ def lead(n: int, **fields: Any) -> Lead:
 
 def _values(record: Record) -> Any:
     return lambda name: record_value(record, name)
+
+
+RATING_ORDER = {None: -1, "hot": 0, "warm": 1, "cold": 2}
+"""The rule for sorting ratings, stated by hand: empty first, then the option set's
+declaration order (hot, warm, cold), not alphabetical order (cold, hot, warm)."""
 
 
 def tier_to_segment(doc: dict[str, Any]) -> dict[str, Any]:
@@ -410,15 +423,84 @@ class StoreContract(abc.ABC):
             store,
             Query(order_by=(SortKey(field="rating"), SortKey(field="last_name", descending=True))),
         )
-
-        def key(r: Lead) -> tuple[Any, ...]:
-            rating = r.rating.value if r.rating else None
-            return ((rating is not None, rating), r.last_name)
-
         want = sorted(records, key=lambda r: r.id)
-        want.sort(key=lambda r: key(r)[1], reverse=True)
-        want.sort(key=lambda r: key(r)[0])
+        want.sort(key=lambda r: r.last_name, reverse=True)
+        want.sort(key=lambda r: RATING_ORDER[r.rating])  # option order, empty first
         assert got == [r.id for r in want]
+        # In sample(), n % 4 picks both the rating and the last name, so each rating
+        # has one last name and its leads come in id order.
+        assert got == [
+            "lead-0003",  # no rating (Żak)
+            "lead-0007",
+            "lead-0011",
+            "lead-0004",  # hot (Smith)
+            "lead-0008",
+            "lead-0012",
+            "lead-0001",  # warm (Smithers)
+            "lead-0005",
+            "lead-0009",
+            "lead-0002",  # cold (Jones)
+            "lead-0006",
+            "lead-0010",
+        ]
+
+    def test_option_sets_sort_in_option_order(self, store: Store) -> None:
+        ratings = [Rating.COLD, None, Rating.HOT, Rating.WARM, Rating.COLD, Rating.HOT]
+        self.put(store, *[lead(n, rating=r) for n, r in enumerate(ratings, start=1)])
+        with store.unit_of_work() as uow:
+            up = uow.query(Lead, Query(order_by=SortKey(field="rating")))
+            down = uow.query(Lead, Query(order_by=SortKey(field="rating", descending=True)))
+        assert [(r.rating, r.id) for r in up.items] == [
+            (None, "lead-0002"),
+            ("hot", "lead-0003"),
+            ("hot", "lead-0006"),
+            ("warm", "lead-0004"),
+            ("cold", "lead-0001"),
+            ("cold", "lead-0005"),
+        ]
+        assert [(r.rating, r.id) for r in down.items] == [
+            ("cold", "lead-0001"),  # ties still by id ascending
+            ("cold", "lead-0005"),
+            ("warm", "lead-0004"),
+            ("hot", "lead-0003"),
+            ("hot", "lead-0006"),
+            (None, "lead-0002"),
+        ]
+
+    @pytest.mark.parametrize(
+        ("name", "options"),
+        [
+            ("source", tuple(LeadSource)),
+            ("budget", tuple(Budget)),
+            ("purchase_timeframe", tuple(PurchaseTimeframe)),
+            ("purchase_process", tuple(PurchaseProcess)),
+            ("need", tuple(Need)),
+        ],
+    )
+    def test_every_option_set_sorts_and_groups_in_declaration_order(
+        self, store: Store, name: str, options: tuple[Any, ...]
+    ) -> None:
+        # Stored in reverse declaration order, so neither id nor insertion order helps.
+        values = [*reversed(options), None]
+        self.put(store, *[lead(n, **{name: v}) for n, v in enumerate(values, start=1)])
+        want = [None, *(o.value for o in options)]
+        with store.unit_of_work() as uow:
+            up = uow.query(Lead, Query(order_by=SortKey(field=name)))
+            down = uow.query(Lead, Query(order_by=SortKey(field=name, descending=True)))
+            groups = uow.group_counts(Lead, Query(), name)
+        assert [record_value(r, name) for r in up.items] == want
+        assert [record_value(r, name) for r in down.items] == want[::-1]
+        assert [(g.value, g.count) for g in groups] == [(v, 1) for v in want]
+
+    def test_option_set_filters_still_compare_text(self, store: Store) -> None:
+        records = self.sample()
+        self.put(store, *records)
+        # Ordering follows the option set, but lt/ge compare the stored text:
+        # "cold" < "hot" < "warm", as for any text field.
+        below_hot = self.ids(store, Query(where=field("rating").lt("hot"), limit=100))
+        assert below_hot == sorted(r.id for r in records if r.rating == "cold")
+        from_hot = self.ids(store, Query(where=field("rating").ge("hot"), limit=100))
+        assert from_hot == sorted(r.id for r in records if r.rating in ("hot", "warm"))
 
     def test_text_sorts_by_code_point(self, store: Store) -> None:
         names = ["b", "B", "a", "Á", "ä", "Z", "z"]
@@ -481,10 +563,29 @@ class StoreContract(abc.ABC):
             groups = uow.group_counts(Lead, Query(), "rating")
         assert [(g.value, g.count) for g in groups] == [
             (None, 3),
-            ("cold", 3),
-            ("hot", 3),
+            ("hot", 3),  # option order, not alphabetical
             ("warm", 3),
+            ("cold", 3),
         ]
+
+    def test_group_counts_of_other_kinds_follow_option_order(self, store: Store) -> None:
+        def opportunity(n: int, status: OpportunityStatus) -> Opportunity:
+            return Opportunity(
+                id=f"opp-{n}",
+                created_at=T0,
+                modified_at=T0,
+                name=f"Deal {n}",
+                status=status,
+            )
+
+        statuses = [OpportunityStatus.LOST, OpportunityStatus.WON, OpportunityStatus.LOST]
+        self.put(store, *[opportunity(n, s) for n, s in enumerate(statuses, start=1)])
+        self.put(store, opportunity(4, OpportunityStatus.OPEN))
+        with store.unit_of_work() as uow:
+            groups = uow.group_counts(Opportunity, Query(), "status")
+            page = uow.query(Opportunity, Query(order_by=SortKey(field="status")))
+        assert [(g.value, g.count) for g in groups] == [("open", 1), ("won", 1), ("lost", 2)]
+        assert [r.id for r in page.items] == ["opp-4", "opp-2", "opp-1", "opp-3"]
 
     def test_unknown_query_fields_are_refused(self, store: Store) -> None:
         with store.unit_of_work() as uow:
@@ -644,9 +745,11 @@ class StoreContract(abc.ABC):
             )
             matching = [r for r in records if evaluate(condition, _values(r))]
             matching.sort(key=lambda r: r.id)
+            # Ratings in option order (hot, warm, cold), empty first ascending and
+            # last descending; equal ratings stay in id order either way.
             present = [r for r in matching if r.rating is not None]
             empty = [r for r in matching if r.rating is None]
-            present.sort(key=lambda r: r.rating or "", reverse=descending)
+            present.sort(key=lambda r: RATING_ORDER[r.rating], reverse=descending)
             ordered = present + empty if descending else empty + present
             assert got == [r.id for r in ordered]
         finally:
