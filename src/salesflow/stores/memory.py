@@ -73,6 +73,7 @@ class MemoryStore:
         self._codec = codec or Codec()
         self._records: dict[RecordKind, dict[str, Record]] = {k: {} for k in RECORD_TYPES}
         self._lock = threading.RLock()
+        self._busy = False
         self._closed = False
 
     @contextmanager
@@ -81,7 +82,18 @@ class MemoryStore:
         if self._closed:
             raise StoreError("this MemoryStore is closed; create a new one")
         with self._lock:
-            yield _MemoryUnit(self)
+            # The lock is re-entrant only so that this check can speak: a nested unit
+            # would commit separately from its parent, which no SQL store allows either.
+            if self._busy:
+                raise StoreError(
+                    "a unit of work is already open on this MemoryStore in this thread; "
+                    "finish it before opening another"
+                )
+            self._busy = True
+            try:
+                yield _MemoryUnit(self)
+            finally:
+                self._busy = False
 
     def migrate(self) -> int:
         """Rewrite stored documents older than the codec's schema: never any here.

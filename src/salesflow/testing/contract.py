@@ -261,6 +261,14 @@ class StoreContract(abc.ABC):
             assert uow.find(Lead, "lead-0002") is None
             assert uow.get(Lead, "lead-0001").topic == "Topic 1"
 
+    def test_a_nested_unit_in_one_thread_is_refused(self, store: Store) -> None:
+        with store.unit_of_work():
+            inner = store.unit_of_work()
+            with pytest.raises(StoreError, match="already open"):
+                inner.__enter__()
+        with store.unit_of_work() as uow:  # the outer unit ended cleanly
+            assert uow.find(Lead, "lead-0001") is None
+
     def test_returned_records_are_copies(self, store: Store) -> None:
         self.put(store, lead(1, custom={"a": 1}))
         with store.unit_of_work() as uow:
