@@ -22,7 +22,8 @@ from salesflow.stores import sqlite as sqlite_module
 from salesflow.stores.base import Query, SortKey, Store, sort_order
 from salesflow.stores.codec import Codec
 from salesflow.stores.memory import MemoryStore
-from salesflow.stores.sql import STORE_SCHEMA_VERSION, option_rank
+from salesflow.stores.sql import STORE_SCHEMA_VERSION
+from salesflow.stores.sql_dialect import option_rank
 from salesflow.stores.sqlite import SQLiteStore
 from salesflow.stores.url import open_store
 from salesflow.testing.contract import StoreContract, tier_to_segment, upgraded_codec

@@ -4,7 +4,8 @@ Each unit of work is one transaction (READ COMMITTED); concurrent changes to
 one record are caught by the version check of `UnitOfWork.update`. psycopg is
 imported only when a store is opened, so salesflow works without it (install
 the ``postgres`` extra). Tables live in one schema (``public`` by default) and
-share their layout and query compilation with SQLite (`salesflow.stores.sql`).
+share their layout (`salesflow.stores.sql`) and query compilation
+(`salesflow.stores.sql_query`) with SQLite.
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ from salesflow.stores.base import ColumnType
 from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
+    SQLUnit,
+    Table,
+    migrate_documents,
+    open_schema,
+)
+from salesflow.stores.sql_dialect import (
     Category,
     Dialect,
     Operand,
     Session,
-    SQLUnit,
-    Table,
     dump_json,
-    migrate_documents,
     number_value,
-    open_schema,
     quote,
     sql_string,
 )

@@ -1,10 +1,11 @@
-"""The SQL stores' shared core: table layout, record rows, and query compilation.
+"""The SQL stores' shared core: the table layout and the unit of work.
 
 `SQLiteStore` and `PostgresStore` keep the same tables and answer the same
 queries; what differs between the two engines (column types, JSON access,
-parameter style) is a `Dialect`. This module turns records into rows, builds
-the schema, compiles `Query` and `Condition` to SQL with bound parameters, and
-implements the unit of work over a `Session` (one database transaction).
+parameter style) is a `Dialect` (`salesflow.stores.sql_dialect`), and queries
+compile to SQL in `salesflow.stores.sql_query`. This module turns records into
+rows, builds the schema, migrates old documents and implements the unit of work
+over a `Session` (one database transaction).
 
 Layout: one table per record kind (``sf_lead``, ``sf_contact``, …). ``doc`` is
 the codec document and the only thing read back; every queryable field (see
@@ -18,31 +19,18 @@ non-ASCII text value, because neither engine folds case the way Python's
 which is exact for ASCII. The document's ``"schema"`` number is indexed too:
 after a codec upgrade, `migrate_documents` finds the rows that still hold an
 older document and rewrites them, so the copied columns agree with the records.
-
-Semantics equal `salesflow.conditions.evaluate`: every comparison compiles to a
-two-valued SQL expression (a missing value makes it false, never NULL), so
-``NOT`` means what it means in Python; values of a type the field can never
-equal (text against a number, a date against a datetime, a naive datetime)
-make the comparison false and ``ne`` / ``not_in`` true for present values.
 """
 
 from __future__ import annotations
 
-import abc
 import copy
-import json
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from datetime import date, datetime
-from decimal import Decimal
-from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
 from salesflow.activity import Activity
-from salesflow.conditions import AllOf, AnyOf, Compare, Condition, Not, Op
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
 from salesflow.stores.base import (
     Column,
@@ -58,29 +46,18 @@ from salesflow.stores.base import (
     search_keys,
     sort_order,
 )
-from salesflow.stores.codec import Codec, format_datetime
+from salesflow.stores.codec import Codec
+from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction, dump_json, quote
+from salesflow.stores.sql_query import Params, order_clause, where_clause
 from salesflow.values import Record, RecordKind, RecordRef
 
 __all__ = [
     "MIGRATION_BATCH_SIZE",
     "STORE_SCHEMA_VERSION",
-    "Category",
-    "Dialect",
-    "Operand",
-    "Params",
     "SQLUnit",
-    "Session",
     "Table",
-    "Transaction",
-    "category_of",
-    "compile_condition",
-    "dump_json",
     "migrate_documents",
-    "number_value",
     "open_schema",
-    "option_rank",
-    "quote",
-    "sql_string",
 ]
 
 R = TypeVar("R", bound=Record)
@@ -90,308 +67,6 @@ STORE_SCHEMA_VERSION = 1
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""
-
-TRUE = "(1 = 1)"
-FALSE = "(1 = 0)"
-
-
-def quote(identifier: str) -> str:
-    """``identifier`` as a quoted SQL identifier."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def sql_string(text: str) -> str:
-    """``text`` as an SQL string literal (for names already checked, never user data)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-class Category(StrEnum):
-    """The kinds of value Python can compare with each other.
-
-    Two values of different categories are never equal and have no order
-    (Python raises `TypeError`, which `evaluate` reads as false). ``bool`` is a
-    number, as in Python (``True == 1``).
-    """
-
-    TEXT = "text"
-    NUMBER = "number"
-    DATETIME = "datetime"
-    DATE = "date"
-
-
-_COLUMN_CATEGORY = {
-    ColumnType.TEXT: Category.TEXT,
-    ColumnType.INT: Category.NUMBER,
-    ColumnType.BOOL: Category.NUMBER,
-    ColumnType.DECIMAL: Category.NUMBER,
-    ColumnType.DATETIME: Category.DATETIME,
-    ColumnType.DATE: Category.DATE,
-}
-
-
-def category_of(value: Any) -> Category | None:
-    """The comparison category of a condition value, or ``None`` if it matches nothing.
-
-    NaN equals nothing and has no order; a naive datetime cannot be compared
-    with the stored aware ones.
-    """
-    if isinstance(value, str):
-        return Category.TEXT
-    if isinstance(value, bool | int):
-        return Category.NUMBER
-    if isinstance(value, float):
-        return None if math.isnan(value) else Category.NUMBER
-    if isinstance(value, Decimal):
-        return None if value.is_nan() else Category.NUMBER
-    if isinstance(value, datetime):
-        return Category.DATETIME if value.utcoffset() is not None else None
-    if isinstance(value, date):
-        return Category.DATE
-    return None
-
-
-@attrs.frozen
-class Operand:
-    """How one queryable field reads in SQL.
-
-    Attributes:
-        present: SQL that is true when the field has a value (not ``None``).
-        typed: Per `Category`, an SQL expression giving the value when it is of
-            that category and NULL otherwise; a missing category never matches.
-        folded: SQL giving the case-folded text when the value is text, else NULL.
-        order: The ORDER BY terms that sort the field like `sort_order` (each
-            is NULL exactly when the field is empty, so ``NULLS FIRST`` applies).
-        group: The SELECT terms that identify a value when grouping.
-        decode: Turns the ``group`` columns of a row into the Python value.
-        param: Turns a condition value of a category into a bound parameter.
-        single: ``typed`` has one entry that is NULL exactly when the field is
-            empty (a plain column), which allows simpler, index-friendly SQL.
-    """
-
-    present: str
-    typed: Mapping[Category, str]
-    folded: str | None
-    order: tuple[str, ...]
-    group: tuple[str, ...]
-    decode: Callable[[Sequence[Any]], Any]
-    param: Callable[[Category, Any], Any]
-    single: bool = False
-
-
-class Session(Protocol):
-    """The statements of one unit of work, on one database transaction."""
-
-    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a query and return its rows."""
-        ...
-
-    def change(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run a statement and return how many rows it changed."""
-        ...
-
-
-class Transaction(Session, Protocol):
-    """A `Session` on a transaction of its own, committed by whoever opened it."""
-
-    def commit(self) -> None:
-        """Make the transaction's changes durable and visible."""
-        ...
-
-
-class Dialect(abc.ABC):
-    """What differs between SQL engines: types, JSON access, parameters, text."""
-
-    placeholder: str = "?"
-    """The bound-parameter marker."""
-    doc_type: str = "TEXT"
-    """The column type of ``doc`` and ``folded``."""
-    json_placeholder: str = "?"
-    """The marker for a JSON text parameter written to a ``doc_type`` column."""
-
-    @abc.abstractmethod
-    def table(self, name: str) -> str:
-        """The quoted (and qualified) name of table ``name``."""
-
-    @abc.abstractmethod
-    def table_exists(self, name: str) -> tuple[str, list[Any]]:
-        """A query (and its parameters) that returns a row when table ``name`` exists."""
-
-    @abc.abstractmethod
-    def index_exists(self, name: str) -> tuple[str, list[Any]]:
-        """A query (and its parameters) that returns a row when index ``name`` exists."""
-
-    @abc.abstractmethod
-    def sql_type(self, ctype: ColumnType) -> str:
-        """The column type (with collation) that stores ``ctype``."""
-
-    @abc.abstractmethod
-    def document_schema(self) -> str:
-        """SQL for the ``"schema"`` number of the row's ``doc`` (NULL when missing).
-
-        Each table has an index on it, so `migrate_documents` finds old (and too
-        new) documents with an index range instead of reading every document.
-        """
-
-    def schema_param(self, schema: int) -> tuple[str, Any]:
-        """The placeholder and the parameter that compare `document_schema` with ``schema``."""
-        return self.placeholder, schema
-
-    def index_term(self, column: str) -> str:
-        """One column of an index definition."""
-        return quote(column)
-
-    @abc.abstractmethod
-    def store_value(self, ctype: ColumnType, value: Any) -> Any:
-        """The parameter that stores Python ``value`` (not ``None``) in a ``ctype`` column."""
-
-    @abc.abstractmethod
-    def load_value(self, ctype: ColumnType, raw: Any) -> Any:
-        """The Python value of a ``ctype`` column as the driver returned it."""
-
-    @abc.abstractmethod
-    def number(self, value: int | float | Decimal) -> Any:
-        """The parameter for a number compared with numeric columns or custom numbers."""
-
-    def custom_param(self, category: Category, value: Any) -> Any:
-        """The parameter compared with a custom field's value of ``category``.
-
-        Custom datetimes and dates are stored as fixed-width ISO text, so they are
-        compared as that text.
-        """
-        if category is Category.NUMBER:
-            return self.number(value)
-        if category is Category.DATETIME:
-            return format_datetime(value)
-        if category is Category.DATE:
-            return value.isoformat()
-        return value
-
-    def bool_number(self, expr: str) -> str:
-        """``expr`` (a bool column) as a number, for comparisons with numbers."""
-        return expr
-
-    @abc.abstractmethod
-    def load_json(self, raw: Any) -> Any:
-        """The Python value of a ``doc_type`` column."""
-
-    @abc.abstractmethod
-    def fold(self, text_expr: str, folded_key: str) -> str:
-        """SQL for the case-folded text of ``text_expr``.
-
-        ``folded_key`` names the entry of the ``folded`` column that holds the
-        folded form when the text is not ASCII.
-        """
-
-    @abc.abstractmethod
-    def starts_with(self, text_expr: str, placeholder: str, length: int) -> str:
-        """SQL: ``text_expr`` starts with the ``length``-character parameter."""
-
-    @abc.abstractmethod
-    def contains(self, text_expr: str, placeholder: str) -> str:
-        """SQL: ``text_expr`` contains the parameter."""
-
-    @abc.abstractmethod
-    def custom(self, name: str) -> Operand:
-        """The operand for custom field ``name`` (read from ``doc``)."""
-
-    def column(self, column: Column) -> Operand:
-        """The operand for a typed column.
-
-        An option-set column (`Column.options`) sorts by the position of its value
-        among the options, then by its text (which only orders values that are not
-        options); filters and grouping use the stored text as it is.
-        """
-        name = quote(column.name)
-        ctype = column.type
-        category = _COLUMN_CATEGORY[ctype]
-        typed = self.bool_number(name) if ctype is ColumnType.BOOL else name
-        order: tuple[str, ...] = (name,)
-        if column.options is not None:
-            order = (option_rank(name, column.options), name)
-
-        def param(cat: Category, value: Any) -> Any:
-            return self.number(value) if cat is Category.NUMBER else self.store_value(ctype, value)
-
-        return Operand(
-            present=f"{name} IS NOT NULL",
-            typed={category: typed},
-            folded=self.fold(name, column.name) if ctype is ColumnType.TEXT else None,
-            order=order,
-            group=(name,),
-            decode=lambda row: None if row[0] is None else self.load_value(ctype, row[0]),
-            param=param,
-            single=True,
-        )
-
-
-def option_rank(expr: str, options: Sequence[str]) -> str:
-    """SQL for the position of text ``expr`` among ``options`` (0, 1, …), ``len(options)``
-    for any other text, and NULL when ``expr`` is NULL: the sort key of an option set.
-
-    The options are our enums' values, written as quoted literals (`sql_string`),
-    so the ORDER BY text is the same for every query and can be prepared once.
-    """
-    whens = " ".join(
-        f"WHEN {expr} = {sql_string(option)} THEN {i}" for i, option in enumerate(options)
-    )
-    return f"(CASE {whens} WHEN {expr} IS NOT NULL THEN {len(options)} END)"
-
-
-def number_value(value: int | float | Decimal) -> int | float | Decimal:
-    """A number as an ``int`` when it is integral and fits 64 bits (index-friendly)."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**63 else float(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-        return int(value)
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        whole = int(value)
-        if -(2**63) <= whole < 2**63:
-            return whole
-    return value
-
-
-def dump_json(value: Any, what: str) -> str:
-    """JSON text for ``value``.
-
-    Raises:
-        ValidationError: ``value`` holds NaN or infinity, which JSON cannot carry.
-    """
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except ValueError as exc:
-        raise ValidationError(
-            f"{what} cannot be stored: {exc}; custom float values must be finite numbers",
-            field="custom",
-            value=None,
-        ) from None
-
-
-def _successor(prefix: str) -> str | None:
-    """The smallest string greater than every string that starts with ``prefix``."""
-    chars = list(prefix)
-    while chars:
-        last = ord(chars.pop())
-        if last < 0x10FFFF:
-            nxt = last + 1
-            if 0xD800 <= nxt <= 0xDFFF:  # surrogates never occur in stored text
-                nxt = 0xE000
-            return "".join(chars) + chr(nxt)
-    return None
-
-
-class Params:
-    """Collects bound parameters while SQL text is built left to right."""
-
-    def __init__(self, placeholder: str) -> None:
-        self.values: list[Any] = []
-        self._placeholder = placeholder
-
-    def add(self, value: Any) -> str:
-        """Bind ``value`` and return its placeholder."""
-        self.values.append(value)
-        return self._placeholder
 
 
 @attrs.frozen
@@ -546,132 +221,6 @@ class Table:
         if name.startswith("custom."):
             return self.dialect.custom(name[len("custom.") :])
         return self._operands[name]
-
-
-# --- conditions ---------------------------------------------------------------------
-
-
-def compile_condition(condition: Condition, table: Table, params: Params) -> str:
-    """``condition`` as a two-valued SQL expression over ``table``.
-
-    Args:
-        condition: A checked condition (every field exists).
-        table: The table queried.
-        params: Receives the bound values, in the order of their placeholders.
-
-    Returns:
-        SQL that is true exactly where `salesflow.conditions.evaluate` is.
-    """
-    if isinstance(condition, Compare):
-        return _compile_compare(condition, table.operand(condition.field), table.dialect, params)
-    if isinstance(condition, AllOf):
-        if not condition.conditions:
-            return TRUE
-        return (
-            "("
-            + " AND ".join(compile_condition(c, table, params) for c in condition.conditions)
-            + ")"
-        )
-    if isinstance(condition, AnyOf):
-        if not condition.conditions:
-            return FALSE
-        return (
-            "("
-            + " OR ".join(compile_condition(c, table, params) for c in condition.conditions)
-            + ")"
-        )
-    assert isinstance(condition, Not)
-    return f"(NOT {compile_condition(condition.condition, table, params)})"
-
-
-def _by_category(values: Iterable[Any]) -> dict[Category, list[Any]]:
-    groups: dict[Category, list[Any]] = {}
-    for value in values:
-        cat = category_of(value)
-        if cat is not None:
-            groups.setdefault(cat, []).append(value)
-    return groups
-
-
-def _compile_compare(compare: Compare, operand: Operand, dialect: Dialect, params: Params) -> str:
-    op = compare.op
-    if op is Op.IS_NULL:
-        return f"(NOT ({operand.present}))"
-    if op is Op.NOT_NULL:
-        return f"({operand.present})"
-    if op in (Op.STARTS_WITH, Op.CONTAINS):
-        folded = operand.folded
-        if folded is None:
-            return FALSE
-        text = str(compare.value).casefold()
-        if op is Op.STARTS_WITH:
-            test = dialect.starts_with(folded, params.add(text), len(text))
-        else:
-            test = dialect.contains(folded, params.add(text))
-        return f"({folded} IS NOT NULL AND {test})"
-    if op in (Op.IN, Op.NOT_IN):
-        parts: list[str] = []
-        for group, values in _by_category(compare.value).items():
-            expr = operand.typed.get(group)
-            if expr is None:
-                continue
-            marks = ", ".join(params.add(operand.param(group, v)) for v in values)
-            keyword = "NOT IN" if op is Op.NOT_IN and operand.single else "IN"
-            parts.append(f"({expr} IS NOT NULL AND {expr} {keyword} ({marks}))")
-        if op is Op.IN:
-            return "(" + " OR ".join(parts) + ")" if parts else FALSE
-        if not parts:
-            return f"({operand.present})"
-        if operand.single:
-            return parts[0]
-        return f"(({operand.present}) AND NOT ({' OR '.join(parts)}))"
-    cat = category_of(compare.value)
-    target = operand.typed.get(cat) if cat is not None else None
-    if cat is None or target is None:
-        return f"({operand.present})" if op is Op.NE else FALSE
-    mark = params.add(operand.param(cat, compare.value))
-    if op is Op.NE:
-        if operand.single:
-            return f"({target} IS NOT NULL AND {target} <> {mark})"
-        return f"(({operand.present}) AND NOT ({target} IS NOT NULL AND {target} = {mark}))"
-    symbol = {Op.EQ: "=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}[op]
-    return f"({target} IS NOT NULL AND {target} {symbol} {mark})"
-
-
-def _compile_search(term: tuple[str, bool], table: Table, params: Params) -> str:
-    text, contains = term
-    parts = []
-    for key in search_keys(table.kind):
-        column = quote(key.name)
-        if contains:
-            parts.append(
-                f"({column} IS NOT NULL AND {table.dialect.contains(column, params.add(text))})"
-            )
-            continue
-        # A range on the stored folded key is a prefix test that uses its index.
-        upper = _successor(text)
-        low = f"{column} >= {params.add(text)}"
-        parts.append(f"({low} AND {column} < {params.add(upper)})" if upper else f"({low})")
-    return "(" + " OR ".join(parts) + ")"
-
-
-def _where(query: Query, table: Table, params: Params) -> str:
-    clauses = []
-    if query.where is not None:
-        clauses.append(compile_condition(query.where, table, params))
-    term = query.search_term
-    if term is not None:
-        clauses.append(_compile_search(term, table, params))
-    return f" WHERE {' AND '.join(clauses)}" if clauses else ""
-
-
-def _order(query: Query, table: Table) -> str:
-    terms: list[str] = []
-    for key in query.order_by:
-        direction = " DESC NULLS LAST" if key.descending else " ASC NULLS FIRST"
-        terms.extend(f"{t}{direction}" for t in table.operand(key.field).order)
-    terms.append('"id" ASC')
-    return " ORDER BY " + ", ".join(terms)
 
 
 # --- schema ---------------------------------------------------------------------------
@@ -945,9 +494,9 @@ class SQLUnit:
         query.check(cls.KIND)
         table = self._tables[cls.KIND]
         params = Params(table.dialect.placeholder)
-        where = _where(query, table, params)
+        where = where_clause(query, table, params)
         rows = self._session.fetch(
-            f'SELECT "doc" FROM {table.name}{where}{_order(query, table)} '
+            f'SELECT "doc" FROM {table.name}{where}{order_clause(query, table)} '
             f"LIMIT {int(query.limit)} OFFSET {int(query.offset)}",
             params.values,
         )
@@ -969,7 +518,7 @@ class SQLUnit:
         table = self._tables[cls.KIND]
         operand = table.operand(field)
         params = Params(table.dialect.placeholder)
-        where = _where(query, table, params)
+        where = where_clause(query, table, params)
         terms = ", ".join(operand.group)
         positions = ", ".join(str(i + 1) for i in range(len(operand.group)))
         rows = self._session.fetch(

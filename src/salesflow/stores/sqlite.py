@@ -2,9 +2,9 @@
 
 Each unit of work is one ``BEGIN IMMEDIATE`` transaction, so units are
 serialized (one at a time, also across processes; the others wait, by default
-up to 5 s). Other connections see only committed units. The table layout, the
-query compilation and `SQLiteStore.migrate` are shared with PostgreSQL in
-`salesflow.stores.sql`.
+up to 5 s). Other connections see only committed units. The table layout and
+`SQLiteStore.migrate` (`salesflow.stores.sql`) and the query compilation
+(`salesflow.stores.sql_query`) are shared with PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,17 +24,12 @@ from salesflow.stores.base import ColumnType
 from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value, format_datetime
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
-    Category,
-    Dialect,
-    Operand,
     SQLUnit,
     Table,
     migrate_documents,
-    number_value,
     open_schema,
-    quote,
-    sql_string,
 )
+from salesflow.stores.sql_dialect import Category, Dialect, Operand, number_value, quote, sql_string
 
 __all__ = ["SQLiteDialect", "SQLiteStore"]
 
