@@ -72,6 +72,10 @@ class MemoryStore:
     def __init__(self, codec: Codec | None = None) -> None:
         self._codec = codec or Codec()
         self._records: dict[RecordKind, dict[str, Record]] = {k: {} for k in RECORD_TYPES}
+        # lookup key -> value -> ids, so matching and qualify never scan every record
+        self._index: dict[tuple[RecordKind, str], dict[str, set[str]]] = {
+            (kind, key.name): {} for kind in RECORD_TYPES for key in lookup_keys(kind)
+        }
         self._lock = threading.RLock()
         self._busy = False
         self._closed = False
@@ -116,6 +120,29 @@ class MemoryStore:
         """Forget every record."""
         self._closed = True
         self._records = {k: {} for k in RECORD_TYPES}
+        self._index = {k: {} for k in self._index}
+
+    def _store(self, record: Record) -> None:
+        """Put a committed record in place and keep the lookup indexes current."""
+        kind = record.KIND
+        before = self._records[kind].get(record.id)
+        for key in lookup_keys(kind):
+            index = self._index[(kind, key.name)]
+            old = key.read(before) if before is not None else None
+            new = key.read(record)
+            if old == new:
+                continue
+            if old is not None:
+                index[old].discard(record.id)
+                if not index[old]:
+                    del index[old]
+            if new is not None:
+                index.setdefault(new, set()).add(record.id)
+        self._records[kind][record.id] = record
+
+    def _indexed(self, kind: RecordKind, key: str, value: str) -> list[Record]:
+        ids = self._index[(kind, key)].get(value, ())
+        return [self._records[kind][i] for i in ids]
 
     def dump(self) -> dict[str, Any]:
         """Every record as JSON-able documents, for `load` (save/restore)."""
@@ -134,8 +161,7 @@ class MemoryStore:
         for kind_value, docs in snapshot["records"].items():
             kind = RecordKind(kind_value)
             for doc in docs:
-                record = store._codec.decode(kind, doc)
-                store._records[kind][record.id] = record
+                store._store(store._codec.decode(kind, doc))
         return store
 
 
@@ -194,7 +220,10 @@ class _MemoryUnit:
         lookup = next((k for k in lookup_keys(cls.KIND) if k.name == key), None)
         if lookup is None:
             raise StoreError(f"{cls.__name__} has no lookup key {key!r}")
-        found = [r for r in self._all(cls.KIND) if lookup.read(r) == value]
+        pending = self._pending.get(cls.KIND, {})
+        committed = [r for r in self._store._indexed(cls.KIND, key, value) if r.id not in pending]
+        # the unit's own writes are few: check them directly
+        found = committed + [r for r in pending.values() if lookup.read(r) == value]
         found.sort(key=lambda r: (r.modified_at, r.id), reverse=True)
         return [_clone(r) for r in found]  # type: ignore[misc]
 
@@ -261,6 +290,7 @@ class _MemoryUnit:
         return [_clone(r) for r in found]
 
     def commit(self) -> None:
-        for kind, records in self._pending.items():
-            self._store._records[kind].update(records)
+        for records in self._pending.values():
+            for record in records.values():
+                self._store._store(record)
         self._pending = {}

@@ -325,6 +325,25 @@ class StoreContract(abc.ABC):
         with store.unit_of_work() as uow:
             assert [a.id for a in uow.find_by(Account, "name_key", "contoso ltd")] == ["a1"]
 
+    def test_lookups_follow_a_changed_key(self, store: Store) -> None:
+        self.put(
+            store,
+            Contact(id="c1", created_at=T0, modified_at=T0, last_name="A", email="old@x.example"),
+        )
+        with store.unit_of_work() as uow:
+            contact = uow.get(Contact, "c1")
+            uow.update(attrs.evolve(contact, email="new@x.example"))
+            # inside the unit, the change is already visible to lookups
+            assert uow.find_by(Contact, "email_key", "old@x.example") == []
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.find_by(Contact, "email_key", "old@x.example") == []
+            assert [c.id for c in uow.find_by(Contact, "email_key", "new@x.example")] == ["c1"]
+            uow.update(attrs.evolve(uow.get(Contact, "c1"), email=None))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.find_by(Contact, "email_key", "new@x.example") == []
+
     def test_lookups_see_the_units_own_writes(self, store: Store) -> None:
         with store.unit_of_work() as uow:
             uow.add(Account(id="a1", created_at=T0, modified_at=T0, name="Northwind"))
