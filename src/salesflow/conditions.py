@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from enum import Enum, StrEnum
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
 from salesflow.errors import ValidationError
 from salesflow.values import to_enum
+
+T = TypeVar("T")
 
 __all__ = [
     "AllOf",
@@ -38,6 +40,7 @@ __all__ = [
     "Op",
     "all_of",
     "any_of",
+    "compile_predicate",
     "evaluate",
     "field",
     "not_",
@@ -300,6 +303,28 @@ def _compare(op: Op, actual: Any, expected: Any) -> bool:
         # values of different kinds never match, as in the SQL stores
         return False
     raise AssertionError(op)  # pragma: no cover - every Op is matched above
+
+
+def compile_predicate(
+    condition: Condition, reader: Callable[[str], Callable[[T], Any]]
+) -> Callable[[T], bool]:
+    """Compile ``condition`` once into a function of one item.
+
+    ``reader(field)`` returns the function that reads ``field`` from an item; it is
+    called once per field, not once per item. The result answers exactly as
+    `evaluate` does.
+    """
+    if isinstance(condition, Compare):
+        read = reader(condition.field)
+        op, expected = condition.op, condition.value
+        return lambda item: _compare(op, _plain(read(item)), expected)
+    if isinstance(condition, AllOf | AnyOf):
+        parts = [compile_predicate(c, reader) for c in condition.conditions]
+        if isinstance(condition, AllOf):
+            return lambda item: all(p(item) for p in parts)
+        return lambda item: any(p(item) for p in parts)
+    inner = compile_predicate(condition.condition, reader)
+    return lambda item: not inner(item)
 
 
 def evaluate(condition: Condition, value_of: Callable[[str], Any]) -> bool:

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from salesflow.activity import Activity, timeline_key
-from salesflow.conditions import evaluate
+from salesflow.conditions import compile_predicate
 from salesflow.errors import AlreadyExists, NotFound, StoreError, VersionConflict
 from salesflow.stores.base import (
     GroupCount,
     Page,
     Query,
     check_fields,
+    field_reader,
     lookup_keys,
-    record_value,
     search_keys,
     sort_order,
 )
@@ -39,27 +39,6 @@ def _clone(record: R) -> R:
     twin = copy.copy(record)
     twin.custom = dict(record.custom)
     return twin
-
-
-def _values(record: Record) -> Callable[[str], Any]:
-    return lambda name: record_value(record, name)
-
-
-class _Reverse:
-    """Wraps a sort value so that it orders descending inside a tuple key."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __lt__(self, other: _Reverse) -> bool:
-        return bool(other.value < self.value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Reverse) and bool(self.value == other.value)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 class MemoryStore:
@@ -229,37 +208,35 @@ class _MemoryUnit:
 
     def _matching(self, cls: type[R], query: Query) -> list[Record]:
         query.check(cls.KIND)
+        kind = cls.KIND
+        records: Iterator[Record] = self._all(kind)
+        if query.where is not None:
+            keep = compile_predicate(query.where, lambda name: field_reader(kind, name))
+            records = (r for r in records if keep(r))
         term = query.search_term
-        keys = search_keys(cls.KIND)
-        result: list[Record] = []
-        for record in self._all(cls.KIND):
-            if query.where is not None and not evaluate(query.where, _values(record)):
-                continue
-            if term is not None:
-                text, contains = term
-                values = [k.read(record) for k in keys]
-                if contains:
-                    hit = any(v is not None and text in v for v in values)
-                else:
-                    hit = any(v is not None and v.startswith(text) for v in values)
-                if not hit:
-                    continue
-            result.append(record)
-        return result
+        if term is None:
+            return list(records)
+        text, contains = term
+        readers = [k.read for k in search_keys(kind)]
+
+        def hit(record: Record) -> bool:
+            for read in readers:
+                value = read(record)
+                if value is not None and (text in value if contains else value.startswith(text)):
+                    return True
+            return False
+
+        return [r for r in records if hit(r)]
 
     def query(self, cls: type[R], query: Query) -> Page[R]:
         matching = self._matching(cls, query)
-        orders = [(s, sort_order(cls.KIND, s.field)) for s in query.order_by]
-
-        def key(record: Record) -> tuple[Any, ...]:
-            parts: list[Any] = []
-            for sort, order in orders:
-                value = order(record_value(record, sort.field))
-                parts.append(_Reverse(value) if sort.descending else value)
-            parts.append(record.id)
-            return tuple(parts)
-
-        matching.sort(key=key)
+        # Stable sorts from the last key to the first give the multi-key order with
+        # per-key directions, ties by id, without a wrapper object per record.
+        matching.sort(key=lambda r: r.id)
+        for sort in reversed(query.order_by):
+            read = field_reader(cls.KIND, sort.field)
+            order = sort_order(cls.KIND, sort.field)
+            matching.sort(key=lambda r: order(read(r)), reverse=sort.descending)
         window = matching[query.offset : query.offset + query.limit]
         return Page(
             items=tuple(_clone(r) for r in window),  # type: ignore[misc]
@@ -271,8 +248,9 @@ class _MemoryUnit:
     def group_counts(self, cls: type[R], query: Query, field: str) -> list[GroupCount]:
         check_fields(cls.KIND, [field])
         counts: dict[Any, int] = {}
+        read = field_reader(cls.KIND, field)
         for record in self._matching(cls, query):
-            value = record_value(record, field)
+            value = read(record)
             counts[value] = counts.get(value, 0) + 1
         order = sort_order(cls.KIND, field)
         return [
