@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -95,26 +96,30 @@ def qualify(
     """
     status = fire(LeadLifecycle, lead.status.value, "qualify", what=describe(lead))
 
+    # what every record converted from the lead carries over from it
+    carried: dict[str, Any] = {
+        "created_at": now,
+        "modified_at": now,
+        "street": lead.street,
+        "city": lead.city,
+        "state_province": lead.state_province,
+        "postal_code": lead.postal_code,
+        "country": lead.country,
+        "owner_id": lead.owner_id,
+        "owner_type": lead.owner_type,
+        "originating_lead_id": lead.id,
+    }
     account, account_created = existing_account, False
     if account is None and options.create_account and lead.company_name:
         account = Account(
             id=new_id(RecordKind.ACCOUNT),
-            created_at=now,
-            modified_at=now,
+            **carried,
             name=lead.company_name,
             website=lead.website,
             phone=lead.business_phone,
             industry=lead.industry,
             employees=lead.employees,
             annual_revenue=lead.annual_revenue,
-            street=lead.street,
-            city=lead.city,
-            state_province=lead.state_province,
-            postal_code=lead.postal_code,
-            country=lead.country,
-            owner_id=lead.owner_id,
-            owner_type=lead.owner_type,
-            originating_lead_id=lead.id,
         )
         account_created = True
 
@@ -122,8 +127,7 @@ def qualify(
     if contact is None and options.create_contact:
         contact = Contact(
             id=new_id(RecordKind.CONTACT),
-            created_at=now,
-            modified_at=now,
+            **carried,
             first_name=lead.first_name,
             last_name=lead.last_name,
             email=lead.email,
@@ -131,17 +135,9 @@ def qualify(
             mobile_phone=lead.mobile_phone,
             job_title=lead.job_title,
             account_id=account.id if account is not None else None,
-            street=lead.street,
-            city=lead.city,
-            state_province=lead.state_province,
-            postal_code=lead.postal_code,
-            country=lead.country,
             do_not_email=lead.do_not_email,
             do_not_phone=lead.do_not_phone,
             do_not_bulk_email=lead.do_not_bulk_email,
-            owner_id=lead.owner_id,
-            owner_type=lead.owner_type,
-            originating_lead_id=lead.id,
         )
         contact_created = True
     if account_created and contact is not None and account is not None:
