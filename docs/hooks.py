@@ -5,7 +5,9 @@ A page asks for them with HTML comments, which render as nothing without the hoo
 - ``<!-- lifecycle: salesflow.lead.LeadLifecycle -->`` becomes a ``mermaid`` fenced
   block drawn by `salesflow.lifecycle.mermaid` from the state machine class;
 - ``<!-- fields: salesflow.Lead -->`` becomes a table of the record's attrs fields
-  (name, type, default, and whether a host sets it through the commands).
+  (name, type, default, and whether a host sets it through the commands);
+- ``<!-- sequence-template: NAME -->`` becomes a ``mermaid`` flowchart of the shipped
+  sequence template ``NAME``, drawn by `salesflow.sequences.render.mermaid`.
 
 So a lifecycle or a record cannot change without its page changing too. An unknown
 name fails the build. ``tests/test_docs.py`` calls `on_page_markdown` directly.
@@ -23,7 +25,9 @@ from typing import Any
 
 import attrs
 
-MARKER = re.compile(r"<!--\s*(?P<what>lifecycle|fields):\s*(?P<target>[\w.]+)\s*-->")
+MARKER = re.compile(
+    r"<!--\s*(?P<what>lifecycle|fields|sequence-template):\s*(?P<target>[\w.-]+)\s*-->"
+)
 """A request for generated content: ``<!-- lifecycle: dotted.Name -->``."""
 
 
@@ -45,6 +49,30 @@ def lifecycle_block(dotted: str) -> str:
     from salesflow.lifecycle import mermaid
 
     return f"```mermaid\n{mermaid(resolve(dotted))}```"
+
+
+def sequence_template_block(name: str) -> str:
+    """The Mermaid fenced block of the shipped sequence template ``name``.
+
+    Raises:
+        ValueError: the templates cannot be imported, or no template has that name.
+    """
+    from salesflow.sequences.render import mermaid
+
+    try:
+        templates = importlib.import_module("salesflow.sequences.templates")
+    except ImportError as exc:
+        raise ValueError(
+            f"docs marker names sequence template {name!r}, but the templates cannot be "
+            f"imported: {exc}"
+        ) from exc
+    known = sorted(templates.TEMPLATES)
+    if name not in known:
+        raise ValueError(
+            f"docs marker names sequence template {name!r}, which does not exist; "
+            f"known: {', '.join(known)}"
+        )
+    return f"```mermaid\n{mermaid(templates.load_template(name))}```"
 
 
 def type_name(tp: Any) -> str:
@@ -115,6 +143,8 @@ def render(markdown: str) -> str:
     def replace(match: re.Match[str]) -> str:
         if match["what"] == "lifecycle":
             return lifecycle_block(match["target"])
+        if match["what"] == "sequence-template":
+            return sequence_template_block(match["target"])
         return fields_table(match["target"])
 
     return MARKER.sub(replace, markdown)
