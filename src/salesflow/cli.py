@@ -199,6 +199,44 @@ def demo(store_url: str, *, seed: int = 7, out: TextIO | None = None) -> None:
         engine.close()
 
 
+def list_templates(out: TextIO) -> None:
+    """Print the standard sequence templates: name, record type, steps, days."""
+    from salesflow.sequences.templates import TEMPLATES, load_template
+    from salesflow.sequences.validation import stats
+
+    rows = []
+    for name in TEMPLATES:
+        definition = load_template(name)
+        figures = stats(definition)
+        rows.append(
+            (name, definition.record_type.value, str(figures.steps), f"{figures.longest_days:g}")
+        )
+    header = ("Template", "Record type", "Steps", "Days")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            c.rjust(w) if i >= 2 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    print(line(header), file=out)
+    print("-" * len(line(header)), file=out)
+    for row in rows:
+        print(line(row), file=out)
+
+
+def show_template(name: str, fmt: str, out: TextIO) -> None:
+    """Print one template as Mermaid, JSON or TOML."""
+    from salesflow.sequences.io import dumps_json, dumps_toml
+    from salesflow.sequences.render import mermaid
+    from salesflow.sequences.templates import load_template
+
+    definition = load_template(name)
+    text = {"mermaid": mermaid, "json": dumps_json, "toml": dumps_toml}[fmt](definition)
+    print(text.rstrip("\n"), file=out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``salesflow`` command."""
     parser = argparse.ArgumentParser(prog="salesflow", description=__doc__)
@@ -210,10 +248,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"store URL (default: $SALESFLOW_STORE or {DEFAULT_DEMO_STORE})",
     )
     run_demo.add_argument("--seed", type=int, default=7, help="random seed of the demo data")
+    templates = commands.add_parser("templates", help="the standard sequence templates")
+    template_commands = templates.add_subparsers(dest="template_command")
+    show = template_commands.add_parser("show", help="print one template")
+    show.add_argument("name", help="template name, as `salesflow templates` lists them")
+    formats = show.add_mutually_exclusive_group()
+    for fmt in ("mermaid", "json", "toml"):
+        formats.add_argument(
+            f"--{fmt}", dest="format", action="store_const", const=fmt, help=f"as {fmt}"
+        )
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             demo(args.store, seed=args.seed)
+        elif args.command == "templates" and args.template_command == "show":
+            show_template(args.name, args.format or "toml", sys.stdout)
+        elif args.command == "templates":
+            list_templates(sys.stdout)
     except SalesflowError as error:
         print(f"salesflow: {error}", file=sys.stderr)
         return 1

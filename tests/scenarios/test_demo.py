@@ -49,3 +49,33 @@ def test_demo_leaves_a_consistent_sqlite_book(tmp_path: Path) -> None:
 def test_demo_reports_a_bad_store_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--store", "ftp://nowhere"]) == 1
     assert "memory://" in capsys.readouterr().err
+
+
+def test_templates_lists_the_six_templates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["templates"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["Template", "Record", "type", "Steps", "Days"]
+    rows = {line.split()[0]: line.split()[1:] for line in out[2:]}
+    assert rows["high_volume_outbound_prospecting"] == ["lead", "8", "9"]
+    assert rows["upcoming_account_renewal"] == ["account", "13", "50"]
+    assert len(rows) == 6
+
+
+@pytest.mark.parametrize("fmt", ["--mermaid", "--json", "--toml"])
+def test_templates_show_prints_one_template(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    from salesflow.sequences import load_template, loads_json, loads_toml
+
+    assert main(["templates", "show", "no_show_follow_up", fmt]) == 0
+    out = capsys.readouterr().out
+    expected = load_template("no_show_follow_up")
+    if fmt == "--mermaid":
+        assert out.startswith("flowchart TD")
+    elif fmt == "--json":
+        assert loads_json(out) == expected
+    else:
+        assert loads_toml(out) == expected
+
+
+def test_templates_show_refuses_an_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["templates", "show", "cold_calling"]) == 1
+    assert "no_show_follow_up" in capsys.readouterr().err

@@ -1,2 +1,89 @@
 """Sequences: branching graphs of sales steps, their validation, statistics,
-rendering and the standard templates."""
+rendering, import/export and the standard templates.
+
+The runtime that walks records through a sequence is not here yet.
+"""
+
+from __future__ import annotations
+
+from salesflow.sequences.definition import (
+    ABMetric,
+    ABTestStep,
+    ActivityStep,
+    AdvanceStep,
+    CallWatch,
+    ConditionStep,
+    EmailEvent,
+    EmailWatch,
+    EndStep,
+    FieldWatch,
+    Match,
+    SequenceDefinition,
+    SetStatusStep,
+    Span,
+    StageWatch,
+    Step,
+    StepKind,
+    UpdateFieldStep,
+    WaitStep,
+    Watch,
+    successors,
+)
+from salesflow.sequences.io import (
+    dumps_json,
+    dumps_toml,
+    from_dict,
+    loads_json,
+    loads_toml,
+    to_dict,
+)
+from salesflow.sequences.render import Progress, mermaid
+from salesflow.sequences.templates import TEMPLATES, load_template
+from salesflow.sequences.validation import (
+    Problem,
+    ProblemCode,
+    SequenceStats,
+    require_valid,
+    stats,
+    validate,
+)
+
+__all__ = [
+    "TEMPLATES",
+    "ABMetric",
+    "ABTestStep",
+    "ActivityStep",
+    "AdvanceStep",
+    "CallWatch",
+    "ConditionStep",
+    "EmailEvent",
+    "EmailWatch",
+    "EndStep",
+    "FieldWatch",
+    "Match",
+    "Problem",
+    "ProblemCode",
+    "Progress",
+    "SequenceDefinition",
+    "SequenceStats",
+    "SetStatusStep",
+    "Span",
+    "StageWatch",
+    "Step",
+    "StepKind",
+    "UpdateFieldStep",
+    "WaitStep",
+    "Watch",
+    "dumps_json",
+    "dumps_toml",
+    "from_dict",
+    "load_template",
+    "loads_json",
+    "loads_toml",
+    "mermaid",
+    "require_valid",
+    "stats",
+    "successors",
+    "to_dict",
+    "validate",
+]
