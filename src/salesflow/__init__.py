@@ -18,6 +18,7 @@ from __future__ import annotations
 from salesflow.activity import Activity, ActivityKind, ActivityState, LinkedInAction
 from salesflow.clock import Clock, FakeClock, SystemClock
 from salesflow.conditions import Condition, all_of, any_of, field, not_
+from salesflow.due import DueItem, DueItemFailed, RetryPolicy
 from salesflow.engine import IdFactory, Salesflow
 from salesflow.errors import (
     AlreadyExists,
@@ -68,7 +69,7 @@ from salesflow.stores import (
 )
 from salesflow.values import CustomValue, Money, OwnerType, RecordKind, RecordRef
 from salesflow.views import LeadView, ViewResult
-from salesflow.worktime import OrganizationCalendar
+from salesflow.worktime import Calendars, DaysAndHours, OrganizationCalendar
 
 __version__ = "0.1.0"
 
@@ -81,6 +82,7 @@ __all__ = [
     "ActivityState",
     "AlreadyExists",
     "Budget",
+    "Calendars",
     "Clock",
     "Codec",
     "Competitor",
@@ -88,6 +90,9 @@ __all__ = [
     "Contact",
     "ContactFields",
     "CustomValue",
+    "DaysAndHours",
+    "DueItem",
+    "DueItemFailed",
     "Event",
     "EventSink",
     "FakeClock",
@@ -125,6 +130,7 @@ __all__ = [
     "Rating",
     "RecordKind",
     "RecordRef",
+    "RetryPolicy",
     "SQLiteStore",
     "Salesflow",
     "SalesflowError",

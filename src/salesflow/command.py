@@ -5,12 +5,14 @@ at existing records, closed records stay read-only).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from salesflow import activity as act
 from salesflow import events as ev
+from salesflow.due import DueItem
 from salesflow.errors import InvalidTransition, NotFound, ValidationError, VersionConflict
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
@@ -22,27 +24,79 @@ __all__ = [
     "CREATED",
     "REFERENCES",
     "UPDATED",
+    "DueIdFactory",
     "Work",
     "as_ref",
     "fields_changed",
     "require_editable",
+    "uuid_due_ids",
 ]
 
 R = TypeVar("R", bound=Record)
+
+DueIdFactory = Callable[[], str]
+"""Makes the id of a new due item."""
+
+
+def uuid_due_ids() -> str:
+    """The default due item ids: ``due-`` and a random UUID."""
+    return f"due-{uuid.uuid4().hex}"
 
 
 class Work:
     """A command's unit of work plus the events it has produced so far.
 
+    Due item handlers get one too (`salesflow.engine.DueHandler`): the unit that
+    claimed the item.
+
     Args:
         uow: The store's unit of work the command runs in.
         now: The command's instant (one per command).
+        due_ids: Makes the ids of the due items `schedule_due` creates.
     """
 
-    def __init__(self, uow: UnitOfWork, now: datetime) -> None:
+    def __init__(
+        self, uow: UnitOfWork, now: datetime, *, due_ids: DueIdFactory = uuid_due_ids
+    ) -> None:
         self.uow = uow
         self.now = now
         self.events: list[ev.Event] = []
+        self._due_ids = due_ids
+
+    def schedule_due(
+        self,
+        kind: str,
+        due_at: datetime,
+        *,
+        subject: RecordRef | None = None,
+        payload: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> DueItem:
+        """Schedule a due item in this unit: it is stored if, and when, the unit commits.
+
+        Args:
+            kind: The handler that performs it.
+            due_at: When (aware; a past instant means due at once).
+            subject: The record it is about.
+            payload: What the handler needs (JSON values only).
+            key: The logical item's uniqueness key (see `DueItem.key`).
+
+        Returns:
+            The new item, or the stored item with the same ``key`` (then nothing
+            changes).
+
+        Raises:
+            ValidationError: an argument is malformed (see `DueItem`).
+        """
+        item = DueItem(
+            id=self._due_ids(),
+            kind=kind,
+            due_at=due_at,
+            subject=subject,
+            payload=payload,
+            key=key,
+        )
+        return self.uow.schedule(item)
 
     def get(self, cls: type[R], record_id: str, expected_version: int | None = None) -> R:
         """The record, checked to be at ``expected_version`` when that is given.

@@ -29,7 +29,7 @@ from salesflow.stores.codec import Codec
 from salesflow.stores.postgres import PostgresStore
 from salesflow.stores.sql import STORE_SCHEMA_VERSION
 from salesflow.stores.url import open_store
-from salesflow.testing.contract import StoreContract, upgraded_codec
+from salesflow.testing.contract import StoreContract, due, upgraded_codec
 from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
 from salesflow.worktime import OrganizationCalendar
@@ -96,6 +96,10 @@ class TestPostgresStore(StoreContract):
         assert isinstance(store, PostgresStore)
         store.close()
         return PostgresStore(DSN, schema=store.schema, codec=codec)
+
+    def other_store(self, store: Store) -> Store:
+        assert isinstance(store, PostgresStore)
+        return PostgresStore(DSN, schema=store.schema)  # a second connection
 
 
 @pytest.fixture
@@ -447,5 +451,107 @@ def test_a_document_without_a_whole_schema_number_stops_migrate(
     try:
         with pytest.raises(StoreError, match="no schema number"):
             upgraded.migrate()
+    finally:
+        upgraded.close()
+
+
+# --- due items --------------------------------------------------------------------------
+
+
+@needs_server
+def test_a_second_connection_skips_the_items_a_unit_has_claimed(store: PostgresStore) -> None:
+    other = PostgresStore(DSN, schema=store.schema)
+    try:
+        with store.unit_of_work() as uow:
+            for n in range(1, 6):
+                uow.schedule(due(n))
+            uow.commit()
+        with store.unit_of_work() as mine:
+            assert [i.id for i in mine.claim_due(T0, 2)] == ["due-0001", "due-0002"]
+            # In the same thread: SKIP LOCKED returns the other items at once, no waiting.
+            with other.unit_of_work() as theirs:
+                assert [i.id for i in theirs.claim_due(T0, 10)] == [
+                    "due-0003",
+                    "due-0004",
+                    "due-0005",
+                ]
+                assert theirs.next_due_at() == T0  # it still counts claimed items
+            # their unit rolled back: its items are claimable again, mine still are not
+            with other.unit_of_work() as theirs:
+                assert [i.id for i in theirs.claim_due(T0, 1)] == ["due-0003"]
+            mine.complete_due("due-0001")
+            mine.commit()
+        with other.unit_of_work() as theirs:  # my unit ended: due-0002 is back, 0001 gone
+            assert [i.id for i in theirs.claim_due(T0, 10)][:2] == ["due-0002", "due-0003"]
+    finally:
+        other.close()
+
+
+@needs_server
+def test_two_connections_scheduling_one_key_at_once_store_one_item(store: PostgresStore) -> None:
+    other = PostgresStore(DSN, schema=store.schema)
+    try:
+        with store.unit_of_work() as mine:
+            assert mine.schedule(due(1, key="k")) == due(1, key="k")
+            with ThreadPoolExecutor(max_workers=1) as pool:
+
+                def theirs() -> Any:
+                    with other.unit_of_work() as uow:
+                        got = uow.schedule(due(2, key="k"))  # waits on the unique index
+                        uow.commit()
+                        return got
+
+                future = pool.submit(theirs)
+                mine.commit()
+                assert future.result(timeout=30) == due(1, key="k")
+        with store.unit_of_work() as uow:
+            assert [i.id for i in uow.due_items()] == ["due-0001"]
+    finally:
+        other.close()
+
+
+@needs_server
+def test_claiming_reads_the_due_index(store: PostgresStore) -> None:
+    import psycopg
+
+    with store.unit_of_work() as uow:
+        for n in range(200):
+            uow.schedule(due(n, minutes=n))
+        uow.commit()
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'ANALYZE "{store.schema}".sf_due')
+        conn.execute("SET enable_seqscan = off")
+        rows = conn.execute(
+            f'EXPLAIN SELECT "doc" FROM "{store.schema}"."sf_due" WHERE "due_at" <= %s '
+            'ORDER BY "due_at", "id" LIMIT 5 FOR UPDATE SKIP LOCKED',
+            [T0],
+        ).fetchall()
+    assert "sf_due__due_at__id" in "\n".join(r[0] for r in rows)
+
+
+@needs_server
+def test_a_database_at_layout_1_gets_the_due_table_when_opened(store: PostgresStore) -> None:
+    import psycopg
+
+    store.close()
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'DROP TABLE "{store.schema}".sf_due')
+        conn.execute(
+            f'UPDATE "{store.schema}".sf_meta SET value = %s WHERE key = %s',
+            ["1", "schema_version"],
+        )
+    upgraded = PostgresStore(DSN, schema=store.schema)
+    try:
+        with upgraded.unit_of_work() as uow:
+            uow.schedule(due(1))
+            uow.commit()
+        with upgraded.unit_of_work() as uow:
+            assert [i.id for i in uow.claim_due(T0, 1)] == ["due-0001"]
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            version = conn.execute(
+                f'SELECT value FROM "{store.schema}".sf_meta WHERE key = %s', ["schema_version"]
+            ).fetchone()
+        assert version == (str(STORE_SCHEMA_VERSION),)
+        assert STORE_SCHEMA_VERSION == 2
     finally:
         upgraded.close()

@@ -26,7 +26,7 @@ from salesflow.stores.sql import STORE_SCHEMA_VERSION
 from salesflow.stores.sql_dialect import option_rank
 from salesflow.stores.sqlite import SQLiteStore
 from salesflow.stores.url import open_store
-from salesflow.testing.contract import StoreContract, tier_to_segment, upgraded_codec
+from salesflow.testing.contract import StoreContract, due, tier_to_segment, upgraded_codec
 from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
 from salesflow.worktime import OrganizationCalendar
@@ -59,6 +59,10 @@ class TestSQLiteStore(StoreContract):
         assert isinstance(store, SQLiteStore)
         store.close()
         return SQLiteStore(store.path, codec=codec)
+
+    def other_store(self, store: Store) -> Store:
+        assert isinstance(store, SQLiteStore)
+        return SQLiteStore(store.path)  # a second connection: waits for the write lock
 
 
 @pytest.fixture
@@ -519,3 +523,46 @@ def test_migrate_takes_its_turn_like_a_unit_of_work(store: SQLiteStore) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.migrate()
+
+
+# --- due items --------------------------------------------------------------------------
+
+
+def test_a_database_at_layout_1_gets_the_due_table_when_opened(
+    store: SQLiteStore, path: Path
+) -> None:
+    put(store, lead(1))
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE sf_due")
+        conn.execute("UPDATE sf_meta SET value = '1' WHERE key = 'schema_version'")
+    upgraded = SQLiteStore(path)
+    try:
+        with upgraded.unit_of_work() as uow:
+            assert uow.get(Lead, "lead-0001") == lead(1)  # what layout 1 held stays
+            uow.schedule(due(1, key="k"))
+            uow.commit()
+        with upgraded.unit_of_work() as uow:
+            assert [i.id for i in uow.claim_due(T0, 1)] == ["due-0001"]
+    finally:
+        upgraded.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(
+            "SELECT value FROM sf_meta WHERE key = 'schema_version'"
+        ).fetchone() == (str(STORE_SCHEMA_VERSION),)
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"sf_due__due_at__id", "sf_due__key", "sf_due__subject"} <= indexes
+
+
+def test_claiming_reads_the_due_index(store: SQLiteStore, path: Path) -> None:
+    with store.unit_of_work() as uow:
+        for n in range(50):
+            uow.schedule(due(n, minutes=n))
+        uow.commit()
+    text = plan(
+        path,
+        'SELECT "doc" FROM "sf_due" WHERE "due_at" <= ? ORDER BY "due_at", "id" LIMIT 5',
+        ["2026-03-02T10:00:00.000000+00:00"],
+    )
+    assert "sf_due__due_at__id" in text
+    assert "TEMP B-TREE" not in text

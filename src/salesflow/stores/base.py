@@ -22,7 +22,9 @@ from typing import Any, Generic, Protocol, TypeVar
 import attrs
 
 from salesflow.activity import Activity
+from salesflow.clock import require_aware
 from salesflow.conditions import Compare, Condition, Op, comparisons
+from salesflow.due import DueItem
 from salesflow.errors import ValidationError
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
@@ -39,6 +41,7 @@ __all__ = [
     "SortKey",
     "Store",
     "UnitOfWork",
+    "check_claim",
     "check_comparison",
     "check_fields",
     "column_type",
@@ -536,9 +539,84 @@ class UnitOfWork(Protocol):
         """The activities regarding ``ref`` in timeline order (`timeline_key`)."""
         ...
 
+    # --- due items (see salesflow.due) ---------------------------------------------
+
+    def schedule(self, item: DueItem) -> DueItem:
+        """Store a new due item.
+
+        Returns:
+            ``item`` when it was stored; when ``item.key`` is set and an item with
+            that key is already stored (also one this unit scheduled), that stored
+            item instead, and nothing changes (scheduling is idempotent).
+
+        Raises:
+            AlreadyExists: an item with ``item.id`` is stored (and the key did not
+                match one).
+        """
+        ...
+
+    def cancel_due(self, item_id: str) -> bool:
+        """Delete the item with ``item_id``; False when there is none."""
+        ...
+
+    def cancel_due_by_key(self, key: str) -> bool:
+        """Delete the item with uniqueness key ``key``; False when there is none."""
+        ...
+
+    def claim_due(self, now: datetime, limit: int) -> list[DueItem]:
+        """Take up to ``limit`` items with ``due_at <= now``, in ``(due_at, id)`` order.
+
+        Until this unit ends, no other unit claims them: PostgreSQL locks their rows
+        (``FOR UPDATE SKIP LOCKED``, so other claimers get the next items at once),
+        SQLite and the memory store run one unit at a time. Items this unit already
+        claimed are not returned again. Claiming changes nothing: `complete_due`
+        deletes an item, and a unit that ends without commit leaves it due.
+
+        Raises:
+            ValidationError: ``now`` is naive or ``limit`` is not a whole number >= 1.
+        """
+        ...
+
+    def complete_due(self, item_id: str) -> bool:
+        """Delete a performed item (at commit it is gone for good); False when there
+        is none."""
+        ...
+
+    def replace_due(self, current: DueItem, new: DueItem | None) -> bool:
+        """Swap ``current`` for ``new`` (same id), or delete it when ``new`` is None,
+        if the store still holds ``current`` unchanged (same id, ``due_at`` and
+        ``attempts``); otherwise change nothing.
+
+        The engine records a failed attempt this way, in a unit of its own after the
+        failed one rolled back: an item that another worker performed or retried in
+        between is left alone.
+
+        Returns:
+            True when the swap happened.
+        """
+        ...
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest ``due_at`` of any stored item (claimed ones included), or
+        None when there are no items."""
+        ...
+
+    def due_items(self, subject: RecordRef | None = None) -> list[DueItem]:
+        """Every stored item, or those about ``subject``, in ``(due_at, id)`` order."""
+        ...
+
     def commit(self) -> None:
         """Make every change of this unit durable and visible."""
         ...
+
+
+def check_claim(now: datetime, limit: int) -> None:
+    """Refuse a naive ``now`` or a ``limit`` that is not a whole number >= 1."""
+    require_aware(now, "now")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError(
+            f"limit={limit!r} must be a whole number >= 1", field="limit", value=limit
+        )
 
 
 class Store(Protocol):

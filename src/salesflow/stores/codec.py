@@ -26,19 +26,23 @@ from typing import Any, TypeVar
 import attrs
 
 from salesflow.activity import Activity
+from salesflow.due import DueItem
 from salesflow.errors import StoreError, ValidationError
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
-from salesflow.values import CustomValue, Record, RecordKind
+from salesflow.values import CustomValue, Record, RecordKind, RecordRef
 
 __all__ = [
     "CURRENT_SCHEMA",
+    "DUE_ITEM_SCHEMA",
     "RECORD_TYPES",
     "Codec",
     "Migration",
     "decode_custom_value",
+    "decode_due_item",
     "encode_custom_value",
+    "encode_due_item",
     "format_datetime",
 ]
 
@@ -231,3 +235,50 @@ class Codec:
         record = self.decode(cls.KIND, document)
         assert isinstance(record, cls)
         return record
+
+
+DUE_ITEM_SCHEMA = 1
+"""The schema number of due item documents."""
+
+
+def encode_due_item(item: DueItem) -> dict[str, Any]:
+    """The JSON-able document of a due item (``due_at`` as `format_datetime` text)."""
+    return {
+        "schema": DUE_ITEM_SCHEMA,
+        "id": item.id,
+        "kind": item.kind,
+        "due_at": format_datetime(item.due_at),
+        "subject": None
+        if item.subject is None
+        else {"kind": item.subject.kind.value, "id": item.subject.id},
+        "payload": item.payload,
+        "key": item.key,
+        "attempts": item.attempts,
+    }
+
+
+def decode_due_item(document: Mapping[str, Any]) -> DueItem:
+    """The due item of a document written by `encode_due_item`.
+
+    Raises:
+        StoreError: the document is from a newer schema or is not a valid item.
+    """
+    schema = document.get("schema")
+    if schema != DUE_ITEM_SCHEMA:
+        raise StoreError(
+            f"stored due item {document.get('id')!r} has schema {schema!r}; this salesflow "
+            f"reads schema {DUE_ITEM_SCHEMA} (upgrade salesflow)"
+        )
+    try:
+        subject = document["subject"]
+        return DueItem(
+            id=document["id"],
+            kind=document["kind"],
+            due_at=datetime.fromisoformat(document["due_at"]),
+            subject=None if subject is None else RecordRef(kind=subject["kind"], id=subject["id"]),
+            payload=document["payload"],
+            key=document["key"],
+            attempts=document["attempts"],
+        )
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"stored due item {document.get('id')!r} cannot be read: {exc}") from exc

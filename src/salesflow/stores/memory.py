@@ -9,25 +9,31 @@ out, so a host holding a record cannot change the store behind its back.
 from __future__ import annotations
 
 import copy
+import heapq
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
+
+import attrs
 
 from salesflow.activity import Activity, timeline_key
 from salesflow.conditions import compile_predicate
-from salesflow.errors import AlreadyExists, NotFound, StoreError, VersionConflict
+from salesflow.due import DueItem
+from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
 from salesflow.stores.base import (
     GroupCount,
     Page,
     Query,
+    check_claim,
     check_fields,
     field_reader,
     lookup_keys,
     search_keys,
     sort_order,
 )
-from salesflow.stores.codec import RECORD_TYPES, Codec
+from salesflow.stores.codec import RECORD_TYPES, Codec, decode_due_item, encode_due_item
 from salesflow.values import Record, RecordKind, RecordRef
 
 __all__ = ["MemoryStore"]
@@ -55,6 +61,11 @@ class MemoryStore:
         self._index: dict[tuple[RecordKind, str], dict[str, set[str]]] = {
             (kind, key.name): {} for kind in RECORD_TYPES for key in lookup_keys(kind)
         }
+        # Due items: by id, id by key, and a heap of (due_at, id) that may hold stale
+        # entries (an item since deleted or moved), dropped when they reach the top.
+        self._due: dict[str, DueItem] = {}
+        self._due_keys: dict[str, str] = {}
+        self._due_heap: list[tuple[datetime, str]] = []
         self._lock = threading.RLock()
         self._busy = False
         self._closed = False
@@ -100,6 +111,9 @@ class MemoryStore:
         self._closed = True
         self._records = {k: {} for k in RECORD_TYPES}
         self._index = {k: {} for k in self._index}
+        self._due = {}
+        self._due_keys = {}
+        self._due_heap = []
 
     def _store(self, record: Record) -> None:
         """Put a committed record in place and keep the lookup indexes current."""
@@ -119,18 +133,59 @@ class MemoryStore:
                 index.setdefault(new, set()).add(record.id)
         self._records[kind][record.id] = record
 
+    def _store_due(self, item: DueItem) -> None:
+        self._due[item.id] = item
+        if item.key is not None:
+            self._due_keys[item.key] = item.id
+        heapq.heappush(self._due_heap, (item.due_at, item.id))
+
+    def _drop_due(self, item_id: str) -> None:
+        item = self._due.pop(item_id, None)
+        if item is not None and item.key is not None and self._due_keys.get(item.key) == item_id:
+            del self._due_keys[item.key]
+
+    def _live(self, entry: tuple[datetime, str]) -> bool:
+        item = self._due.get(entry[1])
+        return item is not None and item.due_at == entry[0]
+
+    def _due_in_order(
+        self, until: datetime | None, wanted: int, eligible: Callable[[DueItem], bool]
+    ) -> list[DueItem]:
+        """Up to ``wanted`` committed items with ``due_at <= until`` (any when None) that
+        ``eligible`` accepts, in (due_at, id) order, reading the heap from its top."""
+        heap = self._due_heap
+        kept: list[tuple[datetime, str]] = []
+        found: list[DueItem] = []
+        seen: set[str] = set()
+        while heap and len(found) < wanted:
+            entry = heap[0]
+            if until is not None and entry[0] > until:
+                break
+            heapq.heappop(heap)
+            if entry[1] in seen or not self._live(entry):
+                continue  # stale or duplicate: gone for good
+            seen.add(entry[1])
+            kept.append(entry)
+            item = self._due[entry[1]]
+            if eligible(item):
+                found.append(item)
+        for entry in kept:
+            heapq.heappush(heap, entry)
+        return found
+
     def _indexed(self, kind: RecordKind, key: str, value: str) -> list[Record]:
         ids = self._index[(kind, key)].get(value, ())
         return [self._records[kind][i] for i in ids]
 
     def dump(self) -> dict[str, Any]:
-        """Every record as JSON-able documents, for `load` (save/restore)."""
+        """Every record and due item as JSON-able documents, for `load` (save/restore)."""
         with self._lock:
             return {
                 "records": {
                     kind.value: [self._codec.encode(r) for r in records.values()]
                     for kind, records in self._records.items()
-                }
+                },
+                "due": [encode_due_item(item) for item in self._due.values()],
             }
 
     @classmethod
@@ -141,6 +196,8 @@ class MemoryStore:
             kind = RecordKind(kind_value)
             for doc in docs:
                 store._store(store._codec.decode(kind, doc))
+        for doc in snapshot.get("due", ()):  # snapshots from before due items have none
+            store._store_due(decode_due_item(doc))
         return store
 
 
@@ -149,6 +206,10 @@ class _MemoryUnit:
         self._store = store
         self._pending: dict[RecordKind, dict[str, Record]] = {}
         self._done = False
+        # Due items this unit stored (new or replacing) and committed ones it deleted.
+        self._due_added: dict[str, DueItem] = {}
+        self._due_removed: set[str] = set()
+        self._claimed: set[str] = set()
 
     def _current(self, kind: RecordKind, record_id: str) -> Record | None:
         pending = self._pending.get(kind)
@@ -267,8 +328,125 @@ class _MemoryUnit:
         found.sort(key=timeline_key)
         return [_clone(r) for r in found]
 
+    # --- due items ----------------------------------------------------------------------
+
+    def _due_current(self, item_id: str) -> DueItem | None:
+        if item_id in self._due_added:
+            return self._due_added[item_id]
+        if item_id in self._due_removed:
+            return None
+        return self._store._due.get(item_id)
+
+    def _due_by_key(self, key: str) -> DueItem | None:
+        for item in self._due_added.values():
+            if item.key == key:
+                return item
+        item_id = self._store._due_keys.get(key)
+        if item_id is None or item_id in self._due_removed or item_id in self._due_added:
+            return None
+        return self._store._due[item_id]
+
+    def _due_delete(self, item_id: str) -> bool:
+        if self._due_current(item_id) is None:
+            return False
+        self._due_added.pop(item_id, None)
+        if item_id in self._store._due:
+            self._due_removed.add(item_id)
+        return True
+
+    def schedule(self, item: DueItem) -> DueItem:
+        if not isinstance(item, DueItem):
+            raise ValidationError(
+                f"schedule() takes a DueItem, not {type(item).__name__}", field="item", value=item
+            )
+        if item.key is not None:
+            existing = self._due_by_key(item.key)
+            if existing is not None:
+                return attrs.evolve(existing)
+        if self._due_current(item.id) is not None:
+            raise AlreadyExists("DueItem", item.id)
+        self._due_added[item.id] = attrs.evolve(item)
+        return item
+
+    def cancel_due(self, item_id: str) -> bool:
+        return self._due_delete(item_id)
+
+    def cancel_due_by_key(self, key: str) -> bool:
+        item = self._due_by_key(key)
+        return item is not None and self._due_delete(item.id)
+
+    def claim_due(self, now: datetime, limit: int) -> list[DueItem]:
+        check_claim(now, limit)
+
+        def eligible(item: DueItem) -> bool:
+            return (
+                item.id not in self._claimed
+                and item.id not in self._due_removed
+                and item.id not in self._due_added
+            )
+
+        found = self._store._due_in_order(now, limit, eligible)
+        found.extend(
+            item
+            for item in self._due_added.values()
+            if item.due_at <= now and item.id not in self._claimed
+        )
+        found.sort(key=lambda item: item.order_key)
+        claimed = found[:limit]
+        self._claimed.update(item.id for item in claimed)
+        return [attrs.evolve(item) for item in claimed]
+
+    def complete_due(self, item_id: str) -> bool:
+        return self._due_delete(item_id)
+
+    def replace_due(self, current: DueItem, new: DueItem | None) -> bool:
+        if new is not None and (new.id != current.id or new.key != current.key):
+            raise ValidationError(
+                f"replace_due() keeps the item's id and key: {current.id!r}/{current.key!r} "
+                f"cannot become {new.id!r}/{new.key!r}",
+                field="new",
+                value=new,
+            )
+        stored = self._due_current(current.id)
+        if stored is None or stored.order_key != current.order_key:
+            return False
+        if stored.attempts != current.attempts:
+            return False
+        self._due_delete(current.id)
+        if new is not None:
+            self._due_added[new.id] = attrs.evolve(new)
+        return True
+
+    def next_due_at(self) -> datetime | None:
+        def eligible(item: DueItem) -> bool:
+            return item.id not in self._due_removed and item.id not in self._due_added
+
+        first = self._store._due_in_order(None, 1, eligible)
+        times = [item.due_at for item in first]
+        times.extend(item.due_at for item in self._due_added.values())
+        return min(times, default=None)
+
+    def due_items(self, subject: RecordRef | None = None) -> list[DueItem]:
+        items = [
+            item
+            for item_id, item in self._store._due.items()
+            if item_id not in self._due_removed and item_id not in self._due_added
+        ]
+        items.extend(self._due_added.values())
+        if subject is not None:
+            items = [item for item in items if item.subject == subject]
+        items.sort(key=lambda item: item.order_key)
+        return [attrs.evolve(item) for item in items]
+
     def commit(self) -> None:
         for records in self._pending.values():
             for record in records.values():
                 self._store._store(record)
         self._pending = {}
+        for item_id in self._due_removed:
+            self._store._drop_due(item_id)
+        for item in self._due_added.values():
+            self._store._drop_due(item.id)
+            self._store._store_due(item)
+        self._due_removed = set()
+        self._due_added = {}

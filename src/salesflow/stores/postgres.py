@@ -22,6 +22,7 @@ from salesflow.stores.base import ColumnType
 from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
+    DueTable,
     SQLUnit,
     Table,
     migrate_documents,
@@ -65,6 +66,7 @@ class PostgresDialect(Dialect):
     placeholder = "%s"
     doc_type = "JSONB"
     json_placeholder = "%s::jsonb"
+    claim_lock = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
@@ -242,6 +244,7 @@ class PostgresStore:
         dialect = PostgresDialect(schema)
         codec = codec or Codec()
         self._tables = {kind: Table(kind, dialect, codec) for kind in RECORD_TYPES}
+        self._due = DueTable(dialect)
         self._lock = threading.RLock()
         self._busy = False
         self._conn: psycopg.Connection[Any] | None = self._connect()
@@ -302,7 +305,7 @@ class PostgresStore:
                 or the server cannot be reached.
         """
         with self._transaction() as session:
-            yield SQLUnit(self._tables, session, session.commit)
+            yield SQLUnit(self._tables, session, session.commit, self._due)
 
     def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
         """Rewrite every stored document older than the codec's current schema.

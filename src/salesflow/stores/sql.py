@@ -26,11 +26,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
 
 from salesflow.activity import Activity
+from salesflow.due import DueItem
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
 from salesflow.stores.base import (
     Column,
@@ -39,6 +41,7 @@ from salesflow.stores.base import (
     LookupKey,
     Page,
     Query,
+    check_claim,
     check_fields,
     columns_of,
     derived_columns,
@@ -46,7 +49,7 @@ from salesflow.stores.base import (
     search_keys,
     sort_order,
 )
-from salesflow.stores.codec import Codec
+from salesflow.stores.codec import Codec, decode_due_item, encode_due_item
 from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction, dump_json, quote
 from salesflow.stores.sql_query import Params, order_clause, where_clause
 from salesflow.values import Record, RecordKind, RecordRef
@@ -54,6 +57,7 @@ from salesflow.values import Record, RecordKind, RecordRef
 __all__ = [
     "MIGRATION_BATCH_SIZE",
     "STORE_SCHEMA_VERSION",
+    "DueTable",
     "SQLUnit",
     "Table",
     "migrate_documents",
@@ -62,8 +66,11 @@ __all__ = [
 
 R = TypeVar("R", bound=Record)
 
-STORE_SCHEMA_VERSION = 1
-"""The table layout this salesflow writes; a database stamped newer is refused."""
+STORE_SCHEMA_VERSION = 2
+"""The table layout this salesflow writes; a database stamped newer is refused, one
+stamped older is upgraded when opened (the missing tables and indexes are created).
+
+Layouts: 1, the record tables; 2, adds ``sf_due`` (due items)."""
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""
@@ -223,6 +230,65 @@ class Table:
         return self._operands[name]
 
 
+class DueTable:
+    """The ``sf_due`` table of due items and its statements.
+
+    ``doc`` holds the item (`encode_due_item`) and is the only thing read back; the
+    columns beside it serve the indexes: ``(due_at, id)`` for claiming in order, a
+    unique index on ``key`` where it is set, and ``(subject_kind, subject_id)``.
+    """
+
+    COLUMNS = ("id", "kind", "due_at", "subject_kind", "subject_id", "key", "attempts", "doc")
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.name = dialect.table("sf_due")
+        p = dialect.placeholder
+        marks = [dialect.json_placeholder if c == "doc" else p for c in self.COLUMNS]
+        # No conflict target: a clash on the id or on the key inserts nothing, and
+        # PostgreSQL's transaction stays usable.
+        self.insert_sql = (
+            f"INSERT INTO {self.name} ({', '.join(quote(c) for c in self.COLUMNS)}) "
+            f"VALUES ({', '.join(marks)}) ON CONFLICT DO NOTHING"
+        )
+
+    def ddl(self) -> list[str]:
+        """The statements that create the table and its indexes if missing."""
+        d = self.dialect
+        text = d.sql_type(ColumnType.TEXT)
+        when = d.sql_type(ColumnType.DATETIME)
+        number = d.sql_type(ColumnType.INT)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.name} ("
+            f'"id" {text} PRIMARY KEY, "kind" {text} NOT NULL, "due_at" {when} NOT NULL, '
+            f'"subject_kind" {text}, "subject_id" {text}, "key" {text}, '
+            f'"attempts" {number} NOT NULL, "doc" {d.doc_type} NOT NULL)',
+            f'CREATE INDEX IF NOT EXISTS "sf_due__due_at__id" ON {self.name} ("due_at", "id")',
+            f'CREATE UNIQUE INDEX IF NOT EXISTS "sf_due__key" ON {self.name} ("key") '
+            f'WHERE "key" IS NOT NULL',
+            f'CREATE INDEX IF NOT EXISTS "sf_due__subject" ON {self.name} '
+            f'("subject_kind", "subject_id", "due_at", "id")',
+        ]
+
+    def row(self, item: DueItem) -> list[Any]:
+        """The values of `COLUMNS` for ``item``."""
+        subject = item.subject
+        return [
+            item.id,
+            item.kind,
+            self.dialect.store_value(ColumnType.DATETIME, item.due_at),
+            None if subject is None else subject.kind.value,
+            None if subject is None else subject.id,
+            item.key,
+            item.attempts,
+            dump_json(encode_due_item(item), f"due item {item.id!r}"),
+        ]
+
+    def decode(self, raw_doc: Any) -> DueItem:
+        """The item stored in a ``doc`` value."""
+        return decode_due_item(self.dialect.load_json(raw_doc))
+
+
 # --- schema ---------------------------------------------------------------------------
 
 
@@ -238,6 +304,9 @@ def open_schema(
     Run inside one transaction, before any unit of work. A database already at
     this layout is only read: opening it needs no privilege to create objects
     and takes no table locks, which matters when many workers open one database.
+    A database at an older layout is upgraded: every statement is ``IF NOT
+    EXISTS``, so what the old layout has stays and what it lacks (``sf_due`` for
+    layout 1) is created, and the new layout number is stamped.
 
     Args:
         session: The transaction to run in.
@@ -271,6 +340,8 @@ def open_schema(
     for table in tables:
         for statement in table.ddl():
             session.change(statement)
+    for statement in DueTable(dialect).ddl():
+        session.change(statement)
     session.change(
         f'INSERT INTO {meta} ("key", "value") VALUES ({p}, {p}) '
         f'ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value"',
@@ -407,11 +478,17 @@ class SQLUnit:
     """
 
     def __init__(
-        self, tables: Mapping[RecordKind, Table], session: Session, commit: Callable[[], None]
+        self,
+        tables: Mapping[RecordKind, Table],
+        session: Session,
+        commit: Callable[[], None],
+        due: DueTable,
     ) -> None:
         self._tables = tables
         self._session = session
         self._commit = commit
+        self._due = due
+        self._claimed: set[str] = set()
 
     def find(self, cls: type[R], record_id: str) -> R | None:
         """Return the record or ``None``."""
@@ -547,6 +624,113 @@ class SQLUnit:
             [ref.kind.value, ref.id],
         )
         return [self._as(Activity, table, row[0]) for row in rows]
+
+    # --- due items ----------------------------------------------------------------------
+
+    def _due_where(self, where: str, params: list[Any], tail: str = "") -> list[DueItem]:
+        due = self._due
+        rows = self._session.fetch(
+            f'SELECT "doc" FROM {due.name} {where} ORDER BY "due_at", "id"{tail}', params
+        )
+        return [due.decode(row[0]) for row in rows]
+
+    def _due_by_key(self, key: str) -> DueItem | None:
+        found = self._due_where(f'WHERE "key" = {self._due.dialect.placeholder}', [key])
+        return found[0] if found else None
+
+    def schedule(self, item: DueItem) -> DueItem:
+        """Store a new due item; with a key already stored, return that item instead."""
+        if not isinstance(item, DueItem):
+            raise ValidationError(
+                f"schedule() takes a DueItem, not {type(item).__name__}", field="item", value=item
+            )
+        if item.key is not None:
+            existing = self._due_by_key(item.key)
+            if existing is not None:
+                return existing
+        if self._session.change(self._due.insert_sql, self._due.row(item)) == 1:
+            return item
+        # A concurrent unit stored the key (or the id) first and has committed since.
+        if item.key is not None:
+            existing = self._due_by_key(item.key)
+            if existing is not None:
+                return existing
+        raise AlreadyExists("DueItem", item.id)
+
+    def _delete_due(self, where: str, params: list[Any]) -> bool:
+        return self._session.change(f"DELETE FROM {self._due.name} WHERE {where}", params) > 0
+
+    def cancel_due(self, item_id: str) -> bool:
+        """Delete the item with ``item_id``; False when there is none."""
+        return self._delete_due(f'"id" = {self._due.dialect.placeholder}', [item_id])
+
+    def cancel_due_by_key(self, key: str) -> bool:
+        """Delete the item with uniqueness key ``key``; False when there is none."""
+        return self._delete_due(f'"key" = {self._due.dialect.placeholder}', [key])
+
+    def claim_due(self, now: datetime, limit: int) -> list[DueItem]:
+        """Take up to ``limit`` due items in (due_at, id) order (see `UnitOfWork`)."""
+        check_claim(now, limit)
+        dialect = self._due.dialect
+        p = dialect.placeholder
+        when = dialect.store_value(ColumnType.DATETIME, now)
+        # Rows this unit claimed before are locked by it, so PostgreSQL would return
+        # them again: ask for that many more and leave them out.
+        wanted = limit + len(self._claimed)
+        found = self._due_where(
+            f'WHERE "due_at" <= {p}', [when], f" LIMIT {int(wanted)}{dialect.claim_lock}"
+        )
+        claimed = [item for item in found if item.id not in self._claimed][:limit]
+        self._claimed.update(item.id for item in claimed)
+        return claimed
+
+    def complete_due(self, item_id: str) -> bool:
+        """Delete a performed item; False when there is none."""
+        return self.cancel_due(item_id)
+
+    def replace_due(self, current: DueItem, new: DueItem | None) -> bool:
+        """Swap ``current`` for ``new`` if it is stored unchanged (see `UnitOfWork`)."""
+        if new is not None and (new.id != current.id or new.key != current.key):
+            raise ValidationError(
+                f"replace_due() keeps the item's id and key: {current.id!r}/{current.key!r} "
+                f"cannot become {new.id!r}/{new.key!r}",
+                field="new",
+                value=new,
+            )
+        dialect = self._due.dialect
+        p = dialect.placeholder
+        deleted = self._delete_due(
+            f'"id" = {p} AND "due_at" = {p} AND "attempts" = {p}',
+            [
+                current.id,
+                dialect.store_value(ColumnType.DATETIME, current.due_at),
+                current.attempts,
+            ],
+        )
+        if deleted and new is not None:
+            self._session.change(self._due.insert_sql, self._due.row(new))
+        return deleted
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest ``due_at`` of any stored item, or None."""
+        dialect = self._due.dialect
+        # ORDER BY … LIMIT 1 reads the (due_at, id) index from its start.
+        rows = self._session.fetch(
+            f'SELECT "due_at" FROM {self._due.name} ORDER BY "due_at", "id" LIMIT 1'
+        )
+        if not rows:
+            return None
+        value: datetime = dialect.load_value(ColumnType.DATETIME, rows[0][0])
+        return value
+
+    def due_items(self, subject: RecordRef | None = None) -> list[DueItem]:
+        """Every stored item, or those about ``subject``, in (due_at, id) order."""
+        if subject is None:
+            return self._due_where("", [])
+        p = self._due.dialect.placeholder
+        return self._due_where(
+            f'WHERE "subject_kind" = {p} AND "subject_id" = {p}', [subject.kind.value, subject.id]
+        )
 
     def commit(self) -> None:
         """Make every change of this unit durable and visible."""

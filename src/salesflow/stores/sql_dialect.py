@@ -154,6 +154,9 @@ class Dialect(abc.ABC):
     """The column type of ``doc`` and ``folded``."""
     json_placeholder: str = "?"
     """The marker for a JSON text parameter written to a ``doc_type`` column."""
+    claim_lock: str = ""
+    """What ends the query that claims due items: the row locks that hide them from
+    other claimers until the transaction ends, where the engine has such locks."""
 
     @abc.abstractmethod
     def table(self, name: str) -> str:

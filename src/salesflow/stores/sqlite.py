@@ -24,6 +24,7 @@ from salesflow.stores.base import ColumnType
 from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value, format_datetime
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
+    DueTable,
     SQLUnit,
     Table,
     migrate_documents,
@@ -255,6 +256,7 @@ class SQLiteStore:
         dialect = SQLiteDialect()
         codec = codec or Codec()
         self._tables = {kind: Table(kind, dialect, codec) for kind in RECORD_TYPES}
+        self._due = DueTable(dialect)
         self._lock = threading.RLock()
         self._busy = False
         self._units = 0
@@ -302,7 +304,7 @@ class SQLiteStore:
                 or another process kept the database locked too long.
         """
         with self._transaction() as session:
-            yield SQLUnit(self._tables, session, session.commit)
+            yield SQLUnit(self._tables, session, session.commit, self._due)
 
     def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
         """Rewrite every stored document older than the codec's current schema.
