@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from salesflow import Salesflow
-from salesflow.command import Work
+from salesflow.commands.work import Work
 from salesflow.due import DueItem
 from salesflow.stores.base import Store
 from salesflow.stores.memory import MemoryStore

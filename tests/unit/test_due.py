@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from salesflow import Salesflow
-from salesflow.command import Work
+from salesflow.commands.work import Work
 from salesflow.due import DueItem, DueItemFailed, RetryPolicy
 from salesflow.errors import InvalidTransition, ValidationError
 from salesflow.events import LeadUpdated

@@ -18,7 +18,9 @@ PACKAGE = Path(salesflow.__file__).parent
 NOT_CORE_FILES = {"engine.py", "cli.py", "clock.py", "__init__.py"}
 """The shell, the clock port, and the package facade (``salesflow/__init__.py`` re-exports
 the public API, stores included, so it is not part of the core)."""
-NOT_CORE_DIRS = {"stores", "testing"}
+NOT_CORE_DIRS = {"commands", "stores", "testing"}
+"""The shell's command areas (mixins composed into ``Salesflow``), the store adapters and
+the testing helpers."""
 
 FORBIDDEN_MODULES = (
     "sqlite3",
@@ -131,6 +133,12 @@ def test_the_core_is_found() -> None:
     assert expected <= names
     assert not names & {
         "salesflow.engine",
+        "salesflow.commands",
+        "salesflow.commands.core",
+        "salesflow.commands.leads",
+        "salesflow.commands.records",
+        "salesflow.commands.activities",
+        "salesflow.commands.due",
         "salesflow.clock",
         "salesflow.cli",
         "salesflow.stores.base",

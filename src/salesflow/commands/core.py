@@ -1,0 +1,80 @@
+"""The base every command area of `Salesflow` stands on: its ports, its id factory,
+and the unit of work of one command or one read.
+
+`Salesflow`'s constructor sets the attributes declared here; the command mixins of
+this package use them and the methods below, nothing else of the facade.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from salesflow import activity as act
+from salesflow import events as ev
+from salesflow.clock import Clock, require_aware
+from salesflow.commands.work import DueIdFactory, Work
+from salesflow.due import RetryPolicy
+from salesflow.lead import Lead, StatusReasons
+from salesflow.opportunity import Opportunity
+from salesflow.party import Account, Contact
+from salesflow.stores.base import Store, UnitOfWork
+from salesflow.values import Record, RecordKind
+from salesflow.worktime import OrganizationCalendar
+
+__all__ = ["RECORD_CLASSES", "EngineCore", "IdFactory", "uuid_ids"]
+
+IdFactory = Callable[[RecordKind], str]
+"""Makes the id of a new record of the given kind."""
+
+
+def uuid_ids(kind: RecordKind) -> str:
+    """The default id factory: the kind and a random UUID, e.g. ``lead-3f2a…``."""
+    return f"{kind.value}-{uuid.uuid4().hex}"
+
+
+RECORD_CLASSES: dict[RecordKind, type[Record]] = {
+    RecordKind.LEAD: Lead,
+    RecordKind.CONTACT: Contact,
+    RecordKind.ACCOUNT: Account,
+    RecordKind.OPPORTUNITY: Opportunity,
+    RecordKind.ACTIVITY: act.Activity,
+}
+"""The record class of each kind, to load the record a `RecordRef` names."""
+
+
+class EngineCore:
+    """The ports of `Salesflow` and the unit of work of a command or a read.
+
+    Set by `Salesflow.__init__`; see there for what each one is.
+    """
+
+    store: Store
+    clock: Clock
+    sink: ev.EventSink
+    calendar: OrganizationCalendar
+    reasons: StatusReasons
+    retry: RetryPolicy
+    _ids: IdFactory
+    _due_ids: DueIdFactory
+
+    def now(self) -> datetime:
+        """The clock's current instant (checked to be timezone-aware)."""
+        return require_aware(self.clock.now(), "clock.now()")
+
+    @contextmanager
+    def _command(self) -> Iterator[Work]:
+        now = self.now()
+        with self.store.unit_of_work() as uow:
+            work = Work(uow, now, due_ids=self._due_ids)
+            yield work
+            uow.commit()
+        if work.events:
+            self.sink.publish(tuple(work.events))
+
+    @contextmanager
+    def _read(self) -> Iterator[UnitOfWork]:
+        with self.store.unit_of_work() as uow:
+            yield uow

@@ -1,0 +1,188 @@
+"""Due item commands of `Salesflow`: handlers per kind, scheduling, canceling, and
+performing what is due with retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from salesflow.commands.core import EngineCore
+from salesflow.commands.work import Work, as_ref
+from salesflow.due import DueItem, DueItemFailed
+from salesflow.errors import SalesflowError, ValidationError
+from salesflow.values import Record, RecordRef
+
+__all__ = ["DueCommands", "DueHandler"]
+
+DueHandler = Callable[[Work, DueItem], None]
+"""Performs a due item: called as ``handler(work, item)`` inside the unit of work that
+claimed the item; it reads and writes records and appends events through ``work``,
+and may schedule follow-ups with `Work.schedule_due`. Raising a `SalesflowError`
+makes the attempt fail (see `Salesflow.run_due`)."""
+
+
+class DueCommands(EngineCore):
+    """Due items: register handlers, schedule and cancel items, run what is due."""
+
+    _handlers: dict[str, DueHandler]
+
+    def register_handler(self, kind: str, handler: DueHandler) -> None:
+        """Make ``handler`` perform the due items of ``kind``.
+
+        Each kind has one handler; the engine's own features register theirs
+        (``sequence.step``, …) the same way.
+
+        Raises:
+            ValidationError: ``kind`` is empty, ``handler`` is not callable, or the
+                kind already has a handler.
+        """
+        if not isinstance(kind, str) or not kind:
+            raise ValidationError(
+                f"kind={kind!r} must be a non-empty string", field="kind", value=kind
+            )
+        if not callable(handler):
+            raise ValidationError(
+                f"handler={handler!r} must be callable as handler(work, item)",
+                field="handler",
+                value=handler,
+            )
+        if kind in self._handlers:
+            raise ValidationError(
+                f"due item kind {kind!r} already has a handler ({self._handlers[kind]!r})",
+                field="kind",
+                value=kind,
+            )
+        self._handlers[kind] = handler
+
+    def schedule_due(
+        self,
+        kind: str,
+        due_at: datetime,
+        *,
+        subject: RecordRef | Record | None = None,
+        payload: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> DueItem:
+        """Schedule a due item in a unit of work of its own (see `Work.schedule_due`,
+        which commands and handlers use to schedule in their own unit).
+
+        Returns:
+            The new item, or the stored one with the same ``key``.
+        """
+        with self._command() as work:
+            return work.schedule_due(
+                kind,
+                due_at,
+                subject=None if subject is None else as_ref(subject),
+                payload=payload,
+                key=key,
+            )
+
+    def cancel_due(self, item_id: str) -> bool:
+        """Delete a due item by id; False when there is none."""
+        with self._command() as work:
+            return work.uow.cancel_due(item_id)
+
+    def cancel_due_by_key(self, key: str) -> bool:
+        """Delete the due item with uniqueness key ``key``; False when there is none."""
+        with self._command() as work:
+            return work.uow.cancel_due_by_key(key)
+
+    def due_items(self, subject: RecordRef | Record | None = None) -> list[DueItem]:
+        """The stored due items (of ``subject`` when given) in ``(due_at, id)`` order."""
+        ref = None if subject is None else as_ref(subject)
+        with self._read() as uow:
+            return uow.due_items(ref)
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest stored due item is due; None when there is none."""
+        with self._read() as uow:
+            return uow.next_due_at()
+
+    def run_due(self, limit: int = 100) -> int:
+        """Perform up to ``limit`` items due at ``clock.now()``, in ``(due_at, id)`` order.
+
+        Each item has a unit of work of its own: claim, handler, delete, commit, then
+        the unit's events are published. So a failing item never undoes another, and
+        several processes may call ``run_due`` at once on one PostgreSQL database:
+        each item is performed (committed) exactly once.
+
+        When the handler raises a `SalesflowError` (or no handler is registered for
+        the kind, as when an older worker meets a newer kind), the unit rolls back and,
+        in a new unit, the item is retried later: ``attempts`` + 1, due again after
+        `RetryPolicy.delay`, the error's message in ``payload["last_error"]``. The
+        attempt that makes ``retry.max_attempts`` failures deletes the item instead
+        and publishes `DueItemFailed`. Any other exception rolls the item's unit back
+        (the item stays due, its attempts unchanged) and propagates; items performed
+        before it stay performed.
+
+        Returns:
+            How many items were taken: performed, retried or failed. 0 means nothing
+            (claimable) was due.
+
+        Raises:
+            ValidationError: ``limit`` is not a whole number >= 1.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(
+                f"limit={limit!r} must be a whole number >= 1", field="limit", value=limit
+            )
+        until = self.now()
+        taken = 0
+        while taken < limit and self._run_one(until):
+            taken += 1
+        return taken
+
+    def _run_one(self, until: datetime) -> bool:
+        """Claim and perform the first item due at ``until``; False when there is none."""
+        failure: tuple[DueItem, str] | None = None
+        with self.store.unit_of_work() as uow:
+            claimed = uow.claim_due(until, 1)
+            if not claimed:
+                return False
+            item = claimed[0]
+            work = Work(uow, self.now(), due_ids=self._due_ids)
+            handler = self._handlers.get(item.kind)
+            try:
+                if handler is None:
+                    known = ", ".join(sorted(self._handlers)) or "none"
+                    raise ValidationError(
+                        f"no handler for due item kind {item.kind!r} (registered: {known})",
+                        field="kind",
+                        value=item.kind,
+                    )
+                handler(work, item)
+                uow.complete_due(item.id)
+                uow.commit()
+            except SalesflowError as exc:
+                failure = (item, str(exc) or type(exc).__name__)
+        if failure is None:
+            if work.events:
+                self.sink.publish(tuple(work.events))
+            return True
+        self._fail(*failure)
+        return True
+
+    def _fail(self, item: DueItem, error: str) -> None:
+        """Record a failed attempt of ``item`` (its own unit already rolled back)."""
+        now = self.now()
+        with self.store.unit_of_work() as uow:
+            if item.attempts + 1 >= self.retry.max_attempts:
+                event: DueItemFailed | None = DueItemFailed(
+                    occurred_at=now,
+                    item_id=item.id,
+                    kind=item.kind,
+                    subject=None if item.subject is None else str(item.subject),
+                    attempts=item.attempts + 1,
+                    error=error,
+                    payload=item.payload,
+                )
+                done = uow.replace_due(item, None)
+            else:
+                event = None
+                done = uow.replace_due(item, item.retried(now, error, self.retry))
+            uow.commit()
+        if done and event is not None:
+            self.sink.publish((event,))
