@@ -1,7 +1,10 @@
 """Sequences: branching graphs of sales steps, their validation, statistics,
-rendering, import/export and the standard templates.
+rendering, import/export, the standard templates, and the pure runtime.
 
-The runtime that walks records through a sequence is not here yet.
+`salesflow.sequences.runtime` moves one enrollment along its graph as pure
+functions (start, complete, skip, snooze, email events, due times, pause/resume,
+exit, owner change, up next). Wiring it into the engine and the stores
+(connecting records, storing enrollments, running steps from `run_due`) comes next.
 """
 
 from __future__ import annotations
