@@ -109,7 +109,8 @@ def _clock_time(value: Any, where: str) -> time:
         except ValueError:
             pass
     raise ValidationError(
-        f"{_HOURS_FIELD}: {where} {value!r} is not a time; use datetime.time(8) or '08:00'",
+        f"{_HOURS_FIELD}: {where} {value!r} is not a time; use a time of day such as "
+        f"time(8) or '08:00'",
         field=_HOURS_FIELD,
         value=value,
     )
