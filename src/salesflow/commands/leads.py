@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Unpack
+from typing import TypeVar, Unpack
 
 import attrs
 
@@ -18,9 +18,19 @@ from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
 from salesflow.qualification import Qualification, QualifyOptions, qualify
-from salesflow.values import OwnerType, RecordKind, normalize_email, normalize_name, to_enum
+from salesflow.values import (
+    OwnerType,
+    Record,
+    RecordKind,
+    normalize_email,
+    normalize_name,
+    to_enum,
+)
 
 __all__ = ["LeadCommands"]
+
+
+R = TypeVar("R", bound=Record)
 
 
 class LeadCommands(EngineCore):
@@ -146,30 +156,26 @@ class LeadCommands(EngineCore):
         return result
 
     def _account_for(self, work: Work, lead: Lead, options: QualifyOptions) -> Account | None:
-        chosen = options.use_existing_account or lead.parent_account_id
-        if chosen is not None:
-            return work.get(Account, chosen)
-        if options.create_account and lead.qualified_account_id is not None:
-            earlier = work.uow.find(Account, lead.qualified_account_id)
-            if earlier is not None:
-                return earlier
-        if options.create_account and options.match_existing and lead.company_name:
-            found = work.uow.find_by(Account, "name_key", normalize_name(lead.company_name))
-            return found[0] if found else None
-        return None
+        name = normalize_name(lead.company_name) if lead.company_name else None
+        return _existing(
+            work,
+            Account,
+            chosen=options.use_existing_account or lead.parent_account_id,
+            creating=options.create_account,
+            earlier=lead.qualified_account_id,
+            match=("name_key", name) if options.match_existing else None,
+        )
 
     def _contact_for(self, work: Work, lead: Lead, options: QualifyOptions) -> Contact | None:
-        chosen = options.use_existing_contact or lead.parent_contact_id
-        if chosen is not None:
-            return work.get(Contact, chosen)
-        if options.create_contact and lead.qualified_contact_id is not None:
-            earlier = work.uow.find(Contact, lead.qualified_contact_id)
-            if earlier is not None:
-                return earlier
-        if options.create_contact and options.match_existing and lead.email:
-            found = work.uow.find_by(Contact, "email_key", normalize_email(lead.email))
-            return found[0] if found else None
-        return None
+        email = normalize_email(lead.email) if lead.email else None
+        return _existing(
+            work,
+            Contact,
+            chosen=options.use_existing_contact or lead.parent_contact_id,
+            creating=options.create_contact,
+            earlier=lead.qualified_contact_id,
+            match=("email_key", email) if options.match_existing else None,
+        )
 
     def disqualify_lead(self, lead_id: str, reason: str = "lost") -> Lead:
         """Close an open lead as disqualified with ``reason`` (a standard reason
@@ -207,3 +213,29 @@ class LeadCommands(EngineCore):
             work.events.append(happened)
         assert isinstance(saved, Lead)
         return saved
+
+
+def _existing(
+    work: Work,
+    cls: type[R],
+    *,
+    chosen: str | None,
+    creating: bool,
+    earlier: str | None,
+    match: tuple[str, str | None] | None,
+) -> R | None:
+    """The record a qualification links instead of creating one: the record chosen
+    (explicitly or as the lead's parent), else the one this lead became when it was
+    qualified before, else the most recently modified match by ``match`` key."""
+    if chosen is not None:
+        return work.get(cls, chosen)
+    if not creating:
+        return None
+    if earlier is not None:
+        found = work.uow.find(cls, earlier)
+        if found is not None:
+            return found
+    if match is not None and match[1] is not None:
+        matches = work.uow.find_by(cls, match[0], match[1])
+        return matches[0] if matches else None
+    return None
