@@ -182,4 +182,8 @@ class Salesflow(LeadCommands, ActivityCommands, RecordCommands, DueCommands):
         self, view: LeadView | str, group_by: str, *, user_id: str | None = None
     ) -> list[GroupCount]:
         """How many leads of ``view`` have each value of ``group_by``."""
-        return list(self.lead_view(view, user_id=user_id, group_by=group_by, page_size=1).groups)
+        query = lead_view_query(
+            view, now=self.now(), calendar=self.calendar, user_id=user_id, group_by=group_by
+        )
+        with self._read() as uow:
+            return uow.group_counts(Lead, query, group_by)
