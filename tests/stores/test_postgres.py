@@ -30,6 +30,7 @@ from salesflow.stores.postgres import PostgresStore
 from salesflow.stores.sql import STORE_SCHEMA_VERSION
 from salesflow.stores.url import open_store
 from salesflow.testing.contract import StoreContract, due, upgraded_codec
+from salesflow.testing.contract_sequences import definition, enrollment
 from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
 from salesflow.worktime import OrganizationCalendar
@@ -529,29 +530,190 @@ def test_claiming_reads_the_due_index(store: PostgresStore) -> None:
     assert "sf_due__due_at__id" in "\n".join(r[0] for r in rows)
 
 
-@needs_server
-def test_a_database_at_layout_1_gets_the_due_table_when_opened(store: PostgresStore) -> None:
+def stamp_layout(schema: str, version: int, *drop: str) -> None:
+    """Make the schema look like an older layout: drop ``drop`` and stamp ``version``."""
     import psycopg
 
-    store.close()
     with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(f'DROP TABLE "{store.schema}".sf_due')
+        for table in drop:
+            conn.execute(f'DROP TABLE "{schema}".{table}')
         conn.execute(
-            f'UPDATE "{store.schema}".sf_meta SET value = %s WHERE key = %s',
-            ["1", "schema_version"],
+            f'UPDATE "{schema}".sf_meta SET value = %s WHERE key = %s',
+            [str(version), "schema_version"],
         )
+
+
+def layout(schema: str) -> tuple[str, set[str], set[str]]:
+    """The stamped layout version, the tables and the indexes of ``schema``."""
+    import psycopg
+
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        row = conn.execute(
+            f'SELECT value FROM "{schema}".sf_meta WHERE key = %s', ["schema_version"]
+        ).fetchone()
+        version = "" if row is None else str(row[0])
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema]
+            ).fetchall()
+        }
+        indexes = {
+            r[0]
+            for r in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s", [schema]
+            ).fetchall()
+        }
+    return version, tables, indexes
+
+
+SEQUENCE_INDEXES = {"sf_enrollments__record", "sf_enrollments__sequence"}
+
+
+def use_sequences(store: Store) -> None:
+    """Store and read back a definition and an enrollment (the layout 3 tables)."""
+    with store.unit_of_work() as uow:
+        uow.add_definition(definition("seq-a"))
+        uow.add_enrollment(enrollment(1))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.definitions("sequence") == [definition("seq-a")]
+        assert uow.enrollments(running=True) == [enrollment(1)]
+
+
+@needs_server
+def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(store: PostgresStore) -> None:
+    put(store, lead(1))
+    store.close()
+    stamp_layout(store.schema, 1, "sf_due", "sf_definitions", "sf_enrollments")
     upgraded = PostgresStore(DSN, schema=store.schema)
     try:
         with upgraded.unit_of_work() as uow:
+            assert uow.get(Lead, "lead-0001") == lead(1)  # what layout 1 held stays
             uow.schedule(due(1))
             uow.commit()
         with upgraded.unit_of_work() as uow:
             assert [i.id for i in uow.claim_due(T0, 1)] == ["due-0001"]
-        with psycopg.connect(DSN, autocommit=True) as conn:
-            version = conn.execute(
-                f'SELECT value FROM "{store.schema}".sf_meta WHERE key = %s', ["schema_version"]
-            ).fetchone()
-        assert version == (str(STORE_SCHEMA_VERSION),)
-        assert STORE_SCHEMA_VERSION == 2
+        use_sequences(upgraded)
     finally:
         upgraded.close()
+    version, _, indexes = layout(store.schema)
+    assert version == str(STORE_SCHEMA_VERSION)
+    assert indexes >= {"sf_due__due_at__id", "sf_due__key", "sf_due__subject"}
+    assert indexes >= SEQUENCE_INDEXES
+
+
+@needs_server
+def test_a_database_at_layout_2_gets_the_definition_and_enrollment_tables(
+    store: PostgresStore,
+) -> None:
+    assert STORE_SCHEMA_VERSION == 3
+    put(store, lead(1))
+    with store.unit_of_work() as uow:
+        uow.schedule(due(1))
+        uow.commit()
+    store.close()
+    stamp_layout(store.schema, 2, "sf_definitions", "sf_enrollments")
+    assert layout(store.schema)[1].isdisjoint({"sf_definitions", "sf_enrollments"})
+    upgraded = PostgresStore(DSN, schema=store.schema)
+    try:
+        with upgraded.unit_of_work() as uow:  # what layout 2 held stays
+            assert uow.get(Lead, "lead-0001") == lead(1)
+            assert [i.id for i in uow.due_items()] == ["due-0001"]
+        use_sequences(upgraded)
+    finally:
+        upgraded.close()
+    version, tables, indexes = layout(store.schema)
+    assert version == "3"
+    assert tables >= {"sf_definitions", "sf_enrollments"}
+    assert indexes >= SEQUENCE_INDEXES
+
+
+@needs_server
+def test_definitions_and_enrollments_live_in_the_stores_schema(schemas: list[str]) -> None:
+    first = PostgresStore(DSN, schema=private_schema(schemas))
+    second = PostgresStore(DSN, schema=private_schema(schemas))
+    try:
+        use_sequences(first)
+        with second.unit_of_work() as uow:
+            assert uow.definitions("sequence") == []
+            assert uow.enrollments() == []
+        use_sequences(second)  # the same ids again, in another schema
+    finally:
+        first.close()
+        second.close()
+    for name in schemas:
+        assert layout(name)[1] >= {"sf_definitions", "sf_enrollments"}
+
+
+@needs_server
+def test_migrate_leaves_definitions_and_enrollments_alone(store: PostgresStore) -> None:
+    put(store, lead(1, custom={"tier": "gold"}))
+    use_sequences(store)
+    upgraded = PostgresStore(DSN, schema=store.schema, codec=upgraded_codec())
+    try:
+        assert upgraded.migrate() == 1  # the lead only
+        assert upgraded.migrate() == 0
+        with upgraded.unit_of_work() as uow:
+            assert uow.find_definition("sequence", "seq-a") == definition("seq-a")
+            assert uow.find_enrollment("enr-0001") == enrollment(1)
+    finally:
+        upgraded.close()
+
+
+@needs_server
+def test_of_two_connections_updating_one_enrollment_the_second_conflicts(
+    store: PostgresStore,
+) -> None:
+    other = PostgresStore(DSN, schema=store.schema)
+    try:
+        with store.unit_of_work() as uow:
+            uow.add_enrollment(enrollment(1))
+            uow.commit()
+        with store.unit_of_work() as mine:
+            mine.update_enrollment(enrollment(1, current_step="mine", version=2))
+            with ThreadPoolExecutor(max_workers=1) as pool:
+
+                def theirs() -> Any:
+                    with other.unit_of_work() as uow:
+                        # waits on the row lock, then finds version 2, not 1
+                        uow.update_enrollment(enrollment(1, current_step="theirs", version=2))
+                        uow.commit()
+
+                future = pool.submit(theirs)
+                mine.commit()
+                with pytest.raises(VersionConflict) as caught:
+                    future.result(timeout=30)
+        assert (caught.value.expected, caught.value.actual) == (1, 2)
+        with store.unit_of_work() as uow:
+            found = uow.find_enrollment("enr-0001")
+        assert found is not None
+        assert found.current_step == "mine"
+    finally:
+        other.close()
+
+
+@needs_server
+def test_enrollment_lookups_read_their_indexes(
+    store: PostgresStore, statements: list[tuple[str, list[Any]]]
+) -> None:
+    import psycopg
+
+    with store.unit_of_work() as uow:
+        for n in range(200):
+            uow.add_enrollment(enrollment(n, sequence_id=f"seq-{n % 10}"))
+        uow.commit()
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'ANALYZE "{store.schema}".sf_enrollments')
+    statements.clear()
+    with store.unit_of_work() as uow:
+        uow.enrollments(record=enrollment(7).record)
+        uow.enrollments(record=enrollment(7).record, running=True)
+        uow.enrollments(sequence_id="seq-3")
+        uow.enrollments(sequence_id="seq-3", running=True)
+    found = [plan(sql, params) for sql, params in statements]
+    assert len(found) == 4
+    for by_record in found[:2]:
+        assert "sf_enrollments__record" in by_record
+    for by_sequence in found[2:]:
+        assert "sf_enrollments__sequence" in by_sequence

@@ -27,6 +27,7 @@ from salesflow.stores.sql_dialect import option_rank
 from salesflow.stores.sqlite import SQLiteStore
 from salesflow.stores.url import open_store
 from salesflow.testing.contract import StoreContract, due, tier_to_segment, upgraded_codec
+from salesflow.testing.contract_sequences import definition, enrollment
 from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
 from salesflow.worktime import OrganizationCalendar
@@ -528,13 +529,39 @@ def test_migrate_takes_its_turn_like_a_unit_of_work(store: SQLiteStore) -> None:
 # --- due items --------------------------------------------------------------------------
 
 
-def test_a_database_at_layout_1_gets_the_due_table_when_opened(
+SEQUENCE_INDEXES = {"sf_enrollments__record", "sf_enrollments__sequence"}
+
+
+def layout(path: Path) -> tuple[str, set[str], set[str]]:
+    """The stamped layout version, the tables and the indexes of the database."""
+    with sqlite3.connect(path) as conn:
+        (version,) = conn.execute(
+            "SELECT value FROM sf_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    return version, tables, indexes
+
+
+def use_sequences(store: Store) -> None:
+    """Store and read back a definition and an enrollment (the layout 3 tables)."""
+    with store.unit_of_work() as uow:
+        uow.add_definition(definition("seq-a"))
+        uow.add_enrollment(enrollment(1))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.definitions("sequence") == [definition("seq-a")]
+        assert uow.enrollments(running=True) == [enrollment(1)]
+
+
+def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(
     store: SQLiteStore, path: Path
 ) -> None:
     put(store, lead(1))
     store.close()
     with sqlite3.connect(path) as conn:
-        conn.execute("DROP TABLE sf_due")
+        for table in ("sf_due", "sf_definitions", "sf_enrollments"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE sf_meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = SQLiteStore(path)
     try:
@@ -544,14 +571,64 @@ def test_a_database_at_layout_1_gets_the_due_table_when_opened(
             uow.commit()
         with upgraded.unit_of_work() as uow:
             assert [i.id for i in uow.claim_due(T0, 1)] == ["due-0001"]
+        use_sequences(upgraded)
     finally:
         upgraded.close()
-    with sqlite3.connect(path) as conn:
-        assert conn.execute(
-            "SELECT value FROM sf_meta WHERE key = 'schema_version'"
-        ).fetchone() == (str(STORE_SCHEMA_VERSION),)
-        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    version, _, indexes = layout(path)
+    assert version == str(STORE_SCHEMA_VERSION)
     assert {"sf_due__due_at__id", "sf_due__key", "sf_due__subject"} <= indexes
+    assert indexes >= SEQUENCE_INDEXES
+
+
+def test_a_database_at_layout_2_gets_the_definition_and_enrollment_tables(
+    store: SQLiteStore, path: Path
+) -> None:
+    assert STORE_SCHEMA_VERSION == 3
+    put(store, lead(1))
+    with store.unit_of_work() as uow:
+        uow.schedule(due(1))
+        uow.commit()
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE sf_definitions")
+        conn.execute("DROP TABLE sf_enrollments")
+        conn.execute("UPDATE sf_meta SET value = '2' WHERE key = 'schema_version'")
+    assert layout(path)[1].isdisjoint({"sf_definitions", "sf_enrollments"})
+    upgraded = SQLiteStore(path)
+    try:
+        with upgraded.unit_of_work() as uow:  # what layout 2 held stays
+            assert uow.get(Lead, "lead-0001") == lead(1)
+            assert [i.id for i in uow.due_items()] == ["due-0001"]
+        use_sequences(upgraded)
+    finally:
+        upgraded.close()
+    version, tables, indexes = layout(path)
+    assert version == "3"
+    assert {"sf_definitions", "sf_enrollments"} <= tables
+    assert indexes >= SEQUENCE_INDEXES
+
+
+@pytest.mark.parametrize("value", [T0, float("nan"), {1, 2}])
+def test_a_definition_document_that_is_not_json_is_refused(store: SQLiteStore, value: Any) -> None:
+    with store.unit_of_work() as uow:
+        with pytest.raises(ValidationError, match="seq-a' version 1 cannot be stored"):
+            uow.add_definition(definition("seq-a", document={"x": [value]}))
+        assert uow.find_definition("sequence", "seq-a") is None
+
+
+def test_migrate_leaves_definitions_and_enrollments_alone(store: SQLiteStore, path: Path) -> None:
+    put(store, lead(1, custom={"tier": "gold"}))
+    use_sequences(store)
+    store.close()
+    upgraded = SQLiteStore(path, codec=upgraded_codec())
+    try:
+        assert upgraded.migrate() == 1  # the lead only
+        assert upgraded.migrate() == 0
+        with upgraded.unit_of_work() as uow:
+            assert uow.find_definition("sequence", "seq-a") == definition("seq-a")
+            assert uow.find_enrollment("enr-0001") == enrollment(1)
+    finally:
+        upgraded.close()
 
 
 def test_claiming_reads_the_due_index(store: SQLiteStore, path: Path) -> None:
@@ -566,3 +643,26 @@ def test_claiming_reads_the_due_index(store: SQLiteStore, path: Path) -> None:
     )
     assert "sf_due__due_at__id" in text
     assert "TEMP B-TREE" not in text
+
+
+def test_enrollment_lookups_read_their_indexes(
+    store: SQLiteStore, path: Path, statements: list[tuple[str, list[Any]]]
+) -> None:
+    with store.unit_of_work() as uow:
+        for n in range(200):
+            uow.add_enrollment(enrollment(n, sequence_id=f"seq-{n % 10}"))
+        uow.commit()
+    statements.clear()
+    with store.unit_of_work() as uow:
+        uow.enrollments(record=enrollment(7).record)
+        uow.enrollments(record=enrollment(7).record, running=True)
+        uow.enrollments(sequence_id="seq-3")
+        uow.enrollments(sequence_id="seq-3", running=True)
+    by_record, by_record_running, by_sequence, by_sequence_running = (
+        plan(path, sql, params) for sql, params in statements
+    )
+    for found in (by_record, by_record_running):
+        assert "INDEX sf_enrollments__record (record_kind=? AND record_id=?)" in found
+        assert "TEMP B-TREE" not in found  # the index gives the id order too
+    for found in (by_sequence, by_sequence_running):
+        assert "INDEX sf_enrollments__sequence (sequence_id=?" in found

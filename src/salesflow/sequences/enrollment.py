@@ -53,7 +53,9 @@ __all__ = [
     "RuntimeConfig",
     "Schedule",
     "SendEmail",
+    "SendEmailRequested",
     "SendSms",
+    "SendSmsRequested",
     "SequenceEvent",
     "SetField",
     "SetStatus",
@@ -183,6 +185,8 @@ class Enrollment:
             while paused or once ended.
         step_started_at: When the current step started.
         paused_remaining: While paused, how long the current step still had to go.
+        activity_id: The timeline activity of the current manual step; the engine
+            sets it when it creates the activity (the runtime never reads it).
         email_events: What the customer did with each email step sent.
         call_outcomes: The outcome of each completed call step.
         history: Every finished step, in order.
@@ -202,6 +206,7 @@ class Enrollment:
     due_at: datetime | None = None
     step_started_at: datetime | None = None
     paused_remaining: timedelta | None = None
+    activity_id: str | None = None
     email_events: Mapping[str, frozenset[EmailEvent]] = attrs.field(factory=dict)
     call_outcomes: Mapping[str, str] = attrs.field(factory=dict)
     history: tuple[HistoryEntry, ...] = ()
@@ -412,6 +417,36 @@ class EnrollmentExited(SequenceEvent):
     """The enrollment ended early for ``reason``."""
 
     reason: ExitReason
+
+
+@attrs.frozen(kw_only=True)
+class SendEmailRequested(SequenceEvent):
+    """The engine asks the host to send an automated email (published after commit).
+
+    ``activity_id`` is the completed email activity on the record's timeline; it is
+    also the idempotency key: the same email always carries the same id, so a host
+    that retries can send it once.
+    """
+
+    step_id: str
+    record: str
+    template: str | None
+    subject: str
+    owner_id: str | None
+    variant: str | None
+    activity_id: str
+
+
+@attrs.frozen(kw_only=True)
+class SendSmsRequested(SequenceEvent):
+    """The engine asks the host to send an automated SMS (see `SendEmailRequested`)."""
+
+    step_id: str
+    record: str
+    template: str | None
+    subject: str
+    owner_id: str | None
+    activity_id: str
 
 
 # --- results and inputs --------------------------------------------------------------

@@ -24,11 +24,13 @@ import attrs
 from salesflow.activity import Activity
 from salesflow.clock import require_aware
 from salesflow.conditions import Compare, Condition, Op, comparisons
+from salesflow.definitions import StoredDefinition
 from salesflow.due import DueItem
 from salesflow.errors import ValidationError
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
+from salesflow.sequences.enrollment import Enrollment
 from salesflow.values import Money, Record, RecordKind, RecordRef, normalize_email, normalize_name
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "Query",
     "SortKey",
     "Store",
+    "StoredDefinition",
     "UnitOfWork",
     "check_claim",
     "check_comparison",
@@ -603,6 +606,75 @@ class UnitOfWork(Protocol):
 
     def due_items(self, subject: RecordRef | None = None) -> list[DueItem]:
         """Every stored item, or those about ``subject``, in ``(due_at, id)`` order."""
+        ...
+
+    # --- definitions (see StoredDefinition) -----------------------------------------
+
+    def add_definition(self, definition: StoredDefinition) -> None:
+        """Store a new version of a definition.
+
+        Raises:
+            AlreadyExists: that ``(kind, id, version)`` is stored already.
+        """
+        ...
+
+    def set_definition_state(
+        self, kind: str, definition_id: str, version: int, state: str
+    ) -> StoredDefinition:
+        """Change the ``state`` of a stored version; return it as stored now.
+
+        Raises:
+            NotFound: no such version.
+        """
+        ...
+
+    def find_definition(
+        self, kind: str, definition_id: str, version: int | None = None
+    ) -> StoredDefinition | None:
+        """The stored ``version`` of a definition (the latest when None), or None."""
+        ...
+
+    def definitions(self, kind: str) -> list[StoredDefinition]:
+        """The latest version of every definition of ``kind``, ordered by id."""
+        ...
+
+    # --- enrollments (see salesflow.sequences.enrollment) ---------------------------
+
+    def add_enrollment(self, enrollment: Enrollment) -> None:
+        """Store a new enrollment (its ``version`` must be 1).
+
+        Raises:
+            AlreadyExists: an enrollment with its id is stored.
+            VersionConflict: its version is not 1.
+        """
+        ...
+
+    def update_enrollment(self, enrollment: Enrollment) -> None:
+        """Store the next state of an enrollment: the runtime hands back each new
+        state one ``version`` higher than the state it was computed from, so the
+        stored version must be ``enrollment.version - 1``.
+
+        Raises:
+            NotFound: no such enrollment.
+            VersionConflict: the stored version is not ``enrollment.version - 1``
+                (someone else moved it meanwhile).
+        """
+        ...
+
+    def find_enrollment(self, enrollment_id: str) -> Enrollment | None:
+        """The enrollment with ``enrollment_id``, or None."""
+        ...
+
+    def enrollments(
+        self,
+        *,
+        record: RecordRef | None = None,
+        sequence_id: str | None = None,
+        running: bool = False,
+    ) -> list[Enrollment]:
+        """The enrollments of ``record`` and/or of ``sequence_id`` (every one when
+        both are None), only those not ended (active or paused) when ``running``,
+        ordered by id. Lookups by record and by sequence use an index."""
         ...
 
     def commit(self) -> None:

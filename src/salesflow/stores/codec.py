@@ -17,7 +17,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from functools import cache
@@ -26,11 +26,19 @@ from typing import Any, TypeVar
 import attrs
 
 from salesflow.activity import Activity
+from salesflow.definitions import StoredDefinition
 from salesflow.due import DueItem
 from salesflow.errors import StoreError, ValidationError
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
+from salesflow.sequences.definition import EmailEvent, StepKind
+from salesflow.sequences.enrollment import (
+    Enrollment,
+    EnrollmentStatus,
+    ExitReason,
+    HistoryEntry,
+)
 from salesflow.values import CustomValue, Record, RecordKind, RecordRef
 
 __all__ = [
@@ -40,9 +48,13 @@ __all__ = [
     "Codec",
     "Migration",
     "decode_custom_value",
+    "decode_definition",
     "decode_due_item",
+    "decode_enrollment",
     "encode_custom_value",
+    "encode_definition",
     "encode_due_item",
+    "encode_enrollment",
     "format_datetime",
 ]
 
@@ -282,3 +294,154 @@ def decode_due_item(document: Mapping[str, Any]) -> DueItem:
         )
     except (ValidationError, KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"stored due item {document.get('id')!r} cannot be read: {exc}") from exc
+
+
+ENROLLMENT_SCHEMA = 1
+"""The schema number of enrollment documents."""
+
+
+def _optional_time(value: datetime | None) -> str | None:
+    return None if value is None else format_datetime(value)
+
+
+def _read_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def encode_enrollment(enrollment: Enrollment) -> dict[str, Any]:
+    """The JSON-able document of an enrollment.
+
+    Instants are `format_datetime` texts, the paused remainder whole microseconds,
+    email events sorted lists per step (so equal states give equal documents).
+    """
+    e = enrollment
+    remaining = e.paused_remaining
+    return {
+        "schema": ENROLLMENT_SCHEMA,
+        "id": e.id,
+        "sequence_id": e.sequence_id,
+        "sequence_version": e.sequence_version,
+        "record": {"kind": e.record.kind.value, "id": e.record.id},
+        "owner_id": e.owner_id,
+        "status": e.status.value,
+        "current_step": e.current_step,
+        "step_owner_id": e.step_owner_id,
+        "due_at": _optional_time(e.due_at),
+        "step_started_at": _optional_time(e.step_started_at),
+        "paused_remaining_us": None
+        if remaining is None
+        else remaining // timedelta(microseconds=1),
+        "activity_id": e.activity_id,
+        "email_events": {
+            step: sorted(event.value for event in events)
+            for step, events in sorted(e.email_events.items())
+        },
+        "call_outcomes": dict(sorted(e.call_outcomes.items())),
+        "history": [
+            {
+                "step_id": h.step_id,
+                "kind": h.kind.value,
+                "outcome": h.outcome,
+                "at": format_datetime(h.at),
+                "owner_id": h.owner_id,
+            }
+            for h in e.history
+        ],
+        "outcome": e.outcome,
+        "exit_reason": None if e.exit_reason is None else e.exit_reason.value,
+        "version": e.version,
+    }
+
+
+def decode_enrollment(document: Mapping[str, Any]) -> Enrollment:
+    """The enrollment of a document written by `encode_enrollment`.
+
+    Raises:
+        StoreError: the document is from a newer schema or is not a valid enrollment.
+    """
+    schema = document.get("schema")
+    if schema != ENROLLMENT_SCHEMA:
+        raise StoreError(
+            f"stored enrollment {document.get('id')!r} has schema {schema!r}; this salesflow "
+            f"reads schema {ENROLLMENT_SCHEMA} (upgrade salesflow)"
+        )
+    try:
+        remaining = document["paused_remaining_us"]
+        exit_reason = document["exit_reason"]
+        return Enrollment(
+            id=document["id"],
+            sequence_id=document["sequence_id"],
+            sequence_version=document["sequence_version"],
+            record=RecordRef(kind=document["record"]["kind"], id=document["record"]["id"]),
+            owner_id=document["owner_id"],
+            status=EnrollmentStatus(document["status"]),
+            current_step=document["current_step"],
+            step_owner_id=document["step_owner_id"],
+            due_at=_read_time(document["due_at"]),
+            step_started_at=_read_time(document["step_started_at"]),
+            paused_remaining=None if remaining is None else timedelta(microseconds=remaining),
+            activity_id=document["activity_id"],
+            email_events={
+                step: frozenset(EmailEvent(v) for v in values)
+                for step, values in document["email_events"].items()
+            },
+            call_outcomes=dict(document["call_outcomes"]),
+            history=tuple(
+                HistoryEntry(
+                    step_id=h["step_id"],
+                    kind=StepKind(h["kind"]),
+                    outcome=h["outcome"],
+                    at=datetime.fromisoformat(h["at"]),
+                    owner_id=h["owner_id"],
+                )
+                for h in document["history"]
+            ),
+            outcome=document["outcome"],
+            exit_reason=None if exit_reason is None else ExitReason(exit_reason),
+            version=document["version"],
+        )
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"stored enrollment {document.get('id')!r} cannot be read: {exc}") from exc
+
+
+DEFINITION_SCHEMA = 1
+"""The schema number of stored definition documents (the envelope, not the
+definition's own format, which each kind versions itself)."""
+
+
+def encode_definition(definition: StoredDefinition) -> dict[str, Any]:
+    """The JSON-able document of a stored definition version."""
+    return {
+        "schema": DEFINITION_SCHEMA,
+        "kind": definition.kind,
+        "id": definition.id,
+        "version": definition.version,
+        "state": definition.state,
+        "document": definition.document,
+        "published_at": format_datetime(definition.published_at),
+    }
+
+
+def decode_definition(document: Mapping[str, Any]) -> StoredDefinition:
+    """The stored definition of a document written by `encode_definition`.
+
+    Raises:
+        StoreError: the document is from a newer schema or is not valid.
+    """
+    schema = document.get("schema")
+    if schema != DEFINITION_SCHEMA:
+        raise StoreError(
+            f"stored definition {document.get('id')!r} has schema {schema!r}; this salesflow "
+            f"reads schema {DEFINITION_SCHEMA} (upgrade salesflow)"
+        )
+    try:
+        return StoredDefinition(
+            kind=document["kind"],
+            id=document["id"],
+            version=document["version"],
+            state=document["state"],
+            document=dict(document["document"]),
+            published_at=datetime.fromisoformat(document["published_at"]),
+        )
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"stored definition {document.get('id')!r} cannot be read: {exc}") from exc

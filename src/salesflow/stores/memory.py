@@ -20,8 +20,10 @@ import attrs
 
 from salesflow.activity import Activity, timeline_key
 from salesflow.conditions import compile_predicate
-from salesflow.due import DueItem
+from salesflow.definitions import StoredDefinition
+from salesflow.due import DueItem, check_payload
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
+from salesflow.sequences.enrollment import Enrollment
 from salesflow.stores.base import (
     GroupCount,
     Page,
@@ -33,12 +35,29 @@ from salesflow.stores.base import (
     search_keys,
     sort_order,
 )
-from salesflow.stores.codec import RECORD_TYPES, Codec, decode_due_item, encode_due_item
+from salesflow.stores.codec import (
+    RECORD_TYPES,
+    Codec,
+    decode_definition,
+    decode_due_item,
+    decode_enrollment,
+    encode_definition,
+    encode_due_item,
+    encode_enrollment,
+)
 from salesflow.values import Record, RecordKind, RecordRef
 
 __all__ = ["MemoryStore"]
 
 R = TypeVar("R", bound=Record)
+
+
+def _copy_enrollment(enrollment: Enrollment) -> Enrollment:
+    # the mappings are the only mutable parts a holder could change in place
+    twin = copy.copy(enrollment)
+    twin.email_events = dict(enrollment.email_events)
+    twin.call_outcomes = dict(enrollment.call_outcomes)
+    return twin
 
 
 def _clone(record: R) -> R:
@@ -66,6 +85,12 @@ class MemoryStore:
         self._due: dict[str, DueItem] = {}
         self._due_keys: dict[str, str] = {}
         self._due_heap: list[tuple[datetime, str]] = []
+        # Definitions: every version of each (kind, id), in version order.
+        self._definitions: dict[tuple[str, str], list[StoredDefinition]] = {}
+        # Enrollments by id, with ids by record and by sequence for the lookups.
+        self._enrollments: dict[str, Enrollment] = {}
+        self._by_record: dict[RecordRef, set[str]] = {}
+        self._by_sequence: dict[str, set[str]] = {}
         self._lock = threading.RLock()
         self._busy = False
         self._closed = False
@@ -114,6 +139,26 @@ class MemoryStore:
         self._due = {}
         self._due_keys = {}
         self._due_heap = []
+        self._definitions = {}
+        self._enrollments = {}
+        self._by_record = {}
+        self._by_sequence = {}
+
+    def _store_definition(self, definition: StoredDefinition) -> None:
+        versions = self._definitions.setdefault((definition.kind, definition.id), [])
+        for i, stored in enumerate(versions):
+            if stored.version == definition.version:
+                versions[i] = definition
+                return
+        versions.append(definition)
+        versions.sort(key=lambda d: d.version)
+
+    def _store_enrollment(self, enrollment: Enrollment) -> None:
+        # record and sequence never change, so the indexes only ever gain ids
+        if enrollment.id not in self._enrollments:
+            self._by_record.setdefault(enrollment.record, set()).add(enrollment.id)
+            self._by_sequence.setdefault(enrollment.sequence_id, set()).add(enrollment.id)
+        self._enrollments[enrollment.id] = enrollment
 
     def _store(self, record: Record) -> None:
         """Put a committed record in place and keep the lookup indexes current."""
@@ -186,6 +231,12 @@ class MemoryStore:
                     for kind, records in self._records.items()
                 },
                 "due": [encode_due_item(item) for item in self._due.values()],
+                "definitions": [
+                    encode_definition(d)
+                    for versions in self._definitions.values()
+                    for d in versions
+                ],
+                "enrollments": [encode_enrollment(e) for e in self._enrollments.values()],
             }
 
     @classmethod
@@ -198,6 +249,10 @@ class MemoryStore:
                 store._store(store._codec.decode(kind, doc))
         for doc in snapshot.get("due", ()):  # snapshots from before due items have none
             store._store_due(decode_due_item(doc))
+        for doc in snapshot.get("definitions", ()):
+            store._store_definition(decode_definition(doc))
+        for doc in snapshot.get("enrollments", ()):
+            store._store_enrollment(decode_enrollment(doc))
         return store
 
 
@@ -210,6 +265,8 @@ class _MemoryUnit:
         self._due_added: dict[str, DueItem] = {}
         self._due_removed: set[str] = set()
         self._claimed: set[str] = set()
+        self._definitions: dict[tuple[str, str, int], StoredDefinition] = {}
+        self._enrollments: dict[str, Enrollment] = {}
 
     def _current(self, kind: RecordKind, record_id: str) -> Record | None:
         pending = self._pending.get(kind)
@@ -438,7 +495,133 @@ class _MemoryUnit:
         items.sort(key=lambda item: item.order_key)
         return [attrs.evolve(item) for item in items]
 
+    # --- definitions ----------------------------------------------------------------
+
+    def _versions(self, kind: str, definition_id: str) -> dict[int, StoredDefinition]:
+        found = {d.version: d for d in self._store._definitions.get((kind, definition_id), ())}
+        for (k, i, version), d in self._definitions.items():
+            if (k, i) == (kind, definition_id):
+                found[version] = d
+        return found
+
+    def add_definition(self, definition: StoredDefinition) -> None:
+        if not isinstance(definition, StoredDefinition):
+            raise ValidationError(
+                f"add_definition() takes a StoredDefinition, not {type(definition).__name__}",
+                field="definition",
+                value=definition,
+            )
+        if definition.version in self._versions(definition.kind, definition.id):
+            raise AlreadyExists(
+                f"{definition.kind} definition", f"{definition.id} version {definition.version}"
+            )
+        # a private JSON copy: what the SQL stores keep, refused where they refuse it
+        document = check_payload(definition.document)
+        self._definitions[(definition.kind, definition.id, definition.version)] = attrs.evolve(
+            definition, document=document
+        )
+
+    def set_definition_state(
+        self, kind: str, definition_id: str, version: int, state: str
+    ) -> StoredDefinition:
+        stored = self._versions(kind, definition_id).get(version)
+        if stored is None:
+            raise NotFound(f"{kind} definition", f"{definition_id} version {version}")
+        changed = attrs.evolve(stored, state=state)
+        self._definitions[(kind, definition_id, version)] = changed
+        return changed
+
+    def find_definition(
+        self, kind: str, definition_id: str, version: int | None = None
+    ) -> StoredDefinition | None:
+        versions = self._versions(kind, definition_id)
+        if version is None:
+            return versions[max(versions)] if versions else None
+        return versions.get(version)
+
+    def definitions(self, kind: str) -> list[StoredDefinition]:
+        ids = {i for (k, i) in self._store._definitions if k == kind}
+        ids.update(i for (k, i, _) in self._definitions if k == kind)
+        latest = (self.find_definition(kind, i) for i in sorted(ids))
+        return [d for d in latest if d is not None]
+
+    # --- enrollments ------------------------------------------------------------------
+
+    def _enrollment(self, enrollment_id: str) -> Enrollment | None:
+        found = self._enrollments.get(enrollment_id)
+        return found if found is not None else self._store._enrollments.get(enrollment_id)
+
+    def add_enrollment(self, enrollment: Enrollment) -> None:
+        if not isinstance(enrollment, Enrollment):
+            raise ValidationError(
+                f"add_enrollment() takes an Enrollment, not {type(enrollment).__name__}",
+                field="enrollment",
+                value=enrollment,
+            )
+        if self._enrollment(enrollment.id) is not None:
+            raise AlreadyExists("Enrollment", enrollment.id)
+        if enrollment.version != 1:
+            raise VersionConflict(
+                "Enrollment", enrollment.id, expected=enrollment.version - 1, actual=0
+            )
+        self._enrollments[enrollment.id] = _copy_enrollment(enrollment)
+
+    def update_enrollment(self, enrollment: Enrollment) -> None:
+        if not isinstance(enrollment, Enrollment):
+            raise ValidationError(
+                f"update_enrollment() takes an Enrollment, not {type(enrollment).__name__}",
+                field="enrollment",
+                value=enrollment,
+            )
+        stored = self._enrollment(enrollment.id)
+        if stored is None:
+            raise NotFound("Enrollment", enrollment.id)
+        if stored.version != enrollment.version - 1:
+            raise VersionConflict(
+                "Enrollment", enrollment.id, expected=enrollment.version - 1, actual=stored.version
+            )
+        self._enrollments[enrollment.id] = _copy_enrollment(enrollment)
+
+    def find_enrollment(self, enrollment_id: str) -> Enrollment | None:
+        found = self._enrollment(enrollment_id)
+        return _copy_enrollment(found) if found is not None else None
+
+    def enrollments(
+        self,
+        *,
+        record: RecordRef | None = None,
+        sequence_id: str | None = None,
+        running: bool = False,
+    ) -> list[Enrollment]:
+        store = self._store
+        if record is not None:
+            ids = set(store._by_record.get(record, ()))
+        elif sequence_id is not None:
+            ids = set(store._by_sequence.get(sequence_id, ()))
+        else:
+            ids = set(store._enrollments)
+        ids.update(self._enrollments)
+        found = []
+        for enrollment_id in sorted(ids):
+            e = self._enrollment(enrollment_id)
+            if e is None:
+                continue
+            if record is not None and e.record != record:
+                continue
+            if sequence_id is not None and e.sequence_id != sequence_id:
+                continue
+            if running and e.ended:
+                continue
+            found.append(_copy_enrollment(e))
+        return found
+
     def commit(self) -> None:
+        for definition in self._definitions.values():
+            self._store._store_definition(definition)
+        self._definitions = {}
+        for enrollment in self._enrollments.values():
+            self._store._store_enrollment(enrollment)
+        self._enrollments = {}
         for records in self._pending.values():
             for record in records.values():
                 self._store._store(record)

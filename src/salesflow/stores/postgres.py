@@ -23,6 +23,7 @@ from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
     DueTable,
+    SequenceTables,
     SQLUnit,
     Table,
     migrate_documents,
@@ -245,6 +246,7 @@ class PostgresStore:
         codec = codec or Codec()
         self._tables = {kind: Table(kind, dialect, codec) for kind in RECORD_TYPES}
         self._due = DueTable(dialect)
+        self._sequences = SequenceTables(dialect)
         self._lock = threading.RLock()
         self._busy = False
         self._conn: psycopg.Connection[Any] | None = self._connect()
@@ -305,7 +307,7 @@ class PostgresStore:
                 or the server cannot be reached.
         """
         with self._transaction() as session:
-            yield SQLUnit(self._tables, session, session.commit, self._due)
+            yield SQLUnit(self._tables, session, session.commit, self._due, self._sequences)
 
     def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
         """Rewrite every stored document older than the codec's current schema.
