@@ -44,6 +44,7 @@ class ActivityKind(StrEnum):
     APPOINTMENT = "appointment"
     TASK = "task"
     LINKEDIN = "linkedin"
+    SMS = "sms"
     NOTE = "note"
     POST = "post"
 

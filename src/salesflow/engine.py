@@ -12,6 +12,7 @@ commands live in `salesflow.commands`, one mixin per area, over `EngineCore`.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -20,26 +21,42 @@ from salesflow import events as ev
 from salesflow.clock import Clock, SystemClock
 from salesflow.commands.activities import ActivityCommands
 from salesflow.commands.core import RECORD_CLASSES, IdFactory, uuid_ids
-from salesflow.commands.due import DueCommands, DueHandler
-from salesflow.commands.leads import LeadCommands
-from salesflow.commands.records import RecordCommands
+from salesflow.commands.due import DueHandler
+from salesflow.commands.segments import SegmentCommands
+from salesflow.commands.sequence_runs import STEP_DUE, EnrollmentIdFactory
+from salesflow.commands.sequences import PublishedSequence
 from salesflow.commands.work import DueIdFactory, as_ref, uuid_due_ids
 from salesflow.conditions import Condition
 from salesflow.due import RetryPolicy
 from salesflow.errors import ValidationError
 from salesflow.lead import Lead, StatusReasons
+from salesflow.sequences.enrollment import RuntimeConfig
 from salesflow.stores.base import GroupCount, Page, Query, SortKey, Store
 from salesflow.stores.memory import MemoryStore
 from salesflow.values import Record, RecordRef
 from salesflow.views import LeadView, ViewResult, lead_view_query
-from salesflow.worktime import OrganizationCalendar
+from salesflow.worktime import Calendars, OrganizationCalendar
 
-__all__ = ["DueHandler", "IdFactory", "Salesflow", "uuid_ids"]
+__all__ = [
+    "DueHandler",
+    "EnrollmentIdFactory",
+    "IdFactory",
+    "PublishedSequence",
+    "Salesflow",
+    "uuid_enrollment_ids",
+    "uuid_ids",
+]
+
+
+def uuid_enrollment_ids() -> str:
+    """The default enrollment ids: ``enr-`` and a random UUID."""
+    return f"enr-{uuid.uuid4().hex}"
+
 
 R = TypeVar("R", bound=Record)
 
 
-class Salesflow(LeadCommands, ActivityCommands, RecordCommands, DueCommands):
+class Salesflow(SegmentCommands, ActivityCommands):
     """The engine: commands and queries over one store.
 
     Args:
@@ -56,6 +73,11 @@ class Salesflow(LeadCommands, ActivityCommands, RecordCommands, DueCommands):
             then deleted after 5 failed attempts, by default.
         due_ids: Makes ids for new due items; ``due-`` and a random UUID by default
             (simulations pass a counter so that runs repeat exactly).
+        sequences: How sequences schedule and judge steps (`RuntimeConfig`): the
+            sellers' calendars, counting waits in working days, which call outcomes
+            count as answered. By default waits are calendar days on ``calendar``.
+        enrollment_ids: Makes ids for new enrollments; ``enr-`` and a random UUID
+            by default.
 
     Due items are performed by handlers registered per kind with `register_handler`.
 
@@ -78,6 +100,8 @@ class Salesflow(LeadCommands, ActivityCommands, RecordCommands, DueCommands):
         ids: IdFactory | None = None,
         retry: RetryPolicy | None = None,
         due_ids: DueIdFactory | None = None,
+        sequences: RuntimeConfig | None = None,
+        enrollment_ids: EnrollmentIdFactory | None = None,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -91,7 +115,21 @@ class Salesflow(LeadCommands, ActivityCommands, RecordCommands, DueCommands):
             )
         self.retry = retry if retry is not None else RetryPolicy()
         self._due_ids: DueIdFactory = due_ids if due_ids is not None else uuid_due_ids
-        self._handlers: dict[str, DueHandler] = {}
+        self._handlers: dict[str, DueHandler] = {STEP_DUE: self._step_due}
+        if sequences is not None and not isinstance(sequences, RuntimeConfig):
+            raise ValidationError(
+                f"sequences={sequences!r} must be a RuntimeConfig(...)",
+                field="sequences",
+                value=sequences,
+            )
+        self.sequence_config = (
+            sequences
+            if sequences is not None
+            else RuntimeConfig(calendars=Calendars(organization=self.calendar))
+        )
+        self._enrollment_ids = enrollment_ids if enrollment_ids is not None else uuid_enrollment_ids
+        self._definition_cache = {}
+        self._segment_cache = {}
 
     def close(self) -> None:
         """Close the store."""

@@ -22,6 +22,8 @@ __all__ = [
     "ActivityUpdated",
     "ContactCreated",
     "ContactUpdated",
+    "DefinitionPublished",
+    "DefinitionStateChanged",
     "Event",
     "EventSink",
     "LeadAssigned",
@@ -155,6 +157,24 @@ class OpportunityReopened(Event):
     """A closed opportunity was reopened."""
 
     opportunity_id: str
+
+
+@attrs.frozen(kw_only=True)
+class DefinitionPublished(Event):
+    """A new version of a definition (``kind``: ``sequence``, ``segment``, …) was published."""
+
+    kind: str
+    definition_id: str
+    version: int
+
+
+@attrs.frozen(kw_only=True)
+class DefinitionStateChanged(Event):
+    """A definition was activated or deactivated (``state``)."""
+
+    kind: str
+    definition_id: str
+    state: str
 
 
 @attrs.frozen(kw_only=True)

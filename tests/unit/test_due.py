@@ -209,7 +209,9 @@ def test_an_unknown_kind_is_a_failure_not_a_crash() -> None:
     assert engine.run_due() == 1
     assert engine.due_items() == []
     (failed,) = [e for e in sink.events if isinstance(e, DueItemFailed)]
-    assert failed.error == "no handler for due item kind 'unknown' (registered: known)"
+    assert failed.error == (
+        "no handler for due item kind 'unknown' (registered: known, sequence.step)"
+    )
 
 
 def test_any_other_exception_rolls_the_item_back_and_propagates() -> None:

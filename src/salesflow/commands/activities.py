@@ -64,7 +64,7 @@ class ActivityCommands(RecordCommands):
                 closed_at=work.now if done else None,
                 **fields,
             )
-            work.uow.add(activity)
+            work.add(activity)
             work.events.append(
                 ev.ActivityCreated(
                     occurred_at=work.now, activity_id=activity.id, regarding=str(ref)
@@ -88,13 +88,15 @@ class ActivityCommands(RecordCommands):
                 closed_at=work.now,
                 modified_at=work.now,
             )
-            saved = work.uow.update(updated)
+            saved = work.update(updated)
             closed: ev.Event = (
                 ev.ActivityCompleted(occurred_at=work.now, activity_id=activity_id)
                 if event == "complete"
                 else ev.ActivityCanceled(occurred_at=work.now, activity_id=activity_id)
             )
             work.events.append(closed)
+            assert isinstance(saved, act.Activity)
+            self._activity_closed(work, saved, event)
         assert isinstance(saved, act.Activity)
         return saved
 

@@ -21,7 +21,7 @@ from salesflow.lead import Lead, StatusReasons
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
 from salesflow.stores.base import Store, UnitOfWork
-from salesflow.values import Record, RecordKind
+from salesflow.values import Record, RecordKind, RecordRef
 from salesflow.worktime import OrganizationCalendar
 
 __all__ = ["RECORD_CLASSES", "EngineCore", "IdFactory", "uuid_ids"]
@@ -64,12 +64,27 @@ class EngineCore:
         """The clock's current instant (checked to be timezone-aware)."""
         return require_aware(self.clock.now(), "clock.now()")
 
+    # --- hooks the sequence commands fill in (no-ops here) -----------------------------
+
+    def _record_closed(self, work: Work, record: RecordRef, reason: str) -> None:
+        """``record`` was qualified, disqualified or closed in ``work``: end what runs on it."""
+
+    def _owner_changed(self, work: Work, record: RecordRef, owner_id: str | None) -> None:
+        """``record`` has a new owner in ``work``: later sequence steps go to them."""
+
+    def _activity_closed(self, work: Work, activity: act.Activity, event: str) -> None:
+        """A seller completed or canceled ``activity`` by hand in ``work``."""
+
+    def _before_commit(self, work: Work) -> None:
+        """Last work of a unit before it commits (segments see the records written)."""
+
     @contextmanager
     def _command(self) -> Iterator[Work]:
         now = self.now()
         with self.store.unit_of_work() as uow:
             work = Work(uow, now, due_ids=self._due_ids)
             yield work
+            self._before_commit(work)
             uow.commit()
         if work.events:
             self.sink.publish(tuple(work.events))

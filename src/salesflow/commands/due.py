@@ -154,6 +154,7 @@ class DueCommands(EngineCore):
                         value=item.kind,
                     )
                 handler(work, item)
+                self._before_commit(work)
                 uow.complete_due(item.id)
                 uow.commit()
             except SalesflowError as exc:

@@ -50,7 +50,7 @@ class LeadCommands(EngineCore):
                 lead_id=self._ids(RecordKind.LEAD), fields=dict(fields), now=work.now
             )
             work.check_references(lead)
-            work.uow.add(lead)
+            work.add(lead)
             work.events.append(created)
         return lead
 
@@ -73,7 +73,7 @@ class LeadCommands(EngineCore):
             lead = work.get(Lead, lead_id, expected_version)
             updated, changed = leads.edit(lead, dict(changes), now=work.now)
             work.check_references(updated)
-            saved = work.uow.update(updated)
+            saved = work.update(updated)
             work.events.append(changed)
         assert isinstance(saved, Lead)
         return saved
@@ -82,7 +82,7 @@ class LeadCommands(EngineCore):
         """Set an open lead's status reason to Contacted."""
         with self._command() as work:
             updated, changed = leads.mark_contacted(work.get(Lead, lead_id), now=work.now)
-            saved = work.uow.update(updated)
+            saved = work.update(updated)
             work.events.append(changed)
         assert isinstance(saved, Lead)
         return saved
@@ -95,7 +95,7 @@ class LeadCommands(EngineCore):
             lead = work.get(Lead, lead_id)
             kind: OwnerType = to_enum(OwnerType, owner_type, "owner_type", optional=False)
             updated = leads.assign(lead, owner_id, kind, now=work.now)
-            saved = work.uow.update(updated)
+            saved = work.update(updated)
             work.events.append(
                 ev.LeadAssigned(
                     occurred_at=work.now,
@@ -104,6 +104,8 @@ class LeadCommands(EngineCore):
                     previous_owner_id=lead.owner_id,
                 )
             )
+            if owner_id != lead.owner_id:
+                self._owner_changed(work, lead.ref, owner_id)
         assert isinstance(saved, Lead)
         return saved
 
@@ -130,29 +132,34 @@ class LeadCommands(EngineCore):
                 value=options,
             )
         with self._command() as work:
-            lead = work.get(Lead, lead_id)
-            leads.require_open(lead, "qualified")
-            account = self._account_for(work, lead, options)
-            contact = self._contact_for(work, lead, options)
-            earlier = None
-            if lead.qualifying_opportunity_id is not None:
-                found = work.uow.find(Opportunity, lead.qualifying_opportunity_id)
-                earlier = found if found is not None and found.is_open else None
-            result, happened = qualify(
-                lead,
-                options,
-                existing_account=account,
-                existing_contact=contact,
-                existing_opportunity=earlier,
-                new_id=self._ids,
-                now=work.now,
-            )
-            for record in result.created:
-                work.uow.add(record)
-            saved = work.uow.update(result.lead)
-            assert isinstance(saved, Lead)
-            result = attrs.evolve(result, lead=saved)
-            work.events.extend(happened)
+            return self._qualify_in(work, lead_id, options)
+
+    def _qualify_in(self, work: Work, lead_id: str, options: QualifyOptions) -> Qualification:
+        """`qualify_lead` inside ``work`` (also a sequence's ``set_status`` step)."""
+        lead = work.get(Lead, lead_id)
+        leads.require_open(lead, "qualified")
+        account = self._account_for(work, lead, options)
+        contact = self._contact_for(work, lead, options)
+        earlier = None
+        if lead.qualifying_opportunity_id is not None:
+            found = work.uow.find(Opportunity, lead.qualifying_opportunity_id)
+            earlier = found if found is not None and found.is_open else None
+        result, happened = qualify(
+            lead,
+            options,
+            existing_account=account,
+            existing_contact=contact,
+            existing_opportunity=earlier,
+            new_id=self._ids,
+            now=work.now,
+        )
+        for record in result.created:
+            work.add(record)
+        saved = work.update(result.lead)
+        assert isinstance(saved, Lead)
+        result = attrs.evolve(result, lead=saved)
+        work.events.extend(happened)
+        self._record_closed(work, lead.ref, "record_qualified")
         return result
 
     def _account_for(self, work: Work, lead: Lead, options: QualifyOptions) -> Account | None:
@@ -187,21 +194,26 @@ class LeadCommands(EngineCore):
             ValidationError: ``reason`` is not registered.
         """
         with self._command() as work:
-            lead = work.get(Lead, lead_id)
-            opportunity = (
-                work.uow.find(Opportunity, lead.qualifying_opportunity_id)
-                if lead.qualifying_opportunity_id
-                else None
-            )
-            updated, happened = leads.disqualify(
-                lead,
-                reason,
-                reasons=self.reasons,
-                qualifying_opportunity=opportunity,
-                now=work.now,
-            )
-            saved = work.uow.update(updated)
-            work.events.append(happened)
+            return self._disqualify_in(work, lead_id, reason)
+
+    def _disqualify_in(self, work: Work, lead_id: str, reason: str) -> Lead:
+        """`disqualify_lead` inside ``work`` (also a sequence's ``set_status`` step)."""
+        lead = work.get(Lead, lead_id)
+        opportunity = (
+            work.uow.find(Opportunity, lead.qualifying_opportunity_id)
+            if lead.qualifying_opportunity_id
+            else None
+        )
+        updated, happened = leads.disqualify(
+            lead,
+            reason,
+            reasons=self.reasons,
+            qualifying_opportunity=opportunity,
+            now=work.now,
+        )
+        saved = work.update(updated)
+        work.events.append(happened)
+        self._record_closed(work, lead.ref, "record_disqualified")
         assert isinstance(saved, Lead)
         return saved
 
@@ -209,7 +221,7 @@ class LeadCommands(EngineCore):
         """Reopen a qualified or disqualified lead (back to Open/New)."""
         with self._command() as work:
             updated, happened = leads.reactivate(work.get(Lead, lead_id), now=work.now)
-            saved = work.uow.update(updated)
+            saved = work.update(updated)
             work.events.append(happened)
         assert isinstance(saved, Lead)
         return saved

@@ -10,7 +10,7 @@ import attrs
 
 from salesflow import events as ev
 from salesflow.commands.core import EngineCore
-from salesflow.commands.work import CREATED, UPDATED, fields_changed, require_editable
+from salesflow.commands.work import CREATED, UPDATED, Work, fields_changed, require_editable
 from salesflow.fields import AccountFields, ContactFields, OpportunityFields
 from salesflow.lifecycle import fire
 from salesflow.opportunity import Opportunity, OpportunityLifecycle, OpportunityStatus
@@ -37,7 +37,7 @@ class RecordCommands(EngineCore):
                 id=self._ids(cls.KIND), created_at=work.now, modified_at=work.now, **fields
             )
             work.check_references(record)
-            work.uow.add(record)
+            work.add(record)
             work.events.append(CREATED[cls.KIND](work.now, record.id))
         return record
 
@@ -55,9 +55,11 @@ class RecordCommands(EngineCore):
             require_editable(record)
             updated = attrs.evolve(record, modified_at=work.now, **changes)
             work.check_references(updated)
-            saved = work.uow.update(updated)
+            saved = work.update(updated)
             changed = fields_changed(record, updated, list(changes))
             work.events.append(UPDATED[cls.KIND](work.now, record_id, changed))
+            if "owner_id" in changed:
+                self._owner_changed(work, record.ref, getattr(updated, "owner_id", None))
         assert isinstance(saved, cls)
         return saved
 
@@ -128,37 +130,44 @@ class RecordCommands(EngineCore):
         self, opportunity_id: str, event: str, reason: str | None
     ) -> Opportunity:
         with self._command() as work:
-            opportunity = work.get(Opportunity, opportunity_id)
-            status = fire(
-                OpportunityLifecycle,
-                opportunity.status.value,
-                event,
-                what=f"Opportunity {opportunity_id!r}",
+            return self._close_opportunity_in(work, opportunity_id, event, reason)
+
+    def _close_opportunity_in(
+        self, work: Work, opportunity_id: str, event: str, reason: str | None
+    ) -> Opportunity:
+        """`win_opportunity` / `lose_opportunity` / `reopen_opportunity` inside ``work``."""
+        opportunity = work.get(Opportunity, opportunity_id)
+        status = fire(
+            OpportunityLifecycle,
+            opportunity.status.value,
+            event,
+            what=f"Opportunity {opportunity_id!r}",
+        )
+        reopened = status == OpportunityStatus.OPEN.value
+        updated = attrs.evolve(
+            opportunity,
+            status=status,
+            close_reason=None if reopened else reason,
+            actual_close_date=None
+            if reopened
+            else work.now.astimezone(self.calendar.timezone).date(),
+            modified_at=work.now,
+        )
+        saved = work.update(updated)
+        if reopened:
+            work.events.append(
+                ev.OpportunityReopened(occurred_at=work.now, opportunity_id=opportunity_id)
             )
-            reopened = status == OpportunityStatus.OPEN.value
-            updated = attrs.evolve(
-                opportunity,
-                status=status,
-                close_reason=None if reopened else reason,
-                actual_close_date=None
-                if reopened
-                else work.now.astimezone(self.calendar.timezone).date(),
-                modified_at=work.now,
+        else:
+            work.events.append(
+                ev.OpportunityClosed(
+                    occurred_at=work.now,
+                    opportunity_id=opportunity_id,
+                    status=status,
+                    reason=updated.close_reason,
+                )
             )
-            saved = work.uow.update(updated)
-            if reopened:
-                work.events.append(
-                    ev.OpportunityReopened(occurred_at=work.now, opportunity_id=opportunity_id)
-                )
-            else:
-                work.events.append(
-                    ev.OpportunityClosed(
-                        occurred_at=work.now,
-                        opportunity_id=opportunity_id,
-                        status=status,
-                        reason=updated.close_reason,
-                    )
-                )
+            self._record_closed(work, opportunity.ref, "record_closed")
         assert isinstance(saved, Opportunity)
         return saved
 

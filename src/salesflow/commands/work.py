@@ -62,6 +62,28 @@ class Work:
         self.now = now
         self.events: list[ev.Event] = []
         self._due_ids = due_ids
+        # Each record as first read in this unit, and every record written, so that
+        # segments can see which records started matching (`written`).
+        self._read: dict[RecordRef, Record] = {}
+        self.written: dict[RecordRef, tuple[Record | None, Record]] = {}
+        # Enrollments this unit is moving right now: hooks that the move triggers
+        # (its own set_status closing the record) leave them alone.
+        self.in_hand: set[str] = set()
+
+    def add(self, record: Record) -> None:
+        """Store a new record in this unit (see `UnitOfWork.add`)."""
+        self.uow.add(record)
+        self.written[record.ref] = (None, record)
+
+    def update(self, record: Record) -> Record:
+        """Store a changed record in this unit (see `UnitOfWork.update`); the unit
+        remembers the record as it was first read, for `written`."""
+        saved = self.uow.update(record)
+        ref = record.ref
+        earlier = self.written.get(ref)
+        before = earlier[0] if earlier is not None else self._read.get(ref)
+        self.written[ref] = (before, saved)
+        return saved
 
     def schedule_due(
         self,
@@ -113,6 +135,7 @@ class Work:
                 value=record_id,
             )
         record = self.uow.get(cls, record_id)
+        self._read.setdefault(record.ref, record)
         if expected_version is not None and record.version != expected_version:
             raise VersionConflict(
                 cls.__name__, record_id, expected=expected_version, actual=record.version

@@ -94,6 +94,8 @@ __all__ = [
     "MAX_STEPS",
     "MAX_TEXT_BYTES",
     "SCHEMA",
+    "condition_from_dict",
+    "condition_to_dict",
     "dumps_json",
     "dumps_toml",
     "from_dict",
@@ -320,6 +322,26 @@ def _value_to_json(value: object, path: str) -> Any:
             _fail(path, f"the datetime {value!r} has no time zone; give it one")
         return encode_custom_value(value)
     _fail(path, f"{value!r} cannot be written; use text, a number, a boolean, a date or null")
+
+
+def condition_to_dict(condition: Condition) -> Document:
+    """A field condition (the shared predicate language) as JSON values: the format
+    field watches use (``{"field", "op", "value"}``, ``{"all": [...]}``,
+    ``{"any": [...]}``, ``{"not": ...}``).
+
+    Raises:
+        ValidationError: it nests too deeply or holds a value JSON cannot carry.
+    """
+    return _condition_to_dict(condition, "condition", 1)
+
+
+def condition_from_dict(data: object) -> Condition:
+    """The condition of a document written by `condition_to_dict`.
+
+    Raises:
+        ValidationError: the document is malformed (the message names where).
+    """
+    return _condition_from_dict(data, "condition", 1)
 
 
 def dumps_json(definition: SequenceDefinition) -> str:

@@ -67,10 +67,13 @@ MAX_WAIT = timedelta(days=30)
 STATUSES: Mapping[RecordKind, frozenset[str]] = {
     RecordKind.LEAD: frozenset({"disqualified", "qualified"}),
     RecordKind.OPPORTUNITY: frozenset({"won", "lost"}),
-    RecordKind.CONTACT: frozenset({"inactive"}),
-    RecordKind.ACCOUNT: frozenset({"inactive"}),
+    RecordKind.CONTACT: frozenset(),
+    RecordKind.ACCOUNT: frozenset(),
 }
-"""The statuses a ``set_status`` step may set, per record type of the sequence."""
+"""The statuses a ``set_status`` step may set, per record type of the sequence.
+
+Contacts and accounts have no status in salesflow yet (no active/inactive
+lifecycle), so their sequences cannot set one; use ``update_field`` instead."""
 
 _NEEDS_REASON = frozenset({(RecordKind.LEAD, "disqualified")})
 
@@ -403,7 +406,11 @@ def _status_problems(definition: SequenceDefinition, step: SetStatusStep) -> Ite
             step.id,
             ProblemCode.WRONG_STATUS,
             f"step {step.id!r} sets status {step.status!r}, which a {record_type.value} does "
-            f"not have; use one of {', '.join(repr(s) for s in sorted(allowed))}",
+            + (
+                f"not have; use one of {', '.join(repr(s) for s in sorted(allowed))}"
+                if allowed
+                else f"not have: {record_type.value}s have no status; use update_field instead"
+            ),
         )
     elif (record_type, step.status) in _NEEDS_REASON and not (step.reason or "").strip():
         yield Problem(

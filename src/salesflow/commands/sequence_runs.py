@@ -1,0 +1,497 @@
+"""How the engine runs sequences: the definitions cache, connecting, the due item
+of an enrollment, the hooks the record commands call, and performing an `Advance`.
+
+`SequenceCommands` (the public commands) stands on this. Each move loads the
+enrollment and its definition version, calls the pure runtime
+(`salesflow.sequences.runtime`) with the unit's ``now`` and performs the `Advance`
+it returns in the same unit of work (`SequenceRuns._apply`): activities on the
+record's timeline, automated emails and SMS (published as `SendEmailRequested` /
+`SendSmsRequested` for the host to send), field and status changes of the record,
+connecting it to the next sequence, and the enrollment's one due item (kind
+``sequence.step``, key ``sequence:<enrollment id>``) that `run_due` performs when a
+wait ends or a condition's time limit expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from salesflow import activity as act
+from salesflow import events as ev
+from salesflow.commands.core import RECORD_CLASSES
+from salesflow.commands.due import DueCommands
+from salesflow.commands.leads import LeadCommands
+from salesflow.commands.records import RECORD_SYSTEM, RecordCommands
+from salesflow.commands.work import Work
+from salesflow.definitions import ACTIVE, StoredDefinition
+from salesflow.due import DueItem
+from salesflow.errors import InvalidTransition, NotFound, ValidationError
+from salesflow.lead import SYSTEM_FIELDS as LEAD_SYSTEM
+from salesflow.lead import Lead
+from salesflow.lead import edit as edit_lead
+from salesflow.opportunity import Opportunity
+from salesflow.qualification import QualifyOptions
+from salesflow.sequences import runtime as rt
+from salesflow.sequences.definition import SequenceDefinition, StepKind
+from salesflow.sequences.enrollment import Advance as _Advance
+from salesflow.sequences.enrollment import (
+    AdvanceTo,
+    CancelActivity,
+    CompleteActivity,
+    CreateActivity,
+    Enrollment,
+    ExitReason,
+    RescheduleActivity,
+    RuntimeConfig,
+    Schedule,
+    SendEmail,
+    SendEmailRequested,
+    SendSms,
+    SendSmsRequested,
+    SetField,
+    SetStatus,
+    Unschedule,
+)
+from salesflow.sequences.io import from_dict
+from salesflow.stores.base import record_value
+from salesflow.values import Record, RecordKind, RecordRef, check_fields
+
+__all__ = [
+    "SEQUENCE",
+    "STEP_DUE",
+    "EnrollmentIdFactory",
+    "SequenceRuns",
+    "StoredFacts",
+    "no_sequence",
+    "step_due_key",
+]
+
+SEQUENCE = "sequence"
+"""The definition kind of sequences in the store."""
+
+STEP_DUE = "sequence.step"
+"""The due item kind that moves an enrollment when its wait or time limit ends."""
+
+EnrollmentIdFactory = Callable[[], str]
+"""Makes the id of a new enrollment."""
+
+_ACTIVITY_KIND: Mapping[StepKind, act.ActivityKind] = {
+    StepKind.EMAIL: act.ActivityKind.EMAIL,
+    StepKind.AUTO_EMAIL: act.ActivityKind.EMAIL,
+    StepKind.AB_TEST: act.ActivityKind.EMAIL,
+    StepKind.CALL: act.ActivityKind.PHONE_CALL,
+    StepKind.TASK: act.ActivityKind.TASK,
+    StepKind.LINKEDIN: act.ActivityKind.LINKEDIN,
+    StepKind.SMS: act.ActivityKind.SMS,
+    StepKind.AUTO_SMS: act.ActivityKind.SMS,
+}
+
+
+def step_due_key(enrollment_id: str) -> str:
+    """The uniqueness key of an enrollment's one due item."""
+    return f"sequence:{enrollment_id}"
+
+
+class StoredFacts:
+    """`RecordFacts` of a stored record: its fields and stage, read from the unit of
+    work only when a field or stage condition asks."""
+
+    __slots__ = ("_record", "_ref", "_work")
+
+    def __init__(self, work: Work, ref: RecordRef) -> None:
+        self._work = work
+        self._ref = ref
+        self._record: Record | None = None
+
+    def _load(self) -> Record:
+        if self._record is None:
+            self._record = self._work.uow.get(RECORD_CLASSES[self._ref.kind], self._ref.id)
+        return self._record
+
+    def field_value(self, name: str) -> Any:
+        """The record's field ``name`` (a custom field when it has no such attribute)."""
+        record = self._load()
+        if name in attrs.fields_dict(type(record)):
+            return record_value(record, name)
+        return record.custom.get(name)
+
+    def stage(self) -> str | None:
+        """The opportunity's sales stage; records without stages have none."""
+        stage = getattr(self._load(), "stage", None)
+        return stage if isinstance(stage, str) else None
+
+
+class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
+    """The machinery under the sequence commands (see the module docstring)."""
+
+    sequence_config: RuntimeConfig
+    _enrollment_ids: EnrollmentIdFactory
+    _definition_cache: dict[tuple[str, int], SequenceDefinition]
+
+    def _stored_sequence(
+        self, work: Work, sequence_id: str, version: int | None
+    ) -> StoredDefinition:
+        stored = work.uow.find_definition(SEQUENCE, sequence_id, version)
+        if stored is None:
+            raise no_sequence(sequence_id, version)
+        return stored
+
+    def _decode(self, stored: StoredDefinition) -> SequenceDefinition:
+        key = (stored.id, stored.version)
+        cached = self._definition_cache.get(key)
+        if cached is None:
+            cached = self._definition_cache[key] = from_dict(stored.document)
+        return cached
+
+    def _definition(self, work: Work, sequence_id: str, version: int) -> SequenceDefinition:
+        # Versions never change once stored, so the decoded definition is cached.
+        cached = self._definition_cache.get((sequence_id, version))
+        if cached is not None:
+            return cached
+        return self._decode(self._stored_sequence(work, sequence_id, version))
+
+    def _connect_in(
+        self, work: Work, ref: RecordRef, sequence_id: str, owner_id: str | None
+    ) -> Enrollment:
+        stored = self._stored_sequence(work, sequence_id, None)
+        if stored.state != ACTIVE:
+            raise InvalidTransition(
+                f"sequence {sequence_id!r} is {stored.state}; activate it before connecting "
+                f"records (activate_sequence)",
+                state=stored.state,
+                event="connect",
+            )
+        definition = self._definition(work, sequence_id, stored.version)
+        if ref.kind is not definition.record_type or ref.kind not in RECORD_CLASSES:
+            raise ValidationError(
+                f"sequence {sequence_id!r} runs on {definition.record_type.value} records; "
+                f"{ref} is a {ref.kind.value}: connect it to a {ref.kind.value} sequence",
+                field="record",
+                value=str(ref),
+            )
+        target = work.get(RECORD_CLASSES[ref.kind], ref.id)
+        _require_open(target)
+        for running in work.uow.enrollments(record=ref, running=True):
+            if running.sequence_id == sequence_id:
+                raise InvalidTransition(
+                    f"{ref} is already on sequence {sequence_id!r} (enrollment "
+                    f"{running.id!r}, {running.status.value}); disconnect it first to start over",
+                    state="connected",
+                    event="connect",
+                )
+        owner = owner_id if owner_id is not None else getattr(target, "owner_id", None)
+        advance = rt.start(
+            definition,
+            enrollment_id=self._enrollment_ids(),
+            record=ref,
+            owner_id=owner,
+            now=work.now,
+            config=self.sequence_config,
+            facts=StoredFacts(work, ref),
+        )
+        return self._apply(work, definition, None, advance)
+
+    # --- the due item -----------------------------------------------------------------
+
+    def _step_due(self, work: Work, item: DueItem) -> None:
+        """Handler of ``sequence.step`` items: the enrollment's wait or limit ended."""
+        enrollment_id = item.payload.get("enrollment_id")
+        if not isinstance(enrollment_id, str):
+            raise ValidationError(
+                f"due item {item.id!r} has no enrollment_id in its payload",
+                field="payload",
+                value=item.payload,
+            )
+        enrollment = work.uow.find_enrollment(enrollment_id)
+        if enrollment is None:
+            return  # the enrollment is gone: nothing to move
+        definition = self._definition(work, enrollment.sequence_id, enrollment.sequence_version)
+        advance = rt.on_due(
+            definition,
+            enrollment,
+            work.now,
+            config=self.sequence_config,
+            facts=StoredFacts(work, enrollment.record),
+        )
+        if advance.enrollment is not enrollment:
+            self._apply(work, definition, enrollment, advance)
+
+    # --- hooks of the record commands -------------------------------------------------
+
+    def _exit(self, work: Work, enrollment: Enrollment, reason: ExitReason) -> None:
+        definition = self._definition(work, enrollment.sequence_id, enrollment.sequence_version)
+        self._apply(
+            work,
+            definition,
+            enrollment,
+            rt.exit_enrollment(definition, enrollment, reason, work.now),
+        )
+
+    def _record_closed(self, work: Work, record: RecordRef, reason: str) -> None:
+        for enrollment in work.uow.enrollments(record=record, running=True):
+            # the enrollment whose own step closed the record moves on by itself
+            if enrollment.id not in work.in_hand:
+                self._exit(work, enrollment, ExitReason(reason))
+
+    def _owner_changed(self, work: Work, record: RecordRef, owner_id: str | None) -> None:
+        for enrollment in work.uow.enrollments(record=record, running=True):
+            if enrollment.id in work.in_hand or enrollment.owner_id == owner_id:
+                continue
+            definition = self._definition(work, enrollment.sequence_id, enrollment.sequence_version)
+            advance = rt.change_owner(definition, enrollment, owner_id, work.now)
+            self._apply(work, definition, enrollment, advance)
+
+    def _activity_closed(self, work: Work, activity: act.Activity, event: str) -> None:
+        enrollment_id = activity.custom.get("enrollment_id")
+        if not isinstance(enrollment_id, str) or enrollment_id in work.in_hand:
+            return
+        enrollment = work.uow.find_enrollment(enrollment_id)
+        if (
+            enrollment is None
+            or enrollment.activity_id != activity.id
+            or enrollment.current_step is None
+            or enrollment.ended
+            or enrollment.status.value != "active"
+        ):
+            return
+        definition = self._definition(work, enrollment.sequence_id, enrollment.sequence_version)
+        facts = StoredFacts(work, enrollment.record)
+        if event == "complete":
+            advance = rt.complete_step(
+                definition,
+                enrollment,
+                enrollment.current_step,
+                work.now,
+                outcome=activity.outcome,
+                config=self.sequence_config,
+                facts=facts,
+            )
+        else:
+            advance = rt.skip_step(
+                definition,
+                enrollment,
+                enrollment.current_step,
+                work.now,
+                config=self.sequence_config,
+                facts=facts,
+            )
+        self._apply(work, definition, enrollment, advance)
+
+    # --- performing an advance --------------------------------------------------------
+
+    def _apply(
+        self,
+        work: Work,
+        definition: SequenceDefinition,
+        before: Enrollment | None,
+        advance: _Advance,
+    ) -> Enrollment:
+        """Perform ``advance``'s actions and store its enrollment, in ``work``."""
+        e = advance.enrollment
+        work.in_hand.add(e.id)
+        try:
+            work.events.extend(advance.events)
+            advances: list[AdvanceTo] = []
+            for action in advance.actions:
+                if isinstance(action, CreateActivity):
+                    activity = self._sequence_activity(work, e, action.step_id, action.kind)
+                    activity = attrs.evolve(
+                        activity,
+                        subject=action.subject,
+                        description=action.description,
+                        owner_id=action.owner_id,
+                        due_at=action.due_at,
+                        linkedin_action=action.linkedin_action,
+                    )
+                    work.add(activity)
+                    work.events.append(_created(work, activity))
+                    e = attrs.evolve(e, activity_id=activity.id)
+                elif isinstance(action, CompleteActivity | CancelActivity):
+                    self._close_step_activity(work, before, action)
+                elif isinstance(action, RescheduleActivity):
+                    self._reschedule(work, before, action.due_at)
+                elif isinstance(action, SendEmail | SendSms):
+                    self._send(work, e, action)
+                elif isinstance(action, SetField):
+                    self._set_field(work, e.record, action.field, action.value)
+                elif isinstance(action, SetStatus):
+                    self._set_status(work, e.record, action.status, action.reason)
+                elif isinstance(action, AdvanceTo):
+                    advances.append(action)
+                elif isinstance(action, Schedule):
+                    key = step_due_key(e.id)
+                    work.uow.cancel_due_by_key(key)
+                    work.schedule_due(
+                        STEP_DUE,
+                        action.due_at,
+                        subject=e.record,
+                        payload={"enrollment_id": e.id},
+                        key=key,
+                    )
+                else:
+                    assert isinstance(action, Unschedule)
+                    work.uow.cancel_due_by_key(step_due_key(e.id))
+            if e.ended and e.activity_id is not None:
+                e = attrs.evolve(e, activity_id=None)
+            if before is None:
+                work.uow.add_enrollment(e)
+            else:
+                work.uow.update_enrollment(e)
+        finally:
+            work.in_hand.discard(e.id)
+        for advance_to in advances:
+            self._connect_in(work, e.record, advance_to.sequence_id, e.owner_id)
+        return e
+
+    def _sequence_activity(
+        self, work: Work, e: Enrollment, step_id: str, kind: StepKind
+    ) -> act.Activity:
+        return act.Activity(
+            id=self._ids(RecordKind.ACTIVITY),
+            created_at=work.now,
+            modified_at=work.now,
+            kind=_ACTIVITY_KIND[kind],
+            subject=step_id,
+            regarding=e.record,
+            custom={"sequence_id": e.sequence_id, "enrollment_id": e.id, "sequence_step": step_id},
+        )
+
+    def _open_activity(self, work: Work, before: Enrollment | None) -> act.Activity | None:
+        if before is None or before.activity_id is None:
+            return None
+        found = work.uow.find(act.Activity, before.activity_id)
+        if found is None or found.state is not act.ActivityState.OPEN:
+            return None  # closed by hand from the timeline: nothing left to do
+        return found
+
+    def _close_step_activity(
+        self, work: Work, before: Enrollment | None, action: CompleteActivity | CancelActivity
+    ) -> None:
+        activity = self._open_activity(work, before)
+        if activity is None:
+            return
+        done = isinstance(action, CompleteActivity)
+        closed = attrs.evolve(
+            activity,
+            state=act.ActivityState.COMPLETED if done else act.ActivityState.CANCELED,
+            outcome=action.outcome if isinstance(action, CompleteActivity) else None,
+            closed_at=work.now,
+            modified_at=work.now,
+        )
+        work.update(closed)
+        work.events.append(
+            ev.ActivityCompleted(occurred_at=work.now, activity_id=activity.id)
+            if done
+            else ev.ActivityCanceled(occurred_at=work.now, activity_id=activity.id)
+        )
+
+    def _reschedule(self, work: Work, before: Enrollment | None, due_at: datetime) -> None:
+        activity = self._open_activity(work, before)
+        if activity is not None:
+            work.update(attrs.evolve(activity, due_at=due_at, modified_at=work.now))
+            work.events.append(
+                ev.ActivityUpdated(
+                    occurred_at=work.now, activity_id=activity.id, fields=("due_at",)
+                )
+            )
+
+    def _send(self, work: Work, e: Enrollment, action: SendEmail | SendSms) -> None:
+        kind = StepKind.AUTO_EMAIL if isinstance(action, SendEmail) else StepKind.AUTO_SMS
+        activity = attrs.evolve(
+            self._sequence_activity(work, e, action.step_id, kind),
+            subject=action.subject,
+            owner_id=action.owner_id,
+            due_at=work.now,
+            state=act.ActivityState.COMPLETED,
+            closed_at=work.now,
+        )
+        work.add(activity)
+        work.events.append(_created(work, activity))
+        if isinstance(action, SendEmail):
+            work.events.append(
+                SendEmailRequested(
+                    occurred_at=work.now,
+                    enrollment_id=e.id,
+                    step_id=action.step_id,
+                    record=str(e.record),
+                    template=action.template,
+                    subject=action.subject,
+                    owner_id=action.owner_id,
+                    variant=action.variant,
+                    activity_id=activity.id,
+                )
+            )
+        else:
+            work.events.append(
+                SendSmsRequested(
+                    occurred_at=work.now,
+                    enrollment_id=e.id,
+                    step_id=action.step_id,
+                    record=str(e.record),
+                    template=action.template,
+                    subject=action.subject,
+                    owner_id=action.owner_id,
+                    activity_id=activity.id,
+                )
+            )
+
+    def _set_field(self, work: Work, ref: RecordRef, name: str, value: Any) -> None:
+        cls = RECORD_CLASSES[ref.kind]
+        record = work.get(cls, ref.id)
+        if isinstance(record, Lead) and name in attrs.fields_dict(Lead):
+            updated, happened = edit_lead(record, {name: value}, now=work.now)
+            work.update(updated)
+            work.events.append(happened)
+            return
+        if name in attrs.fields_dict(cls):
+            system = LEAD_SYSTEM if cls is Lead else RECORD_SYSTEM
+            check_fields(cls, {name: value}, frozenset(system), creating=False)
+            updated_record = attrs.evolve(record, modified_at=work.now, **{name: value})
+        else:
+            updated_record = attrs.evolve(
+                record, modified_at=work.now, custom={**record.custom, name: value}
+            )
+        work.update(updated_record)
+
+    def _set_status(self, work: Work, ref: RecordRef, status: str, reason: str | None) -> None:
+        if ref.kind is RecordKind.LEAD:
+            if status == "disqualified":
+                self._disqualify_in(work, ref.id, reason or "lost")
+            else:
+                self._qualify_in(work, ref.id, QualifyOptions())
+        else:
+            self._close_opportunity_in(work, ref.id, "win" if status == "won" else "lose", reason)
+
+
+def no_sequence(sequence_id: str, version: int | None) -> NotFound:
+    """The `NotFound` of a missing sequence (or version of one)."""
+    if version is None:
+        return NotFound("Sequence", sequence_id)
+    return NotFound("Sequence", f"{sequence_id} version {version}")
+
+
+def _require_open(record: Record) -> None:
+    if isinstance(record, Lead) and not record.is_open:
+        raise InvalidTransition(
+            f"Lead {record.id!r} is {record.status.value}; only open leads can be connected to "
+            f"a sequence (reactivate it first)",
+            state=record.status.value,
+            event="connect",
+        )
+    if isinstance(record, Opportunity) and not record.is_open:
+        raise InvalidTransition(
+            f"Opportunity {record.id!r} is {record.status.value}; only open opportunities can "
+            f"be connected to a sequence (reopen it first)",
+            state=record.status.value,
+            event="connect",
+        )
+
+
+def _created(work: Work, activity: act.Activity) -> ev.Event:
+    return ev.ActivityCreated(
+        occurred_at=work.now, activity_id=activity.id, regarding=str(activity.regarding)
+    )
