@@ -197,6 +197,91 @@ def demo(store_url: str, *, seed: int = 7, out: TextIO | None = None) -> None:
             )
     finally:
         engine.close()
+    print("\nA short simulation of the outbound prospecting sequence:", file=out)
+    simulate_template("high_volume_outbound_prospecting", records=20_000, seed=seed, out=out)
+
+
+_DEFAULT_MODEL = {"answer_rate": 0.3, "open_rate": 0.4, "reply_rate": 0.1}
+
+
+def _progress_bar(stream: TextIO) -> Callable[[int, int], None]:
+    """A one-line progress bar on ``stream`` (redrawn in place on a terminal)."""
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total if total else width
+        bar = "#" * filled + "." * (width - filled)
+        end = "\n" if done >= total else ""
+        if stream.isatty() or done >= total:
+            stream.write(f"\r[{bar}] {done:,}/{total:,} records{end}")
+            stream.flush()
+
+    return show
+
+
+def simulate_template(
+    name: str,
+    *,
+    records: int,
+    seed: int,
+    store_url: str | None = None,
+    answer_rate: float = 0.3,
+    open_rate: float = 0.4,
+    reply_rate: float = 0.1,
+    out: TextIO | None = None,
+    progress: TextIO | None = None,
+) -> None:
+    """Run ``records`` simulated records through the template ``name`` and print the
+    funnel: in memory with the Monte Carlo runner, or through the engine on
+    ``store_url`` when given (every activity and enrollment is written there)."""
+    from salesflow.sequences.templates import load_template
+    from salesflow.testing.engine_run import run_on_engine
+    from salesflow.testing.montecarlo import ResponseModel, run_monte_carlo
+
+    out = out if out is not None else sys.stdout
+    definition = load_template(name)
+    model = ResponseModel(
+        call_outcomes={"answered": answer_rate, "no_answer": 1 - answer_rate},
+        opened=open_rate,
+        replied=min(reply_rate, open_rate),
+    )
+    start = SystemClock().now().replace(microsecond=0)
+    bar = _progress_bar(progress) if progress is not None and records >= 10_000 else None
+    if store_url is None:
+        funnel = run_monte_carlo(
+            definition,
+            records=records,
+            model=model,
+            seed=seed,
+            start=start,
+            owners=_SELLERS,
+            progress=bar,
+        )
+        where = "in memory (Monte Carlo runner)"
+    else:
+        if progress is not None:
+            bar = _progress_bar(progress)
+        engine = Salesflow(open_store(store_url), clock=FakeClock(start))
+        try:
+            engine.publish_sequence(definition)
+            funnel = run_on_engine(
+                engine,
+                definition.id,
+                records=records,
+                model=model,
+                seed=seed,
+                owners=_SELLERS,
+                progress=bar,
+            )
+        finally:
+            engine.close()
+        where = f"through the engine on {store_url}"
+    print(
+        f"simulated {records:,} records {where}; calls answered {answer_rate:.0%}, emails "
+        f"opened {open_rate:.0%}, replied {reply_rate:.0%}, seed {seed}\n",
+        file=out,
+    )
+    print(funnel.table(), file=out)
 
 
 def list_templates(out: TextIO) -> None:
@@ -257,10 +342,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         formats.add_argument(
             f"--{fmt}", dest="format", action="store_const", const=fmt, help=f"as {fmt}"
         )
+    sim = commands.add_parser("simulate", help="run many simulated records through a template")
+    sim.add_argument("name", help="template name, as `salesflow templates` lists them")
+    sim.add_argument("--records", type=int, default=10_000, help="how many records (10000)")
+    sim.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    sim.add_argument(
+        "--store",
+        default=None,
+        help="run through the engine on this store URL instead of in memory",
+    )
+    for option, default in _DEFAULT_MODEL.items():
+        sim.add_argument(
+            f"--{option.replace('_', '-')}",
+            type=float,
+            default=default,
+            help=f"probability, 0-1 (default {default})",
+        )
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             demo(args.store, seed=args.seed)
+        elif args.command == "simulate":
+            simulate_template(
+                args.name,
+                records=args.records,
+                seed=args.seed,
+                store_url=args.store,
+                answer_rate=args.answer_rate,
+                open_rate=args.open_rate,
+                reply_rate=args.reply_rate,
+                progress=sys.stderr,
+            )
         elif args.command == "templates" and args.template_command == "show":
             show_template(args.name, args.format or "toml", sys.stdout)
         elif args.command == "templates":

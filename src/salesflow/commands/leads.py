@@ -75,6 +75,8 @@ class LeadCommands(EngineCore):
             work.check_references(updated)
             saved = work.update(updated)
             work.events.append(changed)
+            if updated.owner_id != lead.owner_id:
+                self._owner_changed(work, lead.ref, updated.owner_id)
         assert isinstance(saved, Lead)
         return saved
 

@@ -52,6 +52,7 @@ from salesflow.sequences.enrollment import (
     SendEmailRequested,
     SendSms,
     SendSmsRequested,
+    SequenceAdvanceFailed,
     SetField,
     SetStatus,
     Unschedule,
@@ -292,15 +293,19 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
     ) -> Enrollment:
         """Perform ``advance``'s actions and store its enrollment, in ``work``."""
         e = advance.enrollment
+        # the open activity of the current manual step, if any, as the actions leave it
+        activity_id = before.activity_id if before is not None else None
         work.in_hand.add(e.id)
         try:
             work.events.extend(advance.events)
             advances: list[AdvanceTo] = []
             for action in advance.actions:
                 if isinstance(action, CreateActivity):
-                    activity = self._sequence_activity(work, e, action.step_id, action.kind)
-                    activity = attrs.evolve(
-                        activity,
+                    activity = self._sequence_activity(
+                        work,
+                        e,
+                        action.step_id,
+                        action.kind,
                         subject=action.subject,
                         description=action.description,
                         owner_id=action.owner_id,
@@ -309,9 +314,10 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
                     )
                     work.add(activity)
                     work.events.append(_created(work, activity))
-                    e = attrs.evolve(e, activity_id=activity.id)
+                    activity_id = activity.id
                 elif isinstance(action, CompleteActivity | CancelActivity):
                     self._close_step_activity(work, before, action)
+                    activity_id = None
                 elif isinstance(action, RescheduleActivity):
                     self._reschedule(work, before, action.due_at)
                 elif isinstance(action, SendEmail | SendSms):
@@ -335,8 +341,8 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
                 else:
                     assert isinstance(action, Unschedule)
                     work.uow.cancel_due_by_key(step_due_key(e.id))
-            if e.ended and e.activity_id is not None:
-                e = attrs.evolve(e, activity_id=None)
+            if e.activity_id != activity_id:
+                e = attrs.evolve(e, activity_id=activity_id)
             if before is None:
                 work.uow.add_enrollment(e)
             else:
@@ -344,20 +350,44 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
         finally:
             work.in_hand.discard(e.id)
         for advance_to in advances:
-            self._connect_in(work, e.record, advance_to.sequence_id, e.owner_id)
+            e = self._advance(work, e, advance_to.sequence_id)
+        return e
+
+    def _advance(self, work: Work, e: Enrollment, sequence_id: str) -> Enrollment:
+        """Connect the record to the next sequence; when that cannot be (the sequence
+        was deactivated or removed since publishing, the record closed meanwhile) the
+        enrollment's exit reason becomes ``error`` and `SequenceAdvanceFailed` says why,
+        rather than failing the seller's command or stranding the due item."""
+        try:
+            self._connect_in(work, e.record, sequence_id, e.owner_id)
+        except (InvalidTransition, NotFound, ValidationError) as exc:
+            failed = attrs.evolve(e, exit_reason=ExitReason.ERROR, version=e.version + 1)
+            work.uow.update_enrollment(failed)
+            work.events.append(
+                SequenceAdvanceFailed(
+                    occurred_at=work.now,
+                    enrollment_id=e.id,
+                    sequence_id=sequence_id,
+                    error=str(exc),
+                )
+            )
+            return failed
         return e
 
     def _sequence_activity(
-        self, work: Work, e: Enrollment, step_id: str, kind: StepKind
+        self, work: Work, e: Enrollment, step_id: str, kind: StepKind, **fields: Any
     ) -> act.Activity:
+        """A step's activity on the record's timeline, tagged with the enrollment
+        (``custom``: sequence_id, enrollment_id, sequence_step) so that closing it
+        from the timeline finds the step."""
         return act.Activity(
             id=self._ids(RecordKind.ACTIVITY),
             created_at=work.now,
             modified_at=work.now,
             kind=_ACTIVITY_KIND[kind],
-            subject=step_id,
             regarding=e.record,
             custom={"sequence_id": e.sequence_id, "enrollment_id": e.id, "sequence_step": step_id},
+            **fields,
         )
 
     def _open_activity(self, work: Work, before: Enrollment | None) -> act.Activity | None:
@@ -401,8 +431,11 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
 
     def _send(self, work: Work, e: Enrollment, action: SendEmail | SendSms) -> None:
         kind = StepKind.AUTO_EMAIL if isinstance(action, SendEmail) else StepKind.AUTO_SMS
-        activity = attrs.evolve(
-            self._sequence_activity(work, e, action.step_id, kind),
+        activity = self._sequence_activity(
+            work,
+            e,
+            action.step_id,
+            kind,
             subject=action.subject,
             owner_id=action.owner_id,
             due_at=work.now,

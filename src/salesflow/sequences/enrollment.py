@@ -56,6 +56,7 @@ __all__ = [
     "SendEmailRequested",
     "SendSms",
     "SendSmsRequested",
+    "SequenceAdvanceFailed",
     "SequenceEvent",
     "SetField",
     "SetStatus",
@@ -435,6 +436,15 @@ class SendEmailRequested(SequenceEvent):
     owner_id: str | None
     variant: str | None
     activity_id: str
+
+
+@attrs.frozen(kw_only=True)
+class SequenceAdvanceFailed(SequenceEvent):
+    """An ``advance_to_sequence`` step could not connect the record to ``sequence_id``
+    (``error`` says why); the enrollment ended with exit reason ``error``."""
+
+    sequence_id: str
+    error: str
 
 
 @attrs.frozen(kw_only=True)

@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 from salesflow.clock import require_aware
 from salesflow.errors import InvalidTransition, ValidationError
 from salesflow.sequences.definition import (
+    ActivityStep,
     ConditionStep,
     EmailEvent,
     SequenceDefinition,
@@ -348,10 +349,12 @@ def record_email_event(
         )
     if enrollment.ended:
         return Advance(enrollment=enrollment)
-    if not any(entry.step_id == step_id for entry in enrollment.history):
+    last = next((h for h in reversed(enrollment.history) if h.step_id == step_id), None)
+    if last is None or last.outcome == "skipped":
         raise InvalidTransition(
-            f"{enrollment} has not sent the email of step {step_id!r} yet; an event for it "
-            f"cannot be recorded",
+            f"{enrollment} has not sent the email of step {step_id!r}"
+            + (" (the seller skipped it)" if last is not None else " yet")
+            + "; an event for it cannot be recorded",
             state=enrollment.status.value,
             event="record_email_event",
         )
@@ -465,6 +468,10 @@ def resume(
     e.status = move(e.status, "resume", what=str(e))
     e.due_at = run.now + (e.paused_remaining or timedelta(0))
     e.paused_remaining = None
+    step = steps_of(definition).get(e.current_step) if e.current_step else None
+    if isinstance(step, ActivityStep) and step.kind.manual:
+        # the step's activity moves with it, as a snooze moves it
+        run.actions.append(RescheduleActivity(step_id=step.id, due_at=e.due_at))
     run.event(EnrollmentResumed)
     early(run)
     return finish(run, enrollment)
