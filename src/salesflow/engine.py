@@ -19,6 +19,7 @@ from typing import TypeVar
 from salesflow import activity as act
 from salesflow import events as ev
 from salesflow.clock import Clock, SystemClock
+from salesflow.commands.ab_tests import AB_DUE, ABTestDecided, ABTestResult
 from salesflow.commands.activities import ActivityCommands
 from salesflow.commands.core import RECORD_CLASSES, IdFactory, uuid_ids
 from salesflow.commands.due import DueHandler
@@ -38,6 +39,8 @@ from salesflow.views import LeadView, ViewResult, lead_view_query
 from salesflow.worktime import Calendars, OrganizationCalendar
 
 __all__ = [
+    "ABTestDecided",
+    "ABTestResult",
     "DueHandler",
     "EnrollmentIdFactory",
     "IdFactory",
@@ -115,7 +118,7 @@ class Salesflow(SegmentCommands, ActivityCommands):
             )
         self.retry = retry if retry is not None else RetryPolicy()
         self._due_ids: DueIdFactory = due_ids if due_ids is not None else uuid_due_ids
-        self._handlers: dict[str, DueHandler] = {STEP_DUE: self._step_due}
+        self._handlers: dict[str, DueHandler] = {STEP_DUE: self._step_due, AB_DUE: self._ab_due}
         if sequences is not None and not isinstance(sequences, RuntimeConfig):
             raise ValidationError(
                 f"sequences={sequences!r} must be a RuntimeConfig(...)",
@@ -130,6 +133,7 @@ class Salesflow(SegmentCommands, ActivityCommands):
         self._enrollment_ids = enrollment_ids if enrollment_ids is not None else uuid_enrollment_ids
         self._definition_cache = {}
         self._segment_cache = {}
+        self._ab_winners: dict[str, str] = {}
 
     def close(self) -> None:
         """Close the store."""

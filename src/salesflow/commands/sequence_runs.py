@@ -99,14 +99,22 @@ def step_due_key(enrollment_id: str) -> str:
 
 class StoredFacts:
     """`RecordFacts` of a stored record: its fields and stage, read from the unit of
-    work only when a field or stage condition asks."""
+    work only when a field or stage condition asks, and the decided A/B tests of
+    its sequence version (``winner``)."""
 
-    __slots__ = ("_record", "_ref", "_work")
+    __slots__ = ("_record", "_ref", "_winner", "_work")
 
-    def __init__(self, work: Work, ref: RecordRef) -> None:
+    def __init__(
+        self, work: Work, ref: RecordRef, winner: Callable[[str], str | None] | None = None
+    ) -> None:
         self._work = work
         self._ref = ref
+        self._winner = winner
         self._record: Record | None = None
+
+    def ab_winner(self, step_id: str) -> str | None:
+        """The decided variant of the A/B test ``step_id``, or None."""
+        return self._winner(step_id) if self._winner is not None else None
 
     def _load(self) -> Record:
         if self._record is None:
@@ -155,6 +163,21 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
             return cached
         return self._decode(self._stored_sequence(work, sequence_id, version))
 
+    def _facts(self, work: Work, e: Enrollment) -> StoredFacts:
+        return self._facts_for(work, e.record, e.sequence_id, e.sequence_version)
+
+    def _facts_for(self, work: Work, ref: RecordRef, sequence_id: str, version: int) -> StoredFacts:
+        return StoredFacts(
+            work, ref, lambda step_id: self._ab_winner(work, sequence_id, version, step_id)
+        )
+
+    def _ab_winner(self, work: Work, sequence_id: str, version: int, step_id: str) -> str | None:
+        """The decided variant of an A/B test step (see `ABTestCommands`); none here."""
+        return None
+
+    def _ab_sent(self, work: Work, e: Enrollment, step_id: str) -> None:
+        """An A/B test step sent its email (see `ABTestCommands`); nothing here."""
+
     def _connect_in(
         self, work: Work, ref: RecordRef, sequence_id: str, owner_id: str | None
     ) -> Enrollment:
@@ -192,7 +215,7 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
             owner_id=owner,
             now=work.now,
             config=self.sequence_config,
-            facts=StoredFacts(work, ref),
+            facts=self._facts_for(work, ref, definition.id, definition.version),
         )
         return self._apply(work, definition, None, advance)
 
@@ -216,7 +239,7 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
             enrollment,
             work.now,
             config=self.sequence_config,
-            facts=StoredFacts(work, enrollment.record),
+            facts=self._facts(work, enrollment),
         )
         if advance.enrollment is not enrollment:
             self._apply(work, definition, enrollment, advance)
@@ -260,7 +283,7 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
         ):
             return
         definition = self._definition(work, enrollment.sequence_id, enrollment.sequence_version)
-        facts = StoredFacts(work, enrollment.record)
+        facts = self._facts(work, enrollment)
         if event == "complete":
             advance = rt.complete_step(
                 definition,
@@ -445,6 +468,8 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
         work.add(activity)
         work.events.append(_created(work, activity))
         if isinstance(action, SendEmail):
+            if action.variant is not None:
+                self._ab_sent(work, e, action.step_id)
             work.events.append(
                 SendEmailRequested(
                     occurred_at=work.now,

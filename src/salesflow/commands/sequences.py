@@ -15,7 +15,8 @@ from datetime import datetime
 import attrs
 
 from salesflow import events as ev
-from salesflow.commands.sequence_runs import SEQUENCE, SequenceRuns, StoredFacts, no_sequence
+from salesflow.commands.ab_tests import ABTestCommands
+from salesflow.commands.sequence_runs import SEQUENCE, no_sequence
 from salesflow.commands.work import Work, as_ref
 from salesflow.definitions import ACTIVE, INACTIVE, StoredDefinition
 from salesflow.errors import InvalidDefinition, NotFound, ValidationError
@@ -54,7 +55,7 @@ class PublishedSequence:
         return self.state == ACTIVE
 
 
-class SequenceCommands(SequenceRuns):
+class SequenceCommands(ABTestCommands):
     """Sequences: publish and deactivate definitions, connect records, up next,
     complete/skip/snooze steps, email events, pause/resume, disconnect."""
 
@@ -283,7 +284,7 @@ class SequenceCommands(SequenceRuns):
                 work.now,
                 outcome=outcome,
                 config=self.sequence_config,
-                facts=StoredFacts(work, e.record),
+                facts=self._facts(work, e),
             ),
         )
 
@@ -303,7 +304,7 @@ class SequenceCommands(SequenceRuns):
                 step_id,
                 work.now,
                 config=self.sequence_config,
-                facts=StoredFacts(work, e.record),
+                facts=self._facts(work, e),
             ),
         )
 
@@ -341,7 +342,7 @@ class SequenceCommands(SequenceRuns):
                 event,
                 work.now,
                 config=self.sequence_config,
-                facts=StoredFacts(work, e.record),
+                facts=self._facts(work, e),
             ),
         )
 
@@ -354,7 +355,7 @@ class SequenceCommands(SequenceRuns):
         return self._move(
             enrollment_id,
             lambda work, d, e: rt.resume(
-                d, e, work.now, config=self.sequence_config, facts=StoredFacts(work, e.record)
+                d, e, work.now, config=self.sequence_config, facts=self._facts(work, e)
             ),
         )
 

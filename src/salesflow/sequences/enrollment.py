@@ -190,6 +190,7 @@ class Enrollment:
             sets it when it creates the activity (the runtime never reads it).
         email_events: What the customer did with each email step sent.
         call_outcomes: The outcome of each completed call step.
+        variants: The variant (``a`` or ``b``) each A/B test step sent.
         history: Every finished step, in order.
         outcome: The end step's outcome once completed.
         exit_reason: Why it exited, once exited.
@@ -210,6 +211,7 @@ class Enrollment:
     activity_id: str | None = None
     email_events: Mapping[str, frozenset[EmailEvent]] = attrs.field(factory=dict)
     call_outcomes: Mapping[str, str] = attrs.field(factory=dict)
+    variants: Mapping[str, str] = attrs.field(factory=dict)
     history: tuple[HistoryEntry, ...] = ()
     outcome: str | None = None
     exit_reason: ExitReason | None = None
@@ -568,13 +570,26 @@ class RecordFacts(Protocol):
     def stage(self) -> str | None:
         """The stage of the record's business process, if it has one."""
 
+    def ab_winner(self, step_id: str) -> str | None:
+        """The variant (``a``/``b``) that won the A/B test ``step_id`` of the
+        enrollment's sequence version, or None while it is undecided (each
+        enrollment then gets its share of the split)."""
+
 
 @attrs.frozen(kw_only=True)
 class StaticFacts:
-    """`RecordFacts` from a plain mapping of field values and a stage (tests, simulations)."""
+    """`RecordFacts` from a plain mapping of field values and a stage (tests, simulations).
+
+    ``winners`` maps A/B test step ids to their decided variant.
+    """
 
     fields: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     current_stage: str | None = None
+    winners: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+
+    def ab_winner(self, step_id: str) -> str | None:
+        """The decided variant of ``step_id`` in `winners`, or None."""
+        return self.winners.get(step_id)
 
     def field_value(self, name: str) -> Any:
         """The value of ``name`` in `fields`, or ``None``."""

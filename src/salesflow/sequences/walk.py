@@ -381,7 +381,9 @@ def enter(run: Run, step_id: str | None) -> None:
                 return
         elif isinstance(step, ABTestStep):
             _forget(e, step_id)
-            variant = variant_for(step, e.id)
+            winner = run.facts.ab_winner(step_id) if run.facts is not None else None
+            variant = winner if winner in ("a", "b") else variant_for(step, e.id)
+            e.variants = {**e.variants, step_id: variant}
             run.actions.append(
                 SendEmail(
                     step_id=step_id,

@@ -337,6 +337,7 @@ def encode_enrollment(enrollment: Enrollment) -> dict[str, Any]:
             for step, events in sorted(e.email_events.items())
         },
         "call_outcomes": dict(sorted(e.call_outcomes.items())),
+        "variants": dict(sorted(e.variants.items())),
         "history": [
             {
                 "step_id": h.step_id,
@@ -386,6 +387,7 @@ def decode_enrollment(document: Mapping[str, Any]) -> Enrollment:
                 for step, values in document["email_events"].items()
             },
             call_outcomes=dict(document["call_outcomes"]),
+            variants=dict(document.get("variants", {})),
             history=tuple(
                 HistoryEntry(
                     step_id=h["step_id"],

@@ -57,6 +57,7 @@ def _copy_enrollment(enrollment: Enrollment) -> Enrollment:
     twin = copy.copy(enrollment)
     twin.email_events = dict(enrollment.email_events)
     twin.call_outcomes = dict(enrollment.call_outcomes)
+    twin.variants = dict(enrollment.variants)
     return twin
 
 
