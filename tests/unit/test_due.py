@@ -210,7 +210,8 @@ def test_an_unknown_kind_is_a_failure_not_a_crash() -> None:
     assert engine.due_items() == []
     (failed,) = [e for e in sink.events if isinstance(e, DueItemFailed)]
     assert failed.error == (
-        "no handler for due item kind 'unknown' (registered: known, sequence.ab_test, sequence.step)"
+        "no handler for due item kind 'unknown' "
+        "(registered: known, sequence.ab_test, sequence.step)"
     )
 
 
