@@ -166,12 +166,13 @@ def valid_definitions(draw: st.DrawFn) -> SequenceDefinition:
             if kind is None:
                 return add(ABTestStep(id=sid, variant_a="A", variant_b="B", next=nxt))
             return add(ActivityStep(id=sid, kind=kind, subject=f"Step {sid}", next=nxt))
-        nxt = build(budget - 1)
         if choice == "update" or not STATUSES[record_type]:
             # contacts and accounts have no status to set: an update stands in for it
+            nxt = build(budget - 1)
             return add(UpdateFieldStep(id=new_id("upd"), field="rating", value="hot", next=nxt))
         status = draw(st.sampled_from(sorted(STATUSES[record_type])))
-        return add(SetStatusStep(id=new_id("set"), status=status, reason="lost", next=nxt))
+        # set_status closes the record: only an end may follow it
+        return add(SetStatusStep(id=new_id("set"), status=status, reason="lost", next=end()))
 
     entry = build(draw(st.integers(0, 12)), first=True)
     # List the steps in a shuffled order: validation must not depend on it.

@@ -587,3 +587,18 @@ def test_stats_of_a_long_sequence_do_not_recurse() -> None:
     assert stats(definition) == SequenceStats(
         steps=n + 1, shortest=timedelta(hours=1), longest=timedelta(hours=1)
     )
+
+
+def test_only_an_end_may_follow_a_status_that_closes_the_record() -> None:
+    definition = seq(
+        SetStatusStep(id="s1", status="disqualified", reason="lost", next="c1"),
+        call("c1", "done"),
+        end("done"),
+    )
+    problems = validate(definition)
+    assert codes(problems) == [("s1", ProblemCode.STEP_AFTER_CLOSE)]
+    assert "'c1' (call) follows" in problems[0].message
+    fixed = seq(
+        SetStatusStep(id="s1", status="disqualified", reason="lost", next="done"), end("done")
+    )
+    assert validate(fixed) == []

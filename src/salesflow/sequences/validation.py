@@ -103,6 +103,7 @@ class ProblemCode(StrEnum):
     ADVANCE_TO_SELF = "advance_to_self"
     ADVANCE_TARGET_INACTIVE = "advance_target_inactive"
     ADVANCE_TARGET_WRONG_TYPE = "advance_target_wrong_type"
+    STEP_AFTER_CLOSE = "step_after_close"
 
 
 @attrs.frozen
@@ -281,7 +282,7 @@ def _step_problems(
     elif isinstance(step, ConditionStep):
         yield from _condition_problems(step, by_id, reachable, predecessors)
     elif isinstance(step, SetStatusStep):
-        yield from _status_problems(definition, step)
+        yield from _status_problems(definition, step, by_id)
     elif not isinstance(step, AdvanceStep | EndStep) and step.next is None:
         yield Problem(
             step.id,
@@ -398,7 +399,9 @@ def _leads_to(source: str, target: str, by_id: Mapping[str, Step]) -> bool:
     return False
 
 
-def _status_problems(definition: SequenceDefinition, step: SetStatusStep) -> Iterator[Problem]:
+def _status_problems(
+    definition: SequenceDefinition, step: SetStatusStep, by_id: Mapping[str, Step]
+) -> Iterator[Problem]:
     record_type = definition.record_type
     allowed = STATUSES.get(record_type, frozenset())
     if step.status not in allowed:
@@ -425,6 +428,17 @@ def _status_problems(definition: SequenceDefinition, step: SetStatusStep) -> Ite
             ProblemCode.DEAD_END,
             f"step {step.id!r} (set_status) has no next step; add an end step with the "
             f"path's outcome after it, or point next at another step",
+        )
+    elif step.next in by_id and not isinstance(by_id[step.next], EndStep):
+        # every status a set_status step can set closes the record (qualified,
+        # disqualified, won, lost), and a closed record is read-only
+        yield Problem(
+            step.id,
+            ProblemCode.STEP_AFTER_CLOSE,
+            f"step {step.id!r} sets the {definition.record_type.value} to {step.status!r}, "
+            f"which closes it, but {step.next!r} "
+            f"({step_kind(by_id[step.next]).value}) follows; a closed record is read-only, "
+            f"so point next at an end step with the path's outcome",
         )
 
 
