@@ -16,11 +16,17 @@ from salesflow.values import Record, RecordRef
 
 __all__ = ["DueCommands", "DueHandler"]
 
+_BATCH = 100
+"""How many due items one unit of work performs at most."""
+
 DueHandler = Callable[[Work, DueItem], None]
 """Performs a due item: called as ``handler(work, item)`` inside the unit of work that
 claimed the item; it reads and writes records and appends events through ``work``,
 and may schedule follow-ups with `Work.schedule_due`. Raising a `SalesflowError`
-makes the attempt fail (see `Salesflow.run_due`)."""
+makes the attempt fail (see `Salesflow.run_due`). A handler may run more than once
+for one item (a batch that rolled back is redone item by item), so it must act only
+through ``work``: what it writes there is kept exactly once, and anything the host
+must do outside (send an email) goes in an event, published after the commit."""
 
 
 class DueCommands(EngineCore):
@@ -104,9 +110,11 @@ class DueCommands(EngineCore):
     def run_due(self, limit: int = 100) -> int:
         """Perform up to ``limit`` items due at ``clock.now()``, in ``(due_at, id)`` order.
 
-        Each item has a unit of work of its own: claim, handler, delete, commit, then
-        the unit's events are published. So a failing item never undoes another, and
-        several processes may call ``run_due`` at once on one PostgreSQL database:
+        Items are claimed and performed in batches of up to 100 in one unit of work
+        (claim, handlers, delete, one commit), then the unit's events are published.
+        When any handler of a batch raises, the batch's unit rolls back and its items
+        are taken again one unit each, so a failing item never undoes another.
+        Several processes may call ``run_due`` at once on one PostgreSQL database:
         each item is performed (committed) exactly once.
 
         When the handler raises a `SalesflowError` (or no handler is registered for
@@ -131,9 +139,44 @@ class DueCommands(EngineCore):
             )
         until = self.now()
         taken = 0
-        while taken < limit and self._run_one(until):
-            taken += 1
+        while taken < limit:
+            done = self._run_batch(until, min(limit - taken, _BATCH))
+            if done is None:
+                # a handler failed: take the same items one unit at a time, so the
+                # failure is retried on its own and the others are performed
+                done = sum(1 for _ in range(min(limit - taken, _BATCH)) if self._run_one(until))
+            if not done:
+                break
+            taken += done
         return taken
+
+    def _run_batch(self, until: datetime, wanted: int) -> int | None:
+        """Claim up to ``wanted`` items due at ``until`` and perform them all in one
+        unit of work (one commit instead of one per item).
+
+        Returns:
+            How many were performed; None when a handler raised (the unit rolled
+            back and nothing of it happened).
+        """
+        with self.store.unit_of_work() as uow:
+            claimed = uow.claim_due(until, wanted)
+            if not claimed:
+                return 0
+            work = Work(uow, self.now(), due_ids=self._due_ids)
+            try:
+                for item in claimed:
+                    handler = self._handlers.get(item.kind)
+                    if handler is None:
+                        return None
+                    handler(work, item)
+                    uow.complete_due(item.id)
+                self._before_commit(work)
+            except Exception:  # any failure: the items are redone one by one
+                return None
+            uow.commit()
+        if work.events:
+            self.sink.publish(tuple(work.events))
+        return len(claimed)
 
     def _run_one(self, until: datetime) -> bool:
         """Claim and perform the first item due at ``until``; False when there is none."""
