@@ -7,17 +7,27 @@ step entered, waits, conditions and ends included) and as a ratio to the baselin
 
 * ``baseline``: a self-contained, hand-written simulator of that one graph (a heap
   of ``(due, seq, index)`` and small ``__slots__`` enrollments, DESIGN §7);
-* ``monte carlo``: `salesflow.testing.run_monte_carlo` on the template itself.
+* ``monte carlo``: `salesflow.testing.run_monte_carlo` on the template itself;
+* ``engine (MemoryStore)`` and ``engine (SQLite)``: the same experiment through a
+  real `Salesflow` (`salesflow.testing.engine_run.run_on_engine`): every record is
+  created and connected, every activity, history entry, due item and event is
+  written, and a `FakeClock` jumps from due item to due item. The SQLite store is a
+  fresh temporary file per run. The engine is 100-1000x slower than the in-memory
+  runner, so these cases run ``--engine-records`` / ``--sqlite-records`` enrollments
+  (rates are per second, so the ratios still compare).
+
+Below the table, one more engine run on MemoryStore under `cProfile` says where the
+engine's time goes: the top functions by cumulative time and by own time, per step.
 
 Then one run of ``--big`` enrollments (default 1,000,000) of the Monte Carlo runner
 in a child process, so its wall time and peak memory (``ru_maxrss``) are that run's
-own. More cases (the full engine on MemoryStore or SQLite) are added to `CASES`:
-each is a name and a function ``(records, seed) -> Result``.
+own. A case in `CASES` is a name, a function ``(records, seed) -> Result`` and the
+option that sets its record count.
 
 Run::
 
     .venv/bin/python bench/sequences.py                    # 200,000 per case + 1M run
-    .venv/bin/python bench/sequences.py --records 50000 --big 0
+    .venv/bin/python bench/sequences.py --records 50000 --big 0 --engine-records 500
 
 Figures go to ``docs/performance.md``. Benchmarks may read the wall clock; the
 library may not.
@@ -26,25 +36,38 @@ library may not.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import heapq
+import itertools
 import json
 import os
 import platform
+import pstats
 import random
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+from salesflow.clock import FakeClock
+from salesflow.engine import Salesflow
 from salesflow.sequences.templates import load_template
+from salesflow.stores.base import Store
+from salesflow.stores.memory import MemoryStore
+from salesflow.stores.url import open_store
 from salesflow.testing import ResponseModel, run_monte_carlo
+from salesflow.testing.engine_run import run_on_engine
 
 TEMPLATE = "high_volume_outbound_prospecting"
 P_ANSWERED = 0.3
+MODEL = ResponseModel(call_outcomes={"answered": P_ANSWERED, "no_answer": 1 - P_ANSWERED})
+"""The model of every case but the hand-written baseline (which hard-codes it)."""
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = 86_400
 
@@ -151,9 +174,8 @@ def baseline(records: int, seed: int) -> Result:
 def monte_carlo(records: int, seed: int) -> Result:
     """`run_monte_carlo` on the template with calls answered at P_ANSWERED."""
     definition = load_template(TEMPLATE)
-    model = ResponseModel(call_outcomes={"answered": P_ANSWERED, "no_answer": 1 - P_ANSWERED})
     began = time.perf_counter()
-    funnel = run_monte_carlo(definition, records=records, model=model, seed=seed, start=START)
+    funnel = run_monte_carlo(definition, records=records, model=MODEL, seed=seed, start=START)
     seconds = time.perf_counter() - began
     return Result(records, funnel.steps_entered, seconds, funnel.outcomes["meeting_booked"])
 
@@ -167,11 +189,112 @@ def timed_baseline(records: int, seed: int) -> Result:
         gc.enable()
 
 
-CASES: list[tuple[str, Callable[[int, int], Result]]] = [
-    ("baseline (hand-written)", timed_baseline),
-    ("monte carlo", monte_carlo),
+def counter(prefix: str) -> Callable[..., str]:
+    """Sequential ids ``prefix-1``, ``prefix-2``, …: cheaper than uuid4 and the same on
+    every run, so runs of a case compare (the engine's id factories take a record kind
+    or nothing; this ignores its arguments)."""
+    numbers = itertools.count(1)
+
+    def make(*_: object) -> str:
+        return f"{prefix}-{next(numbers)}"
+
+    return make
+
+
+def on_engine(
+    store: Store, records: int, seed: int, profiler: cProfile.Profile | None = None
+) -> Result:
+    """`run_on_engine` on a fresh engine over ``store`` (closed afterwards). Only the
+    run is timed: creating the records and connecting them, playing the sellers, every
+    due item, and reading the enrollments back for the funnel."""
+    definition = load_template(TEMPLATE)
+    engine = Salesflow(
+        store,
+        clock=FakeClock(START),
+        ids=counter("record"),
+        due_ids=counter("due"),
+        enrollment_ids=counter("enrollment"),
+    )
+    try:
+        engine.publish_sequence(definition)
+        if profiler is not None:
+            profiler.enable()
+        began = time.perf_counter()
+        funnel = run_on_engine(engine, definition.id, records=records, model=MODEL, seed=seed)
+        seconds = time.perf_counter() - began
+        if profiler is not None:
+            profiler.disable()
+    finally:
+        engine.close()
+    return Result(records, funnel.steps_entered, seconds, funnel.outcomes.get("meeting_booked", 0))
+
+
+def engine_memory(records: int, seed: int) -> Result:
+    """The full engine on a `MemoryStore`."""
+    return on_engine(MemoryStore(), records, seed)
+
+
+def engine_sqlite(records: int, seed: int) -> Result:
+    """The full engine on a `SQLiteStore` in a new temporary file (WAL, as opened by
+    `open_store`), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="salesflow-bench-") as folder:
+        path = Path(folder) / "sequences.db"
+        return on_engine(open_store(f"sqlite:///{path}"), records, seed)
+
+
+CASES: list[tuple[str, Callable[[int, int], Result], str]] = [
+    ("baseline (hand-written)", timed_baseline, "records"),
+    ("monte carlo", monte_carlo, "records"),
+    ("engine (MemoryStore)", engine_memory, "engine_records"),
+    ("engine (SQLite)", engine_sqlite, "sqlite_records"),
 ]
-"""Every case runs on the same template and model; the first is the baseline."""
+"""Every case runs on the same template and model; the first is the baseline. The
+third item names the option (`parse_args`) giving the case's record count."""
+
+
+# --- where the engine's time goes -------------------------------------------------------
+
+
+def profile_engine(records: int, seed: int, top: int = 12) -> None:
+    """Run the engine on MemoryStore once under cProfile and print the ``top`` functions
+    by cumulative time and by own time, with their cost per step entered."""
+    profiler = cProfile.Profile()
+    result = on_engine(MemoryStore(), records, seed, profiler)
+    stats = pstats.Stats(profiler)
+    # pstats keeps (calls, primitive calls, own s, cumulative s, callers) per function.
+    rows = stats.stats  # type: ignore[attr-defined]
+    # The run itself is the function with the largest cumulative time: 100 %.
+    total = max(cumulative for _, _, _, cumulative, _ in rows.values())
+    print(
+        f"\n[engine (MemoryStore)] {records:,} enrollments, {result.steps:,} steps under "
+        f"cProfile: {result.seconds:.2f} s, {result.seconds / result.steps * 1e6:,.0f} us "
+        f"per step (the profiler slows it down; shares are what to read)"
+    )
+    for title, column in (("cumulative", 3), ("own time", 2)):
+        ranked = sorted(rows.items(), key=lambda kv: kv[1][column], reverse=True)[:top]
+        print(
+            f"\n{f'top {top} by {title}':<65}{'calls':>10}{'per step':>10}{'s':>8}"
+            f"{'us/step':>9}{'share':>7}"
+        )
+        for func, figures in ranked:
+            seconds = figures[column]
+            print(
+                f"{function_name(func):<65.65}{figures[1]:>10,}"
+                f"{figures[1] / result.steps:>10.2f}{seconds:>8.2f}"
+                f"{seconds / result.steps * 1e6:>9.1f}{seconds / total:>7.1%}"
+            )
+
+
+def function_name(func: tuple[str, int, str]) -> str:
+    """``module.py:line(name)`` with the path cut at ``salesflow/`` or ``site-packages/``."""
+    path, line, name = func
+    if path == "~":  # a built-in
+        return name
+    for cut in ("src/salesflow/", "site-packages/", "lib/python"):
+        if cut in path:
+            path = path.split(cut, 1)[1]
+            break
+    return f"{path}:{line}({name})"
 
 
 # --- the big run in a child process -----------------------------------------------------
@@ -236,7 +359,21 @@ def load_average() -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--records", type=int, default=200_000, help="enrollments per case")
+    parser.add_argument(
+        "--records", type=int, default=200_000, help="enrollments of the in-memory cases"
+    )
+    parser.add_argument(
+        "--engine-records",
+        type=int,
+        default=2_000,
+        help="enrollments of the engine on MemoryStore (and of the profiled run; 0: skip)",
+    )
+    parser.add_argument(
+        "--sqlite-records",
+        type=int,
+        default=500,
+        help="enrollments of the engine on SQLite (0: skip it)",
+    )
     parser.add_argument(
         "--big", type=int, default=1_000_000, help="enrollments of the child run (0: skip it)"
     )
@@ -256,25 +393,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key:<10}{value}")
     print(
         f"  reference {TEMPLATE}, calls answered p={P_ANSWERED}, seller acts at once; "
-        f"{args.records:,} enrollments per case, best of {args.repeat}"
+        f"enrollments per case: {args.records:,} in memory, {args.engine_records:,} on the "
+        f"engine (MemoryStore), {args.sqlite_records:,} (SQLite); best of {args.repeat}"
     )
     results: list[tuple[str, Result]] = []
-    for name, case in CASES:
-        runs = [case(args.records, args.seed + n) for n in range(args.repeat)]
+    for name, case, size in CASES:
+        records = getattr(args, size)
+        if records <= 0:
+            continue
+        runs = [case(records, args.seed + n) for n in range(args.repeat)]
         best = min(runs, key=lambda r: r.seconds)
         results.append((name, best))
         print(f"[{name}] {best.rate:,.0f} enrollments/s", flush=True)
     base = results[0][1]
     print(
-        f"\n{'case':<26}{'enrollments/s':>15}{'steps/s':>13}{'steps/enr':>11}"
+        f"\n{'case':<26}{'records':>9}{'enrollments/s':>15}{'steps/s':>13}{'steps/enr':>11}"
         f"{'booked':>9}{'x baseline':>12}{'steps x':>9}"
     )
     for name, r in results:
         print(
-            f"{name:<26}{r.rate:>15,.0f}{r.step_rate:>13,.0f}{r.steps / r.records:>11.2f}"
-            f"{r.booked / r.records:>9.1%}{r.rate / base.rate:>12.2f}"
-            f"{r.step_rate / base.step_rate:>9.2f}"
+            f"{name:<26}{r.records:>9,}{r.rate:>15,.0f}{r.step_rate:>13,.0f}"
+            f"{r.steps / r.records:>11.2f}{r.booked / r.records:>9.1%}"
+            f"{r.rate / base.rate:>12.3g}{r.step_rate / base.step_rate:>9.3g}"
         )
+    if args.engine_records > 0:
+        profile_engine(args.engine_records, args.seed)
     if args.big:
         print(f"\n[monte carlo] {args.big:,} enrollments in a child process …", flush=True)
         f = big_run(args.big, args.seed)

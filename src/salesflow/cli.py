@@ -236,7 +236,8 @@ def simulate_template(
     ``store_url`` when given (every activity and enrollment is written there)."""
     from salesflow.sequences.templates import load_template
     from salesflow.testing.engine_run import run_on_engine
-    from salesflow.testing.montecarlo import ResponseModel, run_monte_carlo
+    from salesflow.testing.montecarlo import run_monte_carlo
+    from salesflow.testing.response import ResponseModel
 
     out = out if out is not None else sys.stdout
     definition = load_template(name)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from salesflow.clock import FakeClock
 from salesflow.events import ListSink
 from salesflow.testing.funnel import Funnel, OutcomeTimes, StepFunnel, WorkloadStats
-from salesflow.testing.montecarlo import ResponseModel, StepResponse, run_monte_carlo
+from salesflow.testing.montecarlo import run_monte_carlo
+from salesflow.testing.response import ResponseModel, StepResponse
 from salesflow.testing.simulate import simulate
 
 __all__ = [

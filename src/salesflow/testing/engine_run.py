@@ -35,10 +35,11 @@ from salesflow.sequences.enrollment import (
     Enrollment,
     EnrollmentStatus,
     SendEmailRequested,
+    StepCompleted,
     StepStarted,
 )
 from salesflow.testing.funnel import ACTIVE, Funnel, OutcomeTimes, StepFunnel, WorkloadStats
-from salesflow.testing.montecarlo import ResponseModel
+from salesflow.testing.response import ResponseModel
 from salesflow.values import RecordKind, RecordRef
 
 __all__ = ["funnel_of", "run_on_engine"]
@@ -60,7 +61,9 @@ class _Tee:
 
     def publish(self, events: Sequence[Event]) -> None:
         self.inner.publish(events)
-        self.seen.extend(e for e in events if isinstance(e, StepStarted | SendEmailRequested))
+        self.seen.extend(
+            e for e in events if isinstance(e, StepStarted | StepCompleted | SendEmailRequested)
+        )
 
 
 def _create(engine: Salesflow, kind: RecordKind, index: int, owner: str) -> RecordRef:
@@ -139,18 +142,37 @@ def run_on_engine(
     plan: list[tuple[datetime, int, str, str, str]] = []
     order = 0
 
+    models: dict[tuple[str, ...], ResponseModel] = {}
+
+    def played(*keys: str) -> ResponseModel:
+        # the model a step is played with, merged once per step
+        found = models.get(keys)
+        if found is None:
+            found = models[keys] = model.for_step(*keys)
+        return found
+
     def react() -> None:
         nonlocal order
         for event in tee.seen:
             if isinstance(event, StepStarted) and event.kind.manual:
-                m = model.for_step(event.step_id)
+                m = played(event.step_id)
                 what = "skip" if rng.random() < m.skip else "complete"
                 at = event.occurred_at + m.seller_delay
                 heapq.heappush(plan, (at, order, event.enrollment_id, event.step_id, what))
                 order += 1
-            elif isinstance(event, SendEmailRequested):
-                keys = (event.step_id, f"{event.step_id}:{event.variant}")
-                m = model.for_step(*keys) if event.variant else model.for_step(event.step_id)
+            elif isinstance(event, SendEmailRequested | StepCompleted):
+                if isinstance(event, StepCompleted):
+                    # a seller's email is sent when its step is completed
+                    step = definition.by_id.get(event.step_id)
+                    if step is None or step_kind(step) is not StepKind.EMAIL:
+                        continue
+                    if event.outcome == "skipped":
+                        continue
+                    m = played(event.step_id)
+                elif event.variant:
+                    m = played(event.step_id, f"{event.step_id}:{event.variant}")
+                else:
+                    m = played(event.step_id)
                 if rng.random() >= m.opened or m.opened == 0:
                     continue
                 at = event.occurred_at + m.event_delay
@@ -184,7 +206,7 @@ def run_on_engine(
                 clock.set(at)
             while plan and plan[0][0] <= clock.now():
                 _, _, enrollment_id, step_id, what = heapq.heappop(plan)
-                _play(engine, definition, model, rng, enrollment_id, step_id, what)
+                _play(engine, definition, played(step_id), rng, enrollment_id, step_id, what)
                 react()
             while engine.run_due(limit=1000):
                 react()
@@ -211,7 +233,7 @@ def _play(
         elif what == "complete":
             outcome = None
             if step_kind(definition.by_id[step_id]) is StepKind.CALL:
-                outcome = _draw_outcome(rng, model.for_step(step_id).call_outcomes)
+                outcome = _draw_outcome(rng, model.call_outcomes)
             engine.complete_step(enrollment_id, step_id, outcome=outcome)
         else:
             engine.record_email_event(enrollment_id, step_id, what)

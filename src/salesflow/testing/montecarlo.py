@@ -35,11 +35,12 @@ Record ``i`` (0-based) runs as enrollment ``mc-{i}`` (which fixes its A/B varian
 owned by ``owners[i % len(owners)]``. Randomness comes only from
 ``random.Random(seed)``: the same arguments give the same `Funnel`.
 
-Speed (DESIGN §7): the definition is compiled once into integer-indexed tables,
-time is kept in integer microseconds from ``start``, and each record is walked to
-its end before the next starts: enrollments never interact in the runtime, so no
-global heap is needed; only a record's own pending customer events wait in a
-small heap. Working-time calendars take a slower, cached path.
+Speed (DESIGN §7): the definition is compiled once into integer-indexed tables
+(`salesflow.testing.mc_tables.Tables`), time is kept in integer microseconds from
+``start``, and each record is walked to its end before the next starts: enrollments
+never interact in the runtime, so no global heap is needed; only a record's own
+pending customer events wait in a small heap. Working-time calendars take a
+slower, cached path. The model (`ResponseModel`) lives in `salesflow.testing.response`.
 """
 
 from __future__ import annotations
@@ -49,445 +50,51 @@ import heapq
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias, cast
-
-import attrs
+from typing import Any, cast
 
 from salesflow.clock import require_aware
-from salesflow.conditions import evaluate
 from salesflow.errors import ValidationError
 from salesflow.sequences.definition import (
-    ABTestStep,
-    ActivityStep,
-    AdvanceStep,
-    CallWatch,
     ConditionStep,
-    EmailEvent,
-    EmailWatch,
     EndStep,
-    FieldWatch,
-    Match,
     SequenceDefinition,
     StepKind,
-    WaitStep,
     step_kind,
 )
-from salesflow.sequences.enrollment import RecordFacts, RuntimeConfig, StaticFacts
+from salesflow.sequences.enrollment import RuntimeConfig
 from salesflow.sequences.validation import require_valid
 from salesflow.sequences.walk import DEFAULT_CONFIG, variant_for
 from salesflow.testing.funnel import ACTIVE, Funnel, OutcomeTimes, StepFunnel, WorkloadStats
+from salesflow.testing.mc_tables import (
+    AUTO,
+    BUCKET,
+    CLICKED,
+    COND,
+    DOWNLOADED,
+    MANUAL,
+    REPLIED,
+    SEND,
+    US,
+    V_ALL,
+    V_ANY,
+    V_CALL,
+    V_CONST,
+    WAIT,
+    Tables,
+    decide,
+    fixed_zone,
+)
+from salesflow.testing.response import FactsSampler, ResponseModel
 from salesflow.worktime import OrganizationCalendar
 
-__all__ = [
-    "FactsSampler",
-    "ResponseModel",
-    "StepResponse",
-    "enrollment_id",
-    "run_monte_carlo",
-]
+__all__ = ["enrollment_id", "run_monte_carlo"]
 
-FactsSampler: TypeAlias = Callable[[int, random.Random], RecordFacts]
-"""Draws one record's facts: called with the record's index and the run's generator."""
-
-_US = timedelta(microseconds=1)
-_BUCKET = 15 * 60 * 1_000_000  # every UTC offset in use is a multiple of 15 minutes
-_EVENT_BITS = ((EmailEvent.OPENED, 1), (EmailEvent.REPLIED, 2))
-_REPLIED, _CLICKED, _DOWNLOADED = 2, 4, 8
 _CHUNK = 10_000  # records between progress reports
-_FIXED_ZONES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "GMT", "Etc/GMT", "Zulu"})
-
-# Step codes of the compiled tables.
-_MANUAL, _SEND, _AUTO, _WAIT, _COND, _ADVANCE, _END = range(7)
-# How a compiled condition decides.
-_V_ANY, _V_ALL, _V_CALL, _V_CONST, _V_FACTS = range(5)
 
 
 def enrollment_id(record: int) -> str:
     """The enrollment id record ``record`` (0-based) runs as; it fixes A/B variants."""
     return f"mc-{record}"
-
-
-# --- the model ------------------------------------------------------------------------
-
-
-def _probability(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None and attribute.default is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        name = f"{type(instance).__name__}.{attribute.name}"
-        raise ValidationError(
-            f"{name}={value!r} must be a probability from 0 to 1 (0.3 for 30 %)",
-            field=name,
-            value=value,
-        )
-
-
-def _delay(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None and attribute.default is None:
-        return
-    if not isinstance(value, timedelta) or value < timedelta(0):
-        name = f"{type(instance).__name__}.{attribute.name}"
-        raise ValidationError(
-            f"{name}={value!r} must be a timedelta >= 0 (e.g. timedelta(hours=2))",
-            field=name,
-            value=value,
-        )
-
-
-def _outcomes(value: object) -> tuple[tuple[str, float], ...] | None:
-    if value is None:
-        return None
-    items: Any = value.items() if isinstance(value, Mapping) else value
-    try:
-        pairs = tuple((str(k), v) for k, v in items)
-    except (TypeError, ValueError):
-        pairs = ()
-    problem = not pairs or any(
-        not k or isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1
-        for k, p in pairs
-    )
-    if problem or abs(sum(p for _, p in pairs) - 1) > 1e-9:
-        raise ValidationError(
-            f"call_outcomes={value!r} must map call outcomes to probabilities that add up "
-            f"to 1, e.g. {{'answered': 0.3, 'no_answer': 0.7}}",
-            field="call_outcomes",
-            value=value,
-        )
-    return tuple((k, float(p)) for k, p in pairs)
-
-
-def _opened_bounds(values: Mapping[str, Any], where: str) -> None:
-    opened = values["opened"]
-    for name in ("replied", "link_clicked", "attachment_downloaded"):
-        p = values[name]
-        if p > opened:
-            raise ValidationError(
-                f"{where}.{name}={p!r} exceeds opened={opened!r}: every reply, click or "
-                f"download implies an open, so raise opened to at least {p!r}",
-                field=f"{where}.{name}",
-                value=p,
-            )
-
-
-@attrs.frozen(kw_only=True)
-class StepResponse:
-    """Overrides of a `ResponseModel` for one step; ``None`` keeps the model's value.
-
-    Attributes:
-        opened: See `ResponseModel.opened`.
-        replied: See `ResponseModel.replied`.
-        link_clicked: See `ResponseModel.link_clicked`.
-        attachment_downloaded: See `ResponseModel.attachment_downloaded`.
-        event_delay: See `ResponseModel.event_delay`.
-        call_outcomes: See `ResponseModel.call_outcomes`.
-        skip: See `ResponseModel.skip`.
-        seller_delay: See `ResponseModel.seller_delay`.
-    """
-
-    opened: float | None = attrs.field(default=None, validator=_probability)
-    replied: float | None = attrs.field(default=None, validator=_probability)
-    link_clicked: float | None = attrs.field(default=None, validator=_probability)
-    attachment_downloaded: float | None = attrs.field(default=None, validator=_probability)
-    event_delay: timedelta | None = attrs.field(default=None, validator=_delay)
-    call_outcomes: tuple[tuple[str, float], ...] | None = attrs.field(
-        default=None, converter=_outcomes
-    )
-    skip: float | None = attrs.field(default=None, validator=_probability)
-    seller_delay: timedelta | None = attrs.field(default=None, validator=_delay)
-
-
-def _steps(value: object) -> Mapping[str, StepResponse]:
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, StepResponse) for k, v in value.items()
-    ):
-        raise ValidationError(
-            f"ResponseModel.steps={value!r} must map step ids (or 'step_id:a' / 'step_id:b' "
-            f"for an A/B test's variants) to StepResponse values",
-            field="ResponseModel.steps",
-            value=value,
-        )
-    return dict(value)
-
-
-def _facts(value: object) -> RecordFacts | FactsSampler | None:
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        return StaticFacts(fields=value)
-    if hasattr(value, "field_value") and hasattr(value, "stage"):
-        return cast(RecordFacts, value)
-    if callable(value):
-        return cast(FactsSampler, value)
-    raise ValidationError(
-        f"ResponseModel.facts={value!r} must be RecordFacts (e.g. StaticFacts), a mapping of "
-        f"field values, or a sampler (record index, random.Random) -> RecordFacts",
-        field="ResponseModel.facts",
-        value=value,
-    )
-
-
-@attrs.frozen(kw_only=True)
-class ResponseModel:
-    """What sellers and customers do in a Monte Carlo run (see the module docstring
-    for how each figure is played).
-
-    Attributes:
-        opened: Probability that a sent email is opened.
-        replied: Probability that a sent email is replied to (implies opened).
-        link_clicked: Probability of a click in a sent email (implies opened).
-        attachment_downloaded: Probability of a download (implies opened).
-        event_delay: How long after the email the customer's events arrive.
-        call_outcomes: Call outcome → probability, adding up to 1; which outcomes
-            count as answered is `RuntimeConfig.answered`.
-        skip: Probability that the seller skips a manual step.
-        seller_delay: How long after a manual step becomes due the seller acts.
-        facts: The records' fields and stage for field and stage conditions: one
-            `RecordFacts`, a mapping of field values, or a `FactsSampler`.
-        steps: Per-step overrides by step id; ``"ab:a"`` and ``"ab:b"`` override
-            the variants of the A/B test step ``ab``.
-
-    Raises:
-        ValidationError: A probability outside [0, 1], a reply, click or download
-            rate above ``opened``, call outcomes not adding up to 1, a negative delay.
-    """
-
-    opened: float = attrs.field(default=0.0, validator=_probability)
-    replied: float = attrs.field(default=0.0, validator=_probability)
-    link_clicked: float = attrs.field(default=0.0, validator=_probability)
-    attachment_downloaded: float = attrs.field(default=0.0, validator=_probability)
-    event_delay: timedelta = attrs.field(default=timedelta(hours=1), validator=_delay)
-    call_outcomes: tuple[tuple[str, float], ...] = attrs.field(
-        default=(("no_answer", 1.0),), converter=_outcomes
-    )
-    skip: float = attrs.field(default=0.0, validator=_probability)
-    seller_delay: timedelta = attrs.field(default=timedelta(0), validator=_delay)
-    facts: RecordFacts | FactsSampler | None = attrs.field(default=None, converter=_facts, eq=False)
-    steps: Mapping[str, StepResponse] = attrs.field(factory=dict, converter=_steps, hash=False)
-
-    def __attrs_post_init__(self) -> None:
-        _opened_bounds(self._merged(()), "ResponseModel")
-        for key in self.steps:
-            keys = (key.partition(":")[0], key)
-            _opened_bounds(self._merged(keys), f"ResponseModel.steps[{key!r}]")
-
-    def _merged(self, keys: tuple[str, ...]) -> dict[str, Any]:
-        values = {a.name: getattr(self, a.name) for a in attrs.fields(StepResponse)}
-        for key in keys:
-            override = self.steps.get(key)
-            if override is not None:
-                values.update(
-                    (a.name, getattr(override, a.name))
-                    for a in attrs.fields(StepResponse)
-                    if getattr(override, a.name) is not None
-                )
-        return values
-
-    def for_step(self, *keys: str) -> ResponseModel:
-        """This model with the overrides of ``keys`` applied in order (a step id, then
-        ``"ab:a"`` for a variant); the result has no overrides of its own.
-
-        Args:
-            keys: Keys of `steps`; keys without an override change nothing.
-
-        Returns:
-            The model a step (or variant) is played with.
-        """
-        return attrs.evolve(self, steps={}, **self._merged(keys))
-
-
-# --- compiling a definition -------------------------------------------------------------
-
-
-class _Tables:
-    """A definition compiled for one run: per-step lists indexed by step position."""
-
-    def __init__(
-        self,
-        definition: SequenceDefinition,
-        model: ResponseModel,
-        config: RuntimeConfig,
-    ) -> None:
-        steps = definition.steps
-        index = {s.id: i for i, s in enumerate(steps)}
-        for key in model.steps:
-            sid, _, variant = key.partition(":")
-            step = definition.by_id.get(sid)
-            if step is None or (
-                variant and (variant not in "ab" or not isinstance(step, ABTestStep))
-            ):
-                raise ValidationError(
-                    f"ResponseModel.steps has {key!r}, but sequence {definition.id!r} has no "
-                    f"such step (use a step id, or 'id:a' / 'id:b' for an A/B test step)",
-                    field="ResponseModel.steps",
-                    value=key,
-                )
-        n = len(steps)
-        self.n = n
-        self.entry = index[definition.entry]
-        self.outcomes: list[str] = ["completed", ACTIVE, "exited:customer_replied"]
-        self.code = [0] * n
-        self.nxt = [-1] * n
-        self.yes = [-1] * n
-        self.no = [-1] * n
-        self.delay = [0] * n  # manual: seller delay; wait/condition: span index
-        self.skip = [0.0] * n
-        self.kind_of = [0] * n  # manual: index into self.manual_kinds
-        self.calls: list[tuple[tuple[float, int], ...] | None] = [None] * n
-        self.mails: list[tuple[Any, ...] | None] = [None] * n  # events drawn (or None)
-        self.end = [0] * n
-        self.vtype = [0] * n
-        self.vmask: list[Any] = [0] * n
-        self.watch = [-1] * n
-        self.early = [False] * n
-        self.zero = [False] * n
-        self.ab: list[ABTestStep | None] = [None] * n
-        self.spans: list[Any] = []
-        self.manual_kinds: list[str] = []
-        self.call_names: list[str] = []
-        watched = {c.watches for c in steps if isinstance(c, ConditionStep) and c.watches}
-        before = {
-            s.next
-            for s in steps
-            if isinstance(s, ActivityStep | ABTestStep)
-            and s.next is not None
-            and isinstance(definition.by_id.get(s.next), ConditionStep)
-            and definition.by_id[s.next].watches is None  # type: ignore[union-attr]
-        }
-        for i, step in enumerate(steps):
-            kind = step_kind(step)
-            nxt = getattr(step, "next", None)
-            self.nxt[i] = index[nxt] if nxt is not None else -1
-            observed = definition.exit_on_reply or step.id in watched or nxt in before
-            if isinstance(step, ActivityStep) and kind.manual:
-                self.code[i] = _MANUAL
-                m = model.for_step(step.id)
-                self.delay[i] = m.seller_delay // _US
-                self.skip[i] = m.skip
-                if kind.value not in self.manual_kinds:
-                    self.manual_kinds.append(kind.value)
-                self.kind_of[i] = self.manual_kinds.index(kind.value)
-                if kind is StepKind.CALL:
-                    self.calls[i] = self._call(m)
-                if kind is StepKind.EMAIL and observed:
-                    self.mails[i] = _mail(m)
-            elif isinstance(step, ABTestStep):
-                self.code[i] = _SEND
-                self.ab[i] = step
-                if observed:
-                    self.mails[i] = (
-                        _mail(model.for_step(step.id, f"{step.id}:a")),
-                        _mail(model.for_step(step.id, f"{step.id}:b")),
-                    )
-            elif kind is StepKind.AUTO_EMAIL:
-                self.code[i] = _SEND
-                if observed:
-                    self.mails[i] = _mail(model.for_step(step.id))
-            elif isinstance(step, WaitStep):
-                self.code[i] = _WAIT
-                self.delay[i] = len(self.spans)
-                self.spans.append(step.span)
-            elif isinstance(step, ConditionStep):
-                self._condition(i, step, index, model, config)
-            elif isinstance(step, AdvanceStep):
-                self.code[i] = _ADVANCE
-                self.end[i] = self._outcome(f"advanced_to:{step.sequence_id}")
-            elif isinstance(step, EndStep):
-                self.code[i] = _END
-                self.end[i] = self._outcome(step.outcome)
-            else:  # automated SMS, field update, status change: run and move on
-                self.code[i] = _AUTO
-
-    def _outcome(self, name: str) -> int:
-        if name not in self.outcomes:
-            self.outcomes.append(name)
-        return self.outcomes.index(name)
-
-    def _call(self, m: ResponseModel) -> tuple[tuple[float, int], ...]:
-        cumulative: list[tuple[float, int]] = []
-        total = 0.0
-        for name, p in m.call_outcomes:
-            if name not in self.call_names:
-                self.call_names.append(name)
-            if p > 0:
-                total += p
-                cumulative.append((total, self.call_names.index(name)))
-        # Rounding must never leave a draw without an outcome.
-        cumulative[-1] = (2.0, cumulative[-1][1])
-        return tuple(cumulative)
-
-    def _condition(
-        self,
-        i: int,
-        step: ConditionStep,
-        index: Mapping[str, int],
-        model: ResponseModel,
-        config: RuntimeConfig,
-    ) -> None:
-        self.code[i] = _COND
-        self.yes[i], self.no[i] = index[step.yes], index[step.no]
-        self.watch[i] = index[step.watches] if step.watches is not None else -1
-        self.early[i] = step.advance_early
-        self.zero[i] = step.within.days == 0 and step.within.hours == 0
-        self.delay[i] = len(self.spans)
-        self.spans.append(step.within)
-        watch = step.watch
-        if isinstance(watch, EmailWatch):
-            bits = {e: b for e, b in _EVENT_BITS} | {
-                EmailEvent.LINK_CLICKED: _CLICKED,
-                EmailEvent.ATTACHMENT_DOWNLOADED: _DOWNLOADED,
-            }
-            self.vmask[i] = sum(bits[e] for e in watch.events)
-            self.vtype[i] = _V_ALL if watch.match is Match.ALL else _V_ANY
-        elif isinstance(watch, CallWatch):
-            wanted = set(watch.outcomes or config.answered)
-            for name in sorted(wanted):
-                if name not in self.call_names:
-                    self.call_names.append(name)
-            self.vmask[i] = frozenset(self.call_names.index(n) for n in wanted)
-            self.vtype[i] = _V_CALL
-        else:
-            facts = model.facts
-            if facts is None:
-                what = "fields" if isinstance(watch, FieldWatch) else "process stage"
-                raise ValidationError(
-                    f"condition {step.id!r} of sequence looks at the record's {what}; give "
-                    f"ResponseModel(facts=...) a mapping of field values, RecordFacts or a "
-                    f"sampler",
-                    field="ResponseModel.facts",
-                    value=None,
-                )
-            self.vmask[i] = watch
-            if hasattr(facts, "field_value"):
-                self.vtype[i] = _V_CONST
-                self.vmask[i] = _decide(watch, facts)  # type: ignore[arg-type]
-            else:
-                self.vtype[i] = _V_FACTS
-
-
-def _decide(watch: Any, facts: RecordFacts) -> bool:
-    if isinstance(watch, FieldWatch):
-        return evaluate(watch.condition, facts.field_value)
-    return bool(facts.stage() == watch.stage)
-
-
-def _mail(m: ResponseModel) -> tuple[float, float, float, float, int]:
-    """The draw of one email's events: P(opened), then each event given an open."""
-
-    def given(p: float) -> float:
-        return p / m.opened if m.opened else 0.0
-
-    return (
-        m.opened,
-        given(m.replied),
-        given(m.link_clicked),
-        given(m.attachment_downloaded),
-        m.event_delay // _US,
-    )
-
-
-def _fixed_zone(calendar: OrganizationCalendar) -> bool:
-    key = getattr(calendar.timezone, "key", "")
-    return key in _FIXED_ZONES or key.startswith("Etc/GMT")
 
 
 # --- the run ----------------------------------------------------------------------------
@@ -564,7 +171,7 @@ def run_monte_carlo(
             field="goal",
             value=goal,
         )
-    tables = _Tables(definition, model, config)
+    tables = Tables(definition, model, config)
     owner_list = list(owners)
     calendars = [config.calendars.for_owner(o) for o in owner_list]
     was_enabled = gc.isenabled()
@@ -582,7 +189,7 @@ def run_monte_carlo(
 
 
 def _walk(
-    c: _Tables,
+    c: Tables,
     definition: SequenceDefinition,
     model: ResponseModel,
     config: RuntimeConfig,
@@ -605,8 +212,8 @@ def _walk(
     exit_on_reply = definition.exit_on_reply
     n_owners = len(calendars)
     n_kinds = max(len(c.manual_kinds), 1)
-    base = (start - datetime(1970, 1, 1, tzinfo=UTC)) // _US % _BUCKET
-    limit = horizon // _US
+    base = (start - datetime(1970, 1, 1, tzinfo=UTC)) // US % BUCKET
+    limit = horizon // US
     replied_out = c.outcomes.index("exited:customer_replied")
     completed_out = c.outcomes.index("completed")
     active_out = c.outcomes.index(ACTIVE)
@@ -614,9 +221,9 @@ def _walk(
     fast = (
         not definition.skip_non_working_time
         and not config.count_working_days
-        and all(_fixed_zone(cal) for cal in calendars)
+        and all(fixed_zone(cal) for cal in calendars)
     )
-    span_us = [s.delta // _US for s in c.spans]
+    span_us = [s.delta // US for s in c.spans]
     cal_index = [calendars.index(cal) for cal in calendars]
     cache: dict[tuple[int, int, int], int] = {}
 
@@ -632,7 +239,7 @@ def _walk(
                 skip_non_working=definition.skip_non_working_time,
                 count_working_days=config.count_working_days,
             )
-            hit = cache[key] = (due - start) // _US
+            hit = cache[key] = (due - start) // US
         return hit
 
     record_facts: list[Any] = [-1, None]
@@ -640,25 +247,25 @@ def _walk(
     def verdict(i: int, f: dict[int, int], last: int, record: int) -> bool:
         w = watch[i] if watch[i] >= 0 else last
         how = vtype[i]
-        if how == _V_CALL:
+        if how == V_CALL:
             return bool(f.get(-1 - w, -1) in vmask[i])
-        if how == _V_ANY:
+        if how == V_ANY:
             return bool(f.get(w, 0) & vmask[i])
-        if how == _V_ALL:
+        if how == V_ALL:
             return bool(f.get(w, 0) & vmask[i] == vmask[i])
-        if how == _V_CONST:
+        if how == V_CONST:
             return bool(vmask[i])
         if record_facts[0] != record:
             record_facts[0] = record
             record_facts[1] = cast(FactsSampler, facts)(record, rng)
-        return _decide(vmask[i], record_facts[1])
+        return decide(vmask[i], record_facts[1])
 
     paths: dict[tuple[int, int, int], int] = {}
     load: dict[int, int] = {}
     entry = c.entry
     cyclic = _has_cycle(definition)
     # Times of waits and limits in microseconds, when the calendar does not matter.
-    span_of = [span_us[delay[i]] if code[i] in (_WAIT, _COND) else 0 for i in range(n)]
+    span_of = [span_us[delay[i]] if code[i] in (WAIT, COND) else 0 for i in range(n)]
     f: dict[int, int] = {}
     pend: list[tuple[int, int, int, int]] = []
     for first in range(0, records, _CHUNK):
@@ -679,7 +286,7 @@ def _walk(
                     break
                 mask |= reach[i]
                 k = code[i]
-                if k == _SEND:
+                if k == SEND:
                     mask |= done[i]
                     mail = mails[i]
                     step = ab[i]
@@ -696,16 +303,16 @@ def _walk(
                     last = i
                     i = nxt[i]
                     continue
-                if k == _MANUAL:
+                if k == MANUAL:
                     due = t + delay[i]
-                    key = ((t + base) // _BUCKET * n_kinds + kind_of[i]) * n_owners + o
+                    key = ((t + base) // BUCKET * n_kinds + kind_of[i]) * n_owners + o
                     load[key] = load.get(key, 0) + 1
                     if cyclic:
                         f.pop(i, None)
                         f.pop(-1 - i, None)
-                elif k == _WAIT:
+                elif k == WAIT:
                     due = t + span_of[i] if fast else after(o, t, delay[i])
-                elif k == _COND:
+                elif k == COND:
                     if zero[i]:
                         decided = verdict(i, f, last, r)
                     elif early[i] and verdict(i, f, last, r):
@@ -718,7 +325,7 @@ def _walk(
                         i = yes[i] if decided else no[i]
                         continue
                     due = t + span_of[i] if fast else after(o, t, delay[i])
-                elif k == _AUTO:
+                elif k == AUTO:
                     mask |= done[i]
                     last = i
                     i = nxt[i]
@@ -732,11 +339,11 @@ def _walk(
                     while pend and pend[0][0] <= until:
                         te, _, at, bit = heapq.heappop(pend)
                         f[at] = f.get(at, 0) | bit
-                        if bit == _REPLIED and exit_on_reply:
+                        if bit == REPLIED and exit_on_reply:
                             res = replied_out
                             t = te
                             break
-                        if k == _COND and early[i] and verdict(i, f, last, r):
+                        if k == COND and early[i] and verdict(i, f, last, r):
                             t = te
                             mask |= done[i]
                             last = i
@@ -752,7 +359,7 @@ def _walk(
                     t = limit
                     break
                 t = due
-                if k == _MANUAL:
+                if k == MANUAL:
                     p = skip[i]
                     if p and draw() < p:
                         mask |= declined[i]
@@ -771,11 +378,11 @@ def _walk(
                                 seq = _events(pend, seq, t + mail[4], i, mail, draw)
                     last = i
                     i = nxt[i]
-                elif k == _WAIT:
+                elif k == WAIT:
                     last = i
                     i = nxt[i]
                 else:
-                    if vtype[i] == _V_CALL:
+                    if vtype[i] == V_CALL:
                         w = watch[i] if watch[i] >= 0 else last
                         decided = f.get(-1 - w, -1) in vmask[i]
                     else:
@@ -805,7 +412,7 @@ def _events(
     """Queue the events of an opened email: the open, then each event given an open."""
     heapq.heappush(pend, (at, seq, step, 1))
     seq += 1
-    for p, bit in ((mail[1], _REPLIED), (mail[2], _CLICKED), (mail[3], _DOWNLOADED)):
+    for p, bit in ((mail[1], REPLIED), (mail[2], CLICKED), (mail[3], DOWNLOADED)):
         if p and (p >= 1 or draw() < p):
             heapq.heappush(pend, (at, seq, step, bit))
             seq += 1
@@ -839,7 +446,7 @@ def _has_cycle(definition: SequenceDefinition) -> bool:
 
 
 def _funnel(
-    c: _Tables,
+    c: Tables,
     definition: SequenceDefinition,
     records: int,
     seed: int,
@@ -872,7 +479,7 @@ def _funnel(
     steps = []
     for i, step in enumerate(definition.steps):
         kind = step_kind(step)
-        is_activity = c.code[i] in (_MANUAL, _SEND) or kind is StepKind.AUTO_SMS
+        is_activity = c.code[i] in (MANUAL, SEND) or kind is StepKind.AUTO_SMS
         if is_activity:
             activities[kind.value] = activities.get(kind.value, 0) + performed[i]
         steps.append(
@@ -884,23 +491,23 @@ def _funnel(
                     performed[i] - declined[i]  # an A/B test: variant A
                     if kind is StepKind.AB_TEST
                     else performed[i]
-                    if is_activity or c.code[i] == _COND
+                    if is_activity or c.code[i] == COND
                     else 0
                 ),
-                declined=declined[i] if c.code[i] in (_MANUAL, _COND, _SEND) else 0,
+                declined=declined[i] if c.code[i] in (MANUAL, COND, SEND) else 0,
                 outcomes=dict(sorted(ends[i].items())),
             )
         )
     times = {name: _times(spread) for name, spread in sorted(per_outcome.items())}
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    floor = start - timedelta(microseconds=(start - epoch) // _US % _BUCKET)
+    floor = start - timedelta(microseconds=(start - epoch) // US % BUCKET)
     n_kinds = max(len(c.manual_kinds), 1)
     days: dict[tuple[int, int], dict[Any, int]] = {}
     for key, count in load.items():
         o = key % len(owners)
         k = key // len(owners) % n_kinds
         bucket = key // len(owners) // n_kinds
-        local = (floor + timedelta(microseconds=bucket * _BUCKET)).astimezone(calendars[o].timezone)
+        local = (floor + timedelta(microseconds=bucket * BUCKET)).astimezone(calendars[o].timezone)
         per_day = days.setdefault((o, k), {})
         per_day[local.date()] = per_day.get(local.date(), 0) + count
     workload = tuple(
