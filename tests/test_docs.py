@@ -61,7 +61,8 @@ def python_blocks(page: Path) -> list[Block]:
     return blocks
 
 
-PAGES = sorted(p for p in DOCS.glob("*.md") if python_blocks(p))
+README = DOCS.parent / "README.md"
+PAGES = [*sorted(p for p in DOCS.glob("*.md") if python_blocks(p)), README]
 
 
 def load_hooks() -> ModuleType:

@@ -1401,3 +1401,15 @@ def test_an_advance_to_a_deactivated_sequence_does_not_strand_the_enrollment(
     (failed,) = [x for x in sink.events if isinstance(x, SequenceAdvanceFailed)]
     assert failed.sequence_id == "b"
     assert "inactive" in failed.error
+
+
+def test_the_diagram_of_an_enrollment_highlights_where_it_stands(engine: Salesflow) -> None:
+    engine.publish_sequence(load_template("high_volume_outbound_prospecting"))
+    e = engine.connect(new_lead(engine), "high_volume_outbound_prospecting")
+    diagram = engine.sequence_diagram(e.id)
+    assert diagram.startswith("flowchart TD\n")
+    classes = [line.strip() for line in diagram.splitlines() if line.strip().startswith("class ")]
+    assert len([c for c in classes if c.endswith(" current")]) == 1
+    assert len([c for c in classes if c.endswith(" done")]) == 1  # the introduction email
+    with pytest.raises(NotFound):
+        engine.sequence_diagram("nope")

@@ -29,6 +29,7 @@ from salesflow.sequences.enrollment import (
     UpNext,
 )
 from salesflow.sequences.io import to_dict
+from salesflow.sequences.render import Progress, mermaid
 from salesflow.sequences.validation import require_valid
 from salesflow.values import Record, RecordRef
 
@@ -234,6 +235,23 @@ class SequenceCommands(ABTestCommands):
         ref = None if record is None else as_ref(record)
         with self._read() as uow:
             return uow.enrollments(record=ref, sequence_id=sequence_id, running=running)
+
+    def sequence_diagram(self, enrollment_id: str) -> str:
+        """A Mermaid flowchart of the enrollment's sequence version with its progress:
+        the current step highlighted, the finished ones marked done
+        (`salesflow.sequences.render.mermaid`)."""
+        with self._read() as uow:
+            found = uow.find_enrollment(enrollment_id)
+            if found is None:
+                raise NotFound("Enrollment", enrollment_id)
+            stored = uow.find_definition(SEQUENCE, found.sequence_id, found.sequence_version)
+            if stored is None:
+                raise no_sequence(found.sequence_id, found.sequence_version)
+            definition = self._decode(stored)
+        progress = Progress(
+            current=found.current_step, done=frozenset(h.step_id for h in found.history)
+        )
+        return mermaid(definition, progress=progress)
 
     def up_next(self, enrollment_id: str) -> UpNext:
         """The enrollment's current step (actionable, with its due time) and the steps
