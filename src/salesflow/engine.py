@@ -23,6 +23,7 @@ from salesflow.commands.ab_tests import AB_DUE, ABTestDecided, ABTestResult
 from salesflow.commands.activities import ActivityCommands
 from salesflow.commands.core import RECORD_CLASSES, IdFactory, uuid_ids
 from salesflow.commands.due import DueHandler
+from salesflow.commands.imports import ImportCommands
 from salesflow.commands.segments import SegmentCommands
 from salesflow.commands.sequence_runs import STEP_DUE, EnrollmentIdFactory
 from salesflow.commands.sequences import PublishedSequence
@@ -59,7 +60,7 @@ def uuid_enrollment_ids() -> str:
 R = TypeVar("R", bound=Record)
 
 
-class Salesflow(SegmentCommands, ActivityCommands):
+class Salesflow(SegmentCommands, ImportCommands, ActivityCommands):
     """The engine: commands and queries over one store.
 
     Args:

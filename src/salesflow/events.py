@@ -26,6 +26,7 @@ __all__ = [
     "DefinitionStateChanged",
     "Event",
     "EventSink",
+    "InteractionRecorded",
     "LeadAssigned",
     "LeadCreated",
     "LeadDisqualified",
@@ -175,6 +176,16 @@ class DefinitionStateChanged(Event):
     kind: str
     definition_id: str
     state: str
+
+
+@attrs.frozen(kw_only=True)
+class InteractionRecorded(Event):
+    """A contact and/or lead did something (``kind``: an `InteractionKind` value)."""
+
+    interaction_id: str
+    kind: str
+    contact_id: str | None
+    lead_id: str | None
 
 
 @attrs.frozen(kw_only=True)

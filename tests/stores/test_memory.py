@@ -12,6 +12,7 @@ from salesflow.stores.base import Store
 from salesflow.stores.codec import Codec
 from salesflow.stores.memory import MemoryStore
 from salesflow.testing.contract import StoreContract, lead, upgraded_codec
+from salesflow.testing.contract_interactions import interaction
 
 
 class TestMemoryStore(StoreContract):
@@ -48,3 +49,19 @@ def test_a_closed_store_refuses_to_migrate() -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.migrate()
+
+
+def test_interactions_are_dumped_and_loaded_and_older_snapshots_have_none() -> None:
+    store = MemoryStore()
+    with store.unit_of_work() as uow:
+        uow.add(lead(1))
+        uow.add_interaction(interaction(1, lead_id="lead-0001"))
+        uow.commit()
+    snapshot = json.loads(json.dumps(store.dump()))
+    assert [doc["id"] for doc in snapshot["interactions"]] == ["int-0001"]
+    with MemoryStore.load(snapshot).unit_of_work() as uow:
+        assert uow.interactions(lead_id="lead-0001") == [interaction(1, lead_id="lead-0001")]
+    del snapshot["interactions"]  # as dumped before stores kept interactions
+    with MemoryStore.load(snapshot).unit_of_work() as uow:
+        assert uow.get(Lead, "lead-0001") == lead(1)
+        assert uow.interactions(contact_ids=["c1"], lead_id="lead-0001") == []

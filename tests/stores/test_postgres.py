@@ -30,6 +30,7 @@ from salesflow.stores.postgres import PostgresStore
 from salesflow.stores.sql import STORE_SCHEMA_VERSION
 from salesflow.stores.url import open_store
 from salesflow.testing.contract import StoreContract, due, upgraded_codec
+from salesflow.testing.contract_interactions import interaction
 from salesflow.testing.contract_sequences import definition, enrollment
 from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
@@ -568,6 +569,11 @@ def layout(schema: str) -> tuple[str, set[str], set[str]]:
 
 
 SEQUENCE_INDEXES = {"sf_enrollments__record", "sf_enrollments__sequence"}
+INTERACTION_INDEXES = {
+    "sf_interactions__contact_id",
+    "sf_interactions__lead_id",
+    "sf_interactions__account_id",
+}
 
 
 def use_sequences(store: Store) -> None:
@@ -581,11 +587,25 @@ def use_sequences(store: Store) -> None:
         assert uow.enrollments(running=True) == [enrollment(1)]
 
 
+def use_interactions(store: Store) -> None:
+    """Store and read back interactions (the layout 4 table)."""
+    with store.unit_of_work() as uow:
+        uow.add_interaction(interaction(1, lead_id="l1", account_id="a1"))
+        uow.add_interaction(interaction(2, contact_id="c2"))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        found = uow.interactions(contact_ids=["c2"], lead_id="l1", account_id="a1", since=T0)
+        assert found == [
+            interaction(1, lead_id="l1", account_id="a1"),
+            interaction(2, contact_id="c2"),
+        ]
+
+
 @needs_server
 def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(store: PostgresStore) -> None:
     put(store, lead(1))
     store.close()
-    stamp_layout(store.schema, 1, "sf_due", "sf_definitions", "sf_enrollments")
+    stamp_layout(store.schema, 1, "sf_due", "sf_definitions", "sf_enrollments", "sf_interactions")
     upgraded = PostgresStore(DSN, schema=store.schema)
     try:
         with upgraded.unit_of_work() as uow:
@@ -595,61 +615,95 @@ def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(store: Postgre
         with upgraded.unit_of_work() as uow:
             assert [i.id for i in uow.claim_due(T0, 1)] == ["due-0001"]
         use_sequences(upgraded)
+        use_interactions(upgraded)
     finally:
         upgraded.close()
     version, _, indexes = layout(store.schema)
     assert version == str(STORE_SCHEMA_VERSION)
     assert indexes >= {"sf_due__due_at__id", "sf_due__key", "sf_due__subject"}
-    assert indexes >= SEQUENCE_INDEXES
+    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES
 
 
 @needs_server
-def test_a_database_at_layout_2_gets_the_definition_and_enrollment_tables(
+def test_a_database_at_layout_2_gets_the_definition_enrollment_and_interaction_tables(
     store: PostgresStore,
 ) -> None:
-    assert STORE_SCHEMA_VERSION == 3
     put(store, lead(1))
     with store.unit_of_work() as uow:
         uow.schedule(due(1))
         uow.commit()
     store.close()
-    stamp_layout(store.schema, 2, "sf_definitions", "sf_enrollments")
-    assert layout(store.schema)[1].isdisjoint({"sf_definitions", "sf_enrollments"})
+    stamp_layout(store.schema, 2, "sf_definitions", "sf_enrollments", "sf_interactions")
+    assert layout(store.schema)[1].isdisjoint(
+        {"sf_definitions", "sf_enrollments", "sf_interactions"}
+    )
     upgraded = PostgresStore(DSN, schema=store.schema)
     try:
         with upgraded.unit_of_work() as uow:  # what layout 2 held stays
             assert uow.get(Lead, "lead-0001") == lead(1)
             assert [i.id for i in uow.due_items()] == ["due-0001"]
         use_sequences(upgraded)
+        use_interactions(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(store.schema)
-    assert version == "3"
-    assert tables >= {"sf_definitions", "sf_enrollments"}
-    assert indexes >= SEQUENCE_INDEXES
+    assert version == str(STORE_SCHEMA_VERSION)
+    assert tables >= {"sf_definitions", "sf_enrollments", "sf_interactions"}
+    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES
 
 
 @needs_server
-def test_definitions_and_enrollments_live_in_the_stores_schema(schemas: list[str]) -> None:
+def test_a_database_at_layout_3_gets_the_interaction_table(store: PostgresStore) -> None:
+    assert STORE_SCHEMA_VERSION == 4
+    put(store, lead(1))
+    use_sequences(store)
+    store.close()
+    stamp_layout(store.schema, 3, "sf_interactions")
+    assert "sf_interactions" not in layout(store.schema)[1]
+    upgraded = PostgresStore(DSN, schema=store.schema)
+    try:
+        with upgraded.unit_of_work() as uow:  # what layout 3 held stays
+            assert uow.get(Lead, "lead-0001") == lead(1)
+            assert uow.definitions("sequence") == [definition("seq-a")]
+            assert uow.enrollments() == [enrollment(1)]
+        use_interactions(upgraded)
+    finally:
+        upgraded.close()
+    version, tables, indexes = layout(store.schema)
+    assert version == "4"
+    assert "sf_interactions" in tables
+    assert indexes >= INTERACTION_INDEXES
+
+
+@needs_server
+def test_definitions_enrollments_and_interactions_live_in_the_stores_schema(
+    schemas: list[str],
+) -> None:
     first = PostgresStore(DSN, schema=private_schema(schemas))
     second = PostgresStore(DSN, schema=private_schema(schemas))
     try:
         use_sequences(first)
+        use_interactions(first)
         with second.unit_of_work() as uow:
             assert uow.definitions("sequence") == []
             assert uow.enrollments() == []
+            assert uow.find_interaction("int-0001") is None
         use_sequences(second)  # the same ids again, in another schema
+        use_interactions(second)
     finally:
         first.close()
         second.close()
     for name in schemas:
-        assert layout(name)[1] >= {"sf_definitions", "sf_enrollments"}
+        assert layout(name)[1] >= {"sf_definitions", "sf_enrollments", "sf_interactions"}
 
 
 @needs_server
-def test_migrate_leaves_definitions_and_enrollments_alone(store: PostgresStore) -> None:
+def test_migrate_leaves_definitions_enrollments_and_interactions_alone(
+    store: PostgresStore,
+) -> None:
     put(store, lead(1, custom={"tier": "gold"}))
     use_sequences(store)
+    use_interactions(store)
     upgraded = PostgresStore(DSN, schema=store.schema, codec=upgraded_codec())
     try:
         assert upgraded.migrate() == 1  # the lead only
@@ -657,6 +711,7 @@ def test_migrate_leaves_definitions_and_enrollments_alone(store: PostgresStore) 
         with upgraded.unit_of_work() as uow:
             assert uow.find_definition("sequence", "seq-a") == definition("seq-a")
             assert uow.find_enrollment("enr-0001") == enrollment(1)
+            assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
     finally:
         upgraded.close()
 
@@ -717,3 +772,44 @@ def test_enrollment_lookups_read_their_indexes(
         assert "sf_enrollments__record" in by_record
     for by_sequence in found[2:]:
         assert "sf_enrollments__sequence" in by_sequence
+
+
+@needs_server
+def test_interaction_lookups_read_their_indexes(
+    store: PostgresStore, statements: list[tuple[str, list[Any]]]
+) -> None:
+    import psycopg
+
+    with store.unit_of_work() as uow:
+        for n in range(300):
+            uow.add_interaction(
+                interaction(
+                    n, contact_id=f"c{n % 30}", lead_id=f"l{n % 40}", account_id=f"a{n % 10}"
+                )
+            )
+        uow.commit()
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'ANALYZE "{store.schema}".sf_interactions')
+    statements.clear()
+    since = T0 + timedelta(hours=2)
+    with store.unit_of_work() as uow:
+        uow.interactions(contact_ids=["c1", "c2"])
+        uow.interactions(lead_id="l3", since=since)
+        uow.interactions(account_id="a4")
+        uow.interactions(contact_ids=["c1", "c2"], lead_id="l3", account_id="a4")
+        uow.interactions(contact_ids=["c1"], lead_id="l3", account_id="a4", since=since)
+    by_contacts, by_lead, by_account, union, union_since = (
+        plan(sql, params) for sql, params in statements
+    )
+    assert "sf_interactions__contact_id" in by_contacts
+    assert "sf_interactions__lead_id" in by_lead
+    assert "occurred_at >=" in by_lead  # `since` is a range on the index
+    assert "sf_interactions__account_id" in by_account
+    for found in (union, union_since):
+        # One query, each term of the OR on its own index (no UNION to dedupe).
+        assert "BitmapOr" in found
+        for column in ("contact_id", "lead_id", "account_id"):
+            assert f"sf_interactions__{column}" in found
+    index_conds = [line for line in union_since.splitlines() if "Index Cond" in line]
+    assert len(index_conds) == 3
+    assert all("occurred_at >=" in line for line in index_conds)

@@ -27,6 +27,7 @@ from salesflow.stores.sql_dialect import option_rank
 from salesflow.stores.sqlite import SQLiteStore
 from salesflow.stores.url import open_store
 from salesflow.testing.contract import StoreContract, due, tier_to_segment, upgraded_codec
+from salesflow.testing.contract_interactions import interaction
 from salesflow.testing.contract_sequences import definition, enrollment
 from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
@@ -530,6 +531,11 @@ def test_migrate_takes_its_turn_like_a_unit_of_work(store: SQLiteStore) -> None:
 
 
 SEQUENCE_INDEXES = {"sf_enrollments__record", "sf_enrollments__sequence"}
+INTERACTION_INDEXES = {
+    "sf_interactions__contact_id",
+    "sf_interactions__lead_id",
+    "sf_interactions__account_id",
+}
 
 
 def layout(path: Path) -> tuple[str, set[str], set[str]]:
@@ -554,13 +560,27 @@ def use_sequences(store: Store) -> None:
         assert uow.enrollments(running=True) == [enrollment(1)]
 
 
+def use_interactions(store: Store) -> None:
+    """Store and read back interactions (the layout 4 table)."""
+    with store.unit_of_work() as uow:
+        uow.add_interaction(interaction(1, lead_id="l1", account_id="a1"))
+        uow.add_interaction(interaction(2, contact_id="c2"))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        found = uow.interactions(contact_ids=["c2"], lead_id="l1", account_id="a1", since=T0)
+        assert found == [
+            interaction(1, lead_id="l1", account_id="a1"),
+            interaction(2, contact_id="c2"),
+        ]
+
+
 def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(
     store: SQLiteStore, path: Path
 ) -> None:
     put(store, lead(1))
     store.close()
     with sqlite3.connect(path) as conn:
-        for table in ("sf_due", "sf_definitions", "sf_enrollments"):
+        for table in ("sf_due", "sf_definitions", "sf_enrollments", "sf_interactions"):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE sf_meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = SQLiteStore(path)
@@ -572,18 +592,18 @@ def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(
         with upgraded.unit_of_work() as uow:
             assert [i.id for i in uow.claim_due(T0, 1)] == ["due-0001"]
         use_sequences(upgraded)
+        use_interactions(upgraded)
     finally:
         upgraded.close()
     version, _, indexes = layout(path)
     assert version == str(STORE_SCHEMA_VERSION)
     assert {"sf_due__due_at__id", "sf_due__key", "sf_due__subject"} <= indexes
-    assert indexes >= SEQUENCE_INDEXES
+    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES
 
 
-def test_a_database_at_layout_2_gets_the_definition_and_enrollment_tables(
+def test_a_database_at_layout_2_gets_the_definition_enrollment_and_interaction_tables(
     store: SQLiteStore, path: Path
 ) -> None:
-    assert STORE_SCHEMA_VERSION == 3
     put(store, lead(1))
     with store.unit_of_work() as uow:
         uow.schedule(due(1))
@@ -592,20 +612,46 @@ def test_a_database_at_layout_2_gets_the_definition_and_enrollment_tables(
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE sf_definitions")
         conn.execute("DROP TABLE sf_enrollments")
+        conn.execute("DROP TABLE sf_interactions")
         conn.execute("UPDATE sf_meta SET value = '2' WHERE key = 'schema_version'")
-    assert layout(path)[1].isdisjoint({"sf_definitions", "sf_enrollments"})
+    assert layout(path)[1].isdisjoint({"sf_definitions", "sf_enrollments", "sf_interactions"})
     upgraded = SQLiteStore(path)
     try:
         with upgraded.unit_of_work() as uow:  # what layout 2 held stays
             assert uow.get(Lead, "lead-0001") == lead(1)
             assert [i.id for i in uow.due_items()] == ["due-0001"]
         use_sequences(upgraded)
+        use_interactions(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(path)
-    assert version == "3"
-    assert {"sf_definitions", "sf_enrollments"} <= tables
-    assert indexes >= SEQUENCE_INDEXES
+    assert version == str(STORE_SCHEMA_VERSION)
+    assert {"sf_definitions", "sf_enrollments", "sf_interactions"} <= tables
+    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES
+
+
+def test_a_database_at_layout_3_gets_the_interaction_table(store: SQLiteStore, path: Path) -> None:
+    assert STORE_SCHEMA_VERSION == 4
+    put(store, lead(1))
+    use_sequences(store)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE sf_interactions")
+        conn.execute("UPDATE sf_meta SET value = '3' WHERE key = 'schema_version'")
+    assert "sf_interactions" not in layout(path)[1]
+    upgraded = SQLiteStore(path)
+    try:
+        with upgraded.unit_of_work() as uow:  # what layout 3 held stays
+            assert uow.get(Lead, "lead-0001") == lead(1)
+            assert uow.definitions("sequence") == [definition("seq-a")]
+            assert uow.enrollments() == [enrollment(1)]
+        use_interactions(upgraded)
+    finally:
+        upgraded.close()
+    version, tables, indexes = layout(path)
+    assert version == "4"
+    assert "sf_interactions" in tables
+    assert indexes >= INTERACTION_INDEXES
 
 
 @pytest.mark.parametrize("value", [T0, float("nan"), {1, 2}])
@@ -616,9 +662,12 @@ def test_a_definition_document_that_is_not_json_is_refused(store: SQLiteStore, v
         assert uow.find_definition("sequence", "seq-a") is None
 
 
-def test_migrate_leaves_definitions_and_enrollments_alone(store: SQLiteStore, path: Path) -> None:
+def test_migrate_leaves_definitions_enrollments_and_interactions_alone(
+    store: SQLiteStore, path: Path
+) -> None:
     put(store, lead(1, custom={"tier": "gold"}))
     use_sequences(store)
+    use_interactions(store)
     store.close()
     upgraded = SQLiteStore(path, codec=upgraded_codec())
     try:
@@ -627,6 +676,7 @@ def test_migrate_leaves_definitions_and_enrollments_alone(store: SQLiteStore, pa
         with upgraded.unit_of_work() as uow:
             assert uow.find_definition("sequence", "seq-a") == definition("seq-a")
             assert uow.find_enrollment("enr-0001") == enrollment(1)
+            assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
     finally:
         upgraded.close()
 
@@ -666,3 +716,38 @@ def test_enrollment_lookups_read_their_indexes(
         assert "TEMP B-TREE" not in found  # the index gives the id order too
     for found in (by_sequence, by_sequence_running):
         assert "INDEX sf_enrollments__sequence (sequence_id=?" in found
+
+
+def test_interaction_lookups_read_their_indexes(
+    store: SQLiteStore, path: Path, statements: list[tuple[str, list[Any]]]
+) -> None:
+    with store.unit_of_work() as uow:
+        for n in range(300):
+            uow.add_interaction(
+                interaction(
+                    n, contact_id=f"c{n % 30}", lead_id=f"l{n % 40}", account_id=f"a{n % 10}"
+                )
+            )
+        uow.commit()
+    statements.clear()
+    since = T0 + timedelta(hours=2)
+    with store.unit_of_work() as uow:
+        uow.interactions(contact_ids=["c1", "c2"])
+        uow.interactions(lead_id="l3", since=since)
+        uow.interactions(account_id="a4")
+        uow.interactions(contact_ids=["c1", "c2"], lead_id="l3", account_id="a4")
+        uow.interactions(contact_ids=["c1"], lead_id="l3", account_id="a4", since=since)
+    by_contacts, by_lead, by_account, union, union_since = (
+        plan(path, sql, params) for sql, params in statements
+    )
+    assert "INDEX sf_interactions__contact_id (contact_id=?)" in by_contacts
+    assert "INDEX sf_interactions__lead_id (lead_id=? AND occurred_at>?)" in by_lead
+    assert "INDEX sf_interactions__account_id (account_id=?)" in by_account
+    assert "TEMP B-TREE" not in by_lead + by_account  # one index gives the order too
+    for found in (union, union_since):
+        # One query, each term of the OR on its own index (no UNION to dedupe).
+        assert "MULTI-INDEX OR" in found
+        assert "SCAN sf_interactions\n" not in found + "\n"
+    assert "INDEX sf_interactions__contact_id (contact_id=?)" in union
+    for column in ("contact_id", "lead_id", "account_id"):
+        assert f"INDEX sf_interactions__{column} ({column}=? AND occurred_at>?)" in union_since

@@ -27,6 +27,7 @@ from salesflow.conditions import Compare, Condition, Op, comparisons
 from salesflow.definitions import StoredDefinition
 from salesflow.due import DueItem
 from salesflow.errors import ValidationError
+from salesflow.interactions import Interaction
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
@@ -47,6 +48,7 @@ __all__ = [
     "check_claim",
     "check_comparison",
     "check_fields",
+    "check_interaction_lookup",
     "column_type",
     "columns_of",
     "derived_columns",
@@ -677,9 +679,65 @@ class UnitOfWork(Protocol):
         ordered by id. Lookups by record and by sequence use an index."""
         ...
 
+    # --- interactions (see salesflow.interactions) -----------------------------------
+
+    def add_interaction(self, interaction: Interaction) -> None:
+        """Store an interaction (they never change once stored).
+
+        Raises:
+            AlreadyExists: an interaction with its id is stored.
+        """
+        ...
+
+    def find_interaction(self, interaction_id: str) -> Interaction | None:
+        """The interaction with ``interaction_id``, or None."""
+        ...
+
+    def interactions(
+        self,
+        *,
+        contact_ids: Sequence[str] = (),
+        lead_id: str | None = None,
+        account_id: str | None = None,
+        since: datetime | None = None,
+    ) -> list[Interaction]:
+        """The interactions of any of ``contact_ids``, of ``lead_id`` or of
+        ``account_id`` (their union; at least one must be given), that occurred at or
+        after ``since`` when given, ordered by ``(occurred_at, id)``. Each lookup uses
+        an index (contact, lead, account, each with the time).
+
+        Raises:
+            ValidationError: none of contact_ids, lead_id and account_id is given, or
+                ``since`` is naive.
+        """
+        ...
+
     def commit(self) -> None:
         """Make every change of this unit durable and visible."""
         ...
+
+
+def check_interaction_lookup(
+    contact_ids: Sequence[str], lead_id: str | None, account_id: str | None, since: datetime | None
+) -> None:
+    """Refuse an interaction lookup that names nobody, ids that are not strings (a
+    bare string would be read as its characters), or a naive ``since``."""
+    if isinstance(contact_ids, str) or not all(isinstance(c, str) and c for c in contact_ids):
+        raise ValidationError(
+            f"contact_ids={contact_ids!r} must be a list of contact ids (strings), e.g. "
+            f"[contact.id]",
+            field="contact_ids",
+            value=contact_ids,
+        )
+    if not contact_ids and lead_id is None and account_id is None:
+        raise ValidationError(
+            "interactions() needs contact_ids, lead_id or account_id: the interactions of "
+            "everyone are never read at once",
+            field="contact_ids",
+            value=None,
+        )
+    if since is not None:
+        require_aware(since, "since")
 
 
 def check_claim(now: datetime, limit: int) -> None:

@@ -29,6 +29,7 @@ from salesflow.activity import Activity
 from salesflow.definitions import StoredDefinition
 from salesflow.due import DueItem
 from salesflow.errors import StoreError, ValidationError
+from salesflow.interactions import Interaction
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
@@ -51,10 +52,12 @@ __all__ = [
     "decode_definition",
     "decode_due_item",
     "decode_enrollment",
+    "decode_interaction",
     "encode_custom_value",
     "encode_definition",
     "encode_due_item",
     "encode_enrollment",
+    "encode_interaction",
     "format_datetime",
 ]
 
@@ -447,3 +450,52 @@ def decode_definition(document: Mapping[str, Any]) -> StoredDefinition:
         )
     except (ValidationError, KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"stored definition {document.get('id')!r} cannot be read: {exc}") from exc
+
+
+INTERACTION_SCHEMA = 1
+"""The schema number of interaction documents."""
+
+
+def encode_interaction(interaction: Interaction) -> dict[str, Any]:
+    """The JSON-able document of an interaction (metadata as custom values)."""
+    i = interaction
+    return {
+        "schema": INTERACTION_SCHEMA,
+        "id": i.id,
+        "kind": i.kind.value,
+        "occurred_at": format_datetime(i.occurred_at),
+        "contact_id": i.contact_id,
+        "lead_id": i.lead_id,
+        "account_id": i.account_id,
+        "source_id": i.source_id,
+        "metadata": {k: encode_custom_value(v) for k, v in sorted(i.metadata.items())},
+    }
+
+
+def decode_interaction(document: Mapping[str, Any]) -> Interaction:
+    """The interaction of a document written by `encode_interaction`.
+
+    Raises:
+        StoreError: the document is from a newer schema or is not valid.
+    """
+    schema = document.get("schema")
+    if schema != INTERACTION_SCHEMA:
+        raise StoreError(
+            f"stored interaction {document.get('id')!r} has schema {schema!r}; this salesflow "
+            f"reads schema {INTERACTION_SCHEMA} (upgrade salesflow)"
+        )
+    try:
+        return Interaction(
+            id=document["id"],
+            kind=document["kind"],
+            occurred_at=datetime.fromisoformat(document["occurred_at"]),
+            contact_id=document["contact_id"],
+            lead_id=document["lead_id"],
+            account_id=document["account_id"],
+            source_id=document["source_id"],
+            metadata={k: decode_custom_value(v) for k, v in document["metadata"].items()},
+        )
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise StoreError(
+            f"stored interaction {document.get('id')!r} cannot be read: {exc}"
+        ) from exc

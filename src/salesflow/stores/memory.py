@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from salesflow.conditions import compile_predicate
 from salesflow.definitions import StoredDefinition
 from salesflow.due import DueItem, check_payload
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
+from salesflow.interactions import Interaction
 from salesflow.sequences.enrollment import Enrollment
 from salesflow.stores.base import (
     GroupCount,
@@ -29,6 +30,7 @@ from salesflow.stores.base import (
     Query,
     check_claim,
     check_fields,
+    check_interaction_lookup,
     field_reader,
     lookup_keys,
     search_keys,
@@ -40,9 +42,11 @@ from salesflow.stores.codec import (
     decode_definition,
     decode_due_item,
     decode_enrollment,
+    decode_interaction,
     encode_definition,
     encode_due_item,
     encode_enrollment,
+    encode_interaction,
 )
 from salesflow.values import Record, RecordKind, RecordRef
 
@@ -73,6 +77,17 @@ def _shallow(value: T) -> T:
     for name in _field_names(cls):
         object.__setattr__(twin, name, getattr(value, name))
     return twin
+
+
+def _interaction_keys(interaction: Interaction) -> list[tuple[str, str]]:
+    keys = []
+    if interaction.contact_id is not None:
+        keys.append(("contact", interaction.contact_id))
+    if interaction.lead_id is not None:
+        keys.append(("lead", interaction.lead_id))
+    if interaction.account_id is not None:
+        keys.append(("account", interaction.account_id))
+    return keys
 
 
 def _copy_enrollment(enrollment: Enrollment) -> Enrollment:
@@ -117,6 +132,9 @@ class MemoryStore:
         self._enrollments: dict[str, Enrollment] = {}
         self._by_record: dict[RecordRef, set[str]] = {}
         self._by_sequence: dict[str, set[str]] = {}
+        # Interactions by id, with ids by contact, lead and account for the lookups.
+        self._interactions: dict[str, Interaction] = {}
+        self._interactions_by: dict[tuple[str, str], list[str]] = {}
         self._lock = threading.RLock()
         self._busy = False
         self._closed = False
@@ -169,6 +187,13 @@ class MemoryStore:
         self._enrollments = {}
         self._by_record = {}
         self._by_sequence = {}
+        self._interactions = {}
+        self._interactions_by = {}
+
+    def _store_interaction(self, interaction: Interaction) -> None:
+        self._interactions[interaction.id] = interaction
+        for key in _interaction_keys(interaction):
+            self._interactions_by.setdefault(key, []).append(interaction.id)
 
     def _store_definition(self, definition: StoredDefinition) -> None:
         versions = self._definitions.setdefault((definition.kind, definition.id), [])
@@ -263,6 +288,7 @@ class MemoryStore:
                     for d in versions
                 ],
                 "enrollments": [encode_enrollment(e) for e in self._enrollments.values()],
+                "interactions": [encode_interaction(i) for i in self._interactions.values()],
             }
 
     @classmethod
@@ -279,6 +305,8 @@ class MemoryStore:
             store._store_definition(decode_definition(doc))
         for doc in snapshot.get("enrollments", ()):
             store._store_enrollment(decode_enrollment(doc))
+        for doc in snapshot.get("interactions", ()):
+            store._store_interaction(decode_interaction(doc))
         return store
 
 
@@ -293,6 +321,7 @@ class _MemoryUnit:
         self._claimed: set[str] = set()
         self._definitions: dict[tuple[str, str, int], StoredDefinition] = {}
         self._enrollments: dict[str, Enrollment] = {}
+        self._interactions: dict[str, Interaction] = {}
 
     def _current(self, kind: RecordKind, record_id: str) -> Record | None:
         pending = self._pending.get(kind)
@@ -641,7 +670,54 @@ class _MemoryUnit:
             found.append(_copy_enrollment(e))
         return found
 
+    # --- interactions -----------------------------------------------------------------
+
+    def add_interaction(self, interaction: Interaction) -> None:
+        if not isinstance(interaction, Interaction):
+            raise ValidationError(
+                f"add_interaction() takes an Interaction, not {type(interaction).__name__}",
+                field="interaction",
+                value=interaction,
+            )
+        if self.find_interaction(interaction.id) is not None:
+            raise AlreadyExists("Interaction", interaction.id)
+        self._interactions[interaction.id] = interaction
+
+    def find_interaction(self, interaction_id: str) -> Interaction | None:
+        # interactions are frozen: no copies needed
+        found = self._interactions.get(interaction_id)
+        return found if found is not None else self._store._interactions.get(interaction_id)
+
+    def interactions(
+        self,
+        *,
+        contact_ids: Sequence[str] = (),
+        lead_id: str | None = None,
+        account_id: str | None = None,
+        since: datetime | None = None,
+    ) -> list[Interaction]:
+        check_interaction_lookup(contact_ids, lead_id, account_id, since)
+        wanted = {("contact", c) for c in contact_ids}
+        if lead_id is not None:
+            wanted.add(("lead", lead_id))
+        if account_id is not None:
+            wanted.add(("account", account_id))
+        ids: set[str] = set()
+        for key in wanted:
+            ids.update(self._store._interactions_by.get(key, ()))
+        ids.update(
+            i.id for i in self._interactions.values() if not wanted.isdisjoint(_interaction_keys(i))
+        )
+        found = [i for i in map(self.find_interaction, ids) if i is not None]
+        if since is not None:
+            found = [i for i in found if i.occurred_at >= since]
+        found.sort(key=lambda i: (i.occurred_at, i.id))
+        return found
+
     def commit(self) -> None:
+        for interaction in self._interactions.values():
+            self._store._store_interaction(interaction)
+        self._interactions = {}
         for definition in self._definitions.values():
             self._store._store_definition(definition)
         self._definitions = {}

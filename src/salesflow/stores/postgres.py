@@ -23,6 +23,7 @@ from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
     DueTable,
+    InteractionTable,
     SequenceTables,
     SQLUnit,
     Table,
@@ -247,6 +248,7 @@ class PostgresStore:
         self._tables = {kind: Table(kind, dialect, codec) for kind in RECORD_TYPES}
         self._due = DueTable(dialect)
         self._sequences = SequenceTables(dialect)
+        self._interactions = InteractionTable(dialect)
         self._lock = threading.RLock()
         self._busy = False
         self._conn: psycopg.Connection[Any] | None = self._connect()
@@ -307,7 +309,14 @@ class PostgresStore:
                 or the server cannot be reached.
         """
         with self._transaction() as session:
-            yield SQLUnit(self._tables, session, session.commit, self._due, self._sequences)
+            yield SQLUnit(
+                self._tables,
+                session,
+                session.commit,
+                self._due,
+                self._sequences,
+                self._interactions,
+            )
 
     def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
         """Rewrite every stored document older than the codec's current schema.

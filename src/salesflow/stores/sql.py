@@ -19,8 +19,9 @@ non-ASCII text value, because neither engine folds case the way Python's
 which is exact for ASCII. The document's ``"schema"`` number is indexed too:
 after a codec upgrade, `migrate_documents` finds the rows that still hold an
 older document and rewrites them, so the copied columns agree with the records.
-Beside the record tables, ``sf_due`` keeps due items, and ``sf_definitions`` and
-``sf_enrollments`` (`salesflow.stores.sql_sequences`) definitions and enrollments.
+Beside the record tables, ``sf_due`` keeps due items, ``sf_definitions`` and
+``sf_enrollments`` (`salesflow.stores.sql_sequences`) definitions and enrollments,
+and ``sf_interactions`` (`salesflow.stores.sql_interactions`) interactions.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from salesflow.stores.base import (
 )
 from salesflow.stores.codec import Codec, decode_due_item, encode_due_item
 from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction, dump_json, quote
+from salesflow.stores.sql_interactions import InteractionTable, InteractionUnit
 from salesflow.stores.sql_query import Params, order_clause, where_clause
 from salesflow.stores.sql_sequences import SequenceTables, SequenceUnit
 from salesflow.values import Record, RecordKind, RecordRef
@@ -61,6 +63,7 @@ __all__ = [
     "MIGRATION_BATCH_SIZE",
     "STORE_SCHEMA_VERSION",
     "DueTable",
+    "InteractionTable",
     "SQLUnit",
     "SequenceTables",
     "Table",
@@ -70,12 +73,13 @@ __all__ = [
 
 R = TypeVar("R", bound=Record)
 
-STORE_SCHEMA_VERSION = 3
+STORE_SCHEMA_VERSION = 4
 """The table layout this salesflow writes; a database stamped newer is refused, one
 stamped older is upgraded when opened (the missing tables and indexes are created).
 
 Layouts: 1, the record tables; 2, adds ``sf_due`` (due items); 3, adds
-``sf_definitions`` and ``sf_enrollments`` (`salesflow.stores.sql_sequences`)."""
+``sf_definitions`` and ``sf_enrollments`` (`salesflow.stores.sql_sequences`); 4, adds
+``sf_interactions`` (`salesflow.stores.sql_interactions`)."""
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""
@@ -311,8 +315,9 @@ def open_schema(
     and takes no table locks, which matters when many workers open one database.
     A database at an older layout is upgraded: every statement is ``IF NOT
     EXISTS``, so what the old layout has stays and what it lacks (``sf_due`` for
-    layout 1, ``sf_definitions`` and ``sf_enrollments`` for layouts 1 and 2) is
-    created, and the new layout number is stamped.
+    layout 1, ``sf_definitions`` and ``sf_enrollments`` for layouts 1 and 2,
+    ``sf_interactions`` for layouts 1 to 3) is created, and the new layout number
+    is stamped.
 
     Args:
         session: The transaction to run in.
@@ -346,7 +351,8 @@ def open_schema(
     for table in tables:
         for statement in table.ddl():
             session.change(statement)
-    for statement in DueTable(dialect).ddl() + SequenceTables(dialect).ddl():
+    extra = DueTable(dialect).ddl() + SequenceTables(dialect).ddl()
+    for statement in extra + InteractionTable(dialect).ddl():
         session.change(statement)
     session.change(
         f'INSERT INTO {meta} ("key", "value") VALUES ({p}, {p}) '
@@ -474,9 +480,10 @@ def _migrate_batch(
 # --- the unit of work -----------------------------------------------------------------
 
 
-class SQLUnit(SequenceUnit):
+class SQLUnit(SequenceUnit, InteractionUnit):
     """The `UnitOfWork` operations on one transaction of a SQL store (the definition
-    and enrollment ones are inherited from `SequenceUnit`).
+    and enrollment ones are inherited from `SequenceUnit`, the interaction ones from
+    `InteractionUnit`).
 
     Args:
         tables: The table of every record kind.
@@ -484,6 +491,7 @@ class SQLUnit(SequenceUnit):
         commit: Commits that transaction.
         due: The table of due items.
         sequences: The tables of definitions and enrollments.
+        interactions: The table of interactions.
     """
 
     def __init__(
@@ -493,12 +501,14 @@ class SQLUnit(SequenceUnit):
         commit: Callable[[], None],
         due: DueTable,
         sequences: SequenceTables,
+        interactions: InteractionTable,
     ) -> None:
         self._tables = tables
         self._session = session
         self._commit = commit
         self._due = due
         self._sequences = sequences
+        self._interactions = interactions
         self._claimed: set[str] = set()
 
     def find(self, cls: type[R], record_id: str) -> R | None:

@@ -25,6 +25,7 @@ from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value, for
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
     DueTable,
+    InteractionTable,
     SequenceTables,
     SQLUnit,
     Table,
@@ -259,6 +260,7 @@ class SQLiteStore:
         self._tables = {kind: Table(kind, dialect, codec) for kind in RECORD_TYPES}
         self._due = DueTable(dialect)
         self._sequences = SequenceTables(dialect)
+        self._interactions = InteractionTable(dialect)
         self._lock = threading.RLock()
         self._busy = False
         self._units = 0
@@ -306,7 +308,14 @@ class SQLiteStore:
                 or another process kept the database locked too long.
         """
         with self._transaction() as session:
-            yield SQLUnit(self._tables, session, session.commit, self._due, self._sequences)
+            yield SQLUnit(
+                self._tables,
+                session,
+                session.commit,
+                self._due,
+                self._sequences,
+                self._interactions,
+            )
 
     def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
         """Rewrite every stored document older than the codec's current schema.

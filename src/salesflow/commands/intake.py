@@ -1,0 +1,509 @@
+"""Intake commands of `Salesflow`: matching strategies, the one intake path every
+channel uses, and recording interactions.
+
+`intake` runs in one unit of work: the contact strategy first (an indexed lookup
+by email, then the strategy's other fields on the candidates; several matches →
+the most recently modified), then the lead strategy (a child lead of the matched
+contact preferred), then update or create, then the interaction. Every decision
+is written into `IntakeResult.reasons`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from salesflow import events as ev
+from salesflow import lead as leads
+from salesflow.commands.core import EngineCore
+from salesflow.commands.records import RECORD_SYSTEM
+from salesflow.commands.work import Work, fields_changed
+from salesflow.definitions import ACTIVE, StoredDefinition
+from salesflow.errors import NotFound, ValidationError
+from salesflow.intake import IntakeOptions, IntakeResult, RecordAction, Submission
+from salesflow.interactions import Interaction, InteractionKind
+from salesflow.lead import Lead
+from salesflow.matching import (
+    DEFAULT_CONTACT_STRATEGY,
+    DEFAULT_LEAD_STRATEGY,
+    INDEXED_FIELD,
+    MatchingStrategy,
+    pick,
+    strategy_from_dict,
+    strategy_to_dict,
+)
+from salesflow.party import Contact
+from salesflow.values import Record, RecordKind, check_fields, normalize_email
+
+__all__ = ["MATCHING_STRATEGY", "IntakeCommands"]
+
+MATCHING_STRATEGY = "matching_strategy"
+"""The definition kind of matching strategies in the store."""
+
+_BUILT_IN = {s.id: s for s in (DEFAULT_CONTACT_STRATEGY, DEFAULT_LEAD_STRATEGY)}
+_CONTACT_FIELDS = frozenset(a.name for a in attrs.fields(Contact)) - RECORD_SYSTEM - {"custom"}
+_LEAD_FIELDS = frozenset(leads.EDITABLE_FIELDS) - {"custom"}
+
+
+def _reader(record: Record) -> Callable[[str], Any]:
+    def read(name: str) -> Any:
+        if name.startswith("custom."):
+            return record.custom.get(name[7:])
+        return getattr(record, name, None)
+
+    return read
+
+
+def _split(
+    values: Mapping[str, Any], allowed: frozenset[str], ignore_empty: bool
+) -> dict[str, Any]:
+    """The submitted values a record of ``allowed`` fields takes (custom ones under
+    ``custom``), without empty ones when ``ignore_empty``."""
+    taken: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for name, value in values.items():
+        if ignore_empty and (value is None or (isinstance(value, str) and not value.strip())):
+            continue
+        if name.startswith("custom."):
+            custom[name[7:]] = value
+        elif name in allowed:
+            taken[name] = value
+    if custom:
+        taken["custom"] = custom
+    return taken
+
+
+def _changes(record: Record, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values that differ from ``record``'s once converted as the record converts
+    them (an email differing only in case is the same email); custom values are
+    merged into the record's own."""
+    fields = attrs.fields_dict(type(record))
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        if name == "custom":
+            continue
+        converter = fields[name].converter
+        converted = converter(value) if callable(converter) else value
+        current = getattr(record, name)
+        if (
+            name == "email"
+            and isinstance(converted, str)
+            and isinstance(current, str)
+            and normalize_email(converted) == normalize_email(current)
+        ):
+            continue
+        if converted != current:
+            changes[name] = value
+    custom = values.get("custom")
+    if custom and any(record.custom.get(k) != v for k, v in custom.items()):
+        changes["custom"] = {**record.custom, **custom}
+    return changes
+
+
+class IntakeCommands(EngineCore):
+    """Matching strategies, intake, interactions."""
+
+    # --- strategies -----------------------------------------------------------------
+
+    def save_matching_strategy(self, strategy: MatchingStrategy) -> MatchingStrategy:
+        """Store a matching strategy (a new version when its id exists).
+
+        A strategy saved with ``default=True`` becomes its target's default: the
+        latest saved default wins (the built-in `DEFAULT_CONTACT_STRATEGY` and
+        `DEFAULT_LEAD_STRATEGY` are used until one is saved).
+
+        Raises:
+            ValidationError: ``strategy`` is not a `MatchingStrategy`.
+        """
+        if not isinstance(strategy, MatchingStrategy):
+            raise ValidationError(
+                f"save_matching_strategy() takes a MatchingStrategy, not {type(strategy).__name__}",
+                field="strategy",
+                value=strategy,
+            )
+        with self._command() as work:
+            latest = work.uow.find_definition(MATCHING_STRATEGY, strategy.id)
+            version = 1 if latest is None else latest.version + 1
+            work.uow.add_definition(
+                StoredDefinition(
+                    kind=MATCHING_STRATEGY,
+                    id=strategy.id,
+                    version=version,
+                    state=ACTIVE,
+                    document=strategy_to_dict(strategy),
+                    published_at=work.now,
+                )
+            )
+            work.events.append(
+                ev.DefinitionPublished(
+                    occurred_at=work.now,
+                    kind=MATCHING_STRATEGY,
+                    definition_id=strategy.id,
+                    version=version,
+                )
+            )
+        return strategy
+
+    def matching_strategies(self) -> list[MatchingStrategy]:
+        """The saved strategies (latest version of each), by id."""
+        with self._read() as uow:
+            return [strategy_from_dict(d.document) for d in uow.definitions(MATCHING_STRATEGY)]
+
+    def _strategy(
+        self, work: Work, strategy_id: str | None, target: RecordKind
+    ) -> MatchingStrategy:
+        if strategy_id is not None:
+            stored = work.uow.find_definition(MATCHING_STRATEGY, strategy_id)
+            strategy = (
+                strategy_from_dict(stored.document)
+                if stored is not None
+                else _BUILT_IN.get(strategy_id)
+            )
+            if strategy is None:
+                raise NotFound("MatchingStrategy", strategy_id)
+            if strategy.target is not target:
+                raise ValidationError(
+                    f"matching strategy {strategy_id!r} matches {strategy.target.value}s; "
+                    f"name a {target.value} strategy here",
+                    field="strategy",
+                    value=strategy_id,
+                )
+            return strategy
+        defaults = [
+            (d.published_at, s)
+            for d in work.uow.definitions(MATCHING_STRATEGY)
+            if (s := strategy_from_dict(d.document)).target is target and s.default
+        ]
+        if defaults:
+            return max(defaults, key=lambda pair: pair[0])[1]
+        return DEFAULT_CONTACT_STRATEGY if target is RecordKind.CONTACT else DEFAULT_LEAD_STRATEGY
+
+    # --- intake ---------------------------------------------------------------------
+
+    def intake(self, submission: Submission, options: IntakeOptions | None = None) -> IntakeResult:
+        """Take a person in: match, update or create, record the interaction.
+
+        Args:
+            submission: Who came in, how, with which values.
+            options: Strategies and switches; `IntakeOptions()` by default.
+
+        Returns:
+            What was matched, created or updated, and why.
+
+        Raises:
+            ValidationError: a value is malformed, or a lead must be created without
+                a ``last_name``; nothing is written.
+            NotFound: an option names an unknown strategy.
+        """
+        options = options if options is not None else IntakeOptions()
+        if not isinstance(submission, Submission) or not isinstance(options, IntakeOptions):
+            raise ValidationError(
+                "intake() takes a Submission and IntakeOptions",
+                field="submission",
+                value=submission,
+            )
+        with self._command() as work:
+            return self._intake_in(work, submission, options)
+
+    def _intake_in(
+        self, work: Work, submission: Submission, options: IntakeOptions
+    ) -> IntakeResult:
+        values = submission.fields
+        if submission.form_id is not None:
+            values = {**values, "form_id": submission.form_id}
+        if submission.campaign_id is not None:
+            values = {**values, "campaign_id": submission.campaign_id}
+        country = values.get("country") if isinstance(values.get("country"), str) else None
+        reasons: list[str] = []
+
+        contact_strategy = self._strategy(work, options.contact_strategy, RecordKind.CONTACT)
+        contact = self._match(
+            work, Contact, contact_strategy, values, country, options, reasons, preferred=None
+        )
+        lead_strategy = self._strategy(work, options.lead_strategy, RecordKind.LEAD)
+
+        def child(candidate: Any) -> bool:
+            return contact is not None and candidate.parent_contact_id == contact.id
+
+        lead = (
+            self._match(
+                work, Lead, lead_strategy, values, country, options, reasons, preferred=child
+            )
+            if options.leads
+            else None
+        )
+
+        contact, contact_action = self._take_contact(work, contact, values, options, reasons)
+        lead_action = RecordAction.NONE
+        if options.leads:
+            lead, lead_action = self._take_lead(
+                work, submission, lead, contact, values, options, reasons
+            )
+        interaction = self._record_submission(work, submission, contact, lead, reasons)
+        return IntakeResult(
+            lead=lead,
+            contact=contact,
+            lead_action=lead_action,
+            contact_action=contact_action,
+            interaction=interaction,
+            reasons=tuple(reasons),
+        )
+
+    def _match(
+        self,
+        work: Work,
+        cls: type[Any],
+        strategy: MatchingStrategy,
+        values: Mapping[str, Any],
+        country: str | None,
+        options: IntakeOptions,
+        reasons: list[str],
+        *,
+        preferred: Callable[[Any], bool] | None,
+    ) -> Any:
+        keys = strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
+        what = cls.__name__.lower()
+        if keys is None:
+            reasons.append(f"no {what} matched: the submission has no {INDEXED_FIELD}")
+            return None
+        email = keys[INDEXED_FIELD]
+        assert email is not None
+        found = [
+            r
+            for r in work.uow.find_by(cls, "email_key", normalize_email(email))
+            if strategy.matches(keys, _reader(r), country)
+            and (options.match_inactive or _is_active(r))
+        ]
+        chosen = pick(found, modified_at=lambda r: r.modified_at, preferred=preferred)
+        shown = ", ".join(f"{k}={v!r}" for k, v in keys.items())
+        if chosen is None:
+            reasons.append(f"no {what} matched strategy {strategy.id!r} ({shown})")
+        else:
+            extra = f" (the most recently modified of {len(found)})" if len(found) > 1 else ""
+            reasons.append(
+                f"{what} {chosen.id!r} matched strategy {strategy.id!r} ({shown}){extra}"
+            )
+        return chosen
+
+    def _take_contact(
+        self,
+        work: Work,
+        contact: Contact | None,
+        values: Mapping[str, Any],
+        options: IntakeOptions,
+        reasons: list[str],
+    ) -> tuple[Contact | None, RecordAction]:
+        taken = _split(values, _CONTACT_FIELDS, options.ignore_empty)
+        if contact is not None:
+            changes = _changes(contact, taken) if options.update_matched else {}
+            if not changes:
+                return contact, RecordAction.UNCHANGED
+            check_fields(Contact, changes, RECORD_SYSTEM, creating=False)
+            updated = attrs.evolve(contact, modified_at=work.now, **changes)
+            saved = work.update(updated)
+            assert isinstance(saved, Contact)
+            work.events.append(
+                ev.ContactUpdated(
+                    occurred_at=work.now,
+                    contact_id=contact.id,
+                    fields=fields_changed(contact, updated, list(changes)),
+                )
+            )
+            reasons.append(f"contact {contact.id!r} updated: {', '.join(sorted(changes))}")
+            return saved, RecordAction.UPDATED
+        if not options.create_contact:
+            return None, RecordAction.NONE
+        check_fields(Contact, taken, RECORD_SYSTEM, creating=True)
+        created = Contact(
+            id=self._ids(RecordKind.CONTACT), created_at=work.now, modified_at=work.now, **taken
+        )
+        work.add(created)
+        work.events.append(ev.ContactCreated(occurred_at=work.now, contact_id=created.id))
+        reasons.append(f"contact {created.id!r} created")
+        return created, RecordAction.CREATED
+
+    def _take_lead(
+        self,
+        work: Work,
+        submission: Submission,
+        lead: Lead | None,
+        contact: Contact | None,
+        values: Mapping[str, Any],
+        options: IntakeOptions,
+        reasons: list[str],
+    ) -> tuple[Lead | None, RecordAction]:
+        taken = _split(values, _LEAD_FIELDS, options.ignore_empty)
+        if lead is not None:
+            changes = _changes(lead, taken) if options.update_matched else {}
+            if not changes or not lead.is_open:
+                return lead, RecordAction.UNCHANGED
+            updated, happened = leads.edit(lead, changes, now=work.now)
+            saved = work.update(updated)
+            assert isinstance(saved, Lead)
+            work.events.append(happened)
+            reasons.append(f"lead {lead.id!r} updated: {', '.join(sorted(changes))}")
+            return saved, RecordAction.UPDATED
+        if not options.create_when_no_match:
+            return None, RecordAction.NONE
+        if contact is not None:
+            taken.setdefault("parent_contact_id", contact.id)
+            if contact.account_id is not None:
+                taken.setdefault("parent_account_id", contact.account_id)
+        if "topic" not in taken:
+            taken["topic"] = _default_topic(submission)
+        if "last_name" not in taken:
+            raise ValidationError(
+                "a new lead needs last_name; the submission has none (map a column or form "
+                "field to last_name)",
+                field="last_name",
+                value=None,
+            )
+        created, happened = leads.new_lead(
+            lead_id=self._ids(RecordKind.LEAD), fields=taken, now=work.now
+        )
+        work.check_references(created)
+        work.add(created)
+        work.events.append(happened)
+        linked = f", linked to contact {contact.id!r}" if contact is not None else ""
+        reasons.append(f"lead {created.id!r} created{linked}")
+        return created, RecordAction.CREATED
+
+    def _record_submission(
+        self,
+        work: Work,
+        submission: Submission,
+        contact: Contact | None,
+        lead: Lead | None,
+        reasons: list[str],
+    ) -> Interaction | None:
+        kind = submission.interaction_kind
+        if kind is None or (contact is None and lead is None):
+            return None
+        interaction_id = (
+            f"int-{submission.id}" if submission.id is not None else _content_id(submission)
+        )
+        if work.uow.find_interaction(interaction_id) is not None:
+            reasons.append(f"interaction {interaction_id!r} was recorded before; not again")
+            return None
+        interaction = Interaction(
+            id=interaction_id,
+            kind=kind,
+            occurred_at=submission.occurred_at or work.now,
+            contact_id=None if contact is None else contact.id,
+            lead_id=None if lead is None else lead.id,
+            account_id=None if contact is None else contact.account_id,
+            source_id=submission.form_id,
+        )
+        self._add_interaction(work, interaction)
+        reasons.append(f"interaction {interaction.id!r} ({kind.value}) recorded")
+        return interaction
+
+    # --- interactions ---------------------------------------------------------------
+
+    def record_interaction(
+        self,
+        kind: InteractionKind | str,
+        *,
+        contact_id: str | None = None,
+        lead_id: str | None = None,
+        source_id: str | None = None,
+        occurred_at: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        interaction_id: str | None = None,
+    ) -> Interaction:
+        """Record what a contact and/or lead did (an email opened, a page visited …).
+
+        Args:
+            kind: What they did.
+            contact_id: The contact (its account is recorded with it).
+            lead_id: The lead.
+            source_id: Which email, page, event or form.
+            occurred_at: When (aware); the command's time by default.
+            metadata: Anything else the channel reports.
+            interaction_id: An id of the host's (the same id is recorded once).
+
+        Raises:
+            NotFound: the contact or lead does not exist.
+            AlreadyExists: ``interaction_id`` was recorded before.
+            ValidationError: malformed values, or neither contact nor lead.
+        """
+        with self._command() as work:
+            contact = work.get(Contact, contact_id) if contact_id is not None else None
+            if lead_id is not None:
+                work.get(Lead, lead_id)
+            interaction = Interaction(
+                id=interaction_id or f"int-{uuid.uuid4().hex}",
+                kind=kind,
+                occurred_at=occurred_at if occurred_at is not None else work.now,
+                contact_id=contact_id,
+                lead_id=lead_id,
+                account_id=None if contact is None else contact.account_id,
+                source_id=source_id,
+                metadata=metadata,
+            )
+            self._add_interaction(work, interaction)
+        return interaction
+
+    def interactions(
+        self,
+        *,
+        contact_id: str | None = None,
+        lead_id: str | None = None,
+        account_id: str | None = None,
+    ) -> list[Interaction]:
+        """The interactions of a contact, a lead or an account, oldest first."""
+        with self._read() as uow:
+            return uow.interactions(
+                contact_ids=() if contact_id is None else (contact_id,),
+                lead_id=lead_id,
+                account_id=account_id,
+            )
+
+    def _add_interaction(self, work: Work, interaction: Interaction) -> None:
+        work.uow.add_interaction(interaction)
+        work.events.append(
+            ev.InteractionRecorded(
+                occurred_at=work.now,
+                interaction_id=interaction.id,
+                kind=interaction.kind.value,
+                contact_id=interaction.contact_id,
+                lead_id=interaction.lead_id,
+            )
+        )
+
+
+_TOPICS = {
+    "typed": "New lead",
+    "csv": "Imported lead",
+    "landing_page": "Landing page",
+    "event": "Event registration",
+    "linkedin_form": "LinkedIn lead form",
+}
+
+
+def _default_topic(submission: Submission) -> str:
+    """The topic of a new lead whose submission gives none: where it came from."""
+    topic = _TOPICS[submission.channel.value]
+    return f"{topic}: {submission.form_id}" if submission.form_id else topic
+
+
+def _is_active(record: Any) -> bool:
+    if isinstance(record, Lead):
+        return record.is_open
+    return bool(getattr(record, "active", True))
+
+
+def _content_id(submission: Submission) -> str:
+    """A stable id for a submission without one: the same content is the same
+    submission (so a form posted twice is recorded once)."""
+    parts = [
+        submission.channel.value,
+        submission.form_id or "",
+        submission.occurred_at.isoformat() if submission.occurred_at else "",
+        *(f"{k}={submission.fields[k]!r}" for k in sorted(submission.fields)),
+    ]
+    return "int-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

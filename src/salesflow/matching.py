@@ -1,0 +1,368 @@
+"""Matching: does an incoming person already exist as a contact or a lead?
+
+A `MatchingStrategy` names a target (contacts or leads) and the fields that must
+be equal, each compared through a normalizer (`normalize`): emails trimmed and
+lower-cased; phones as digits, in E.164 form when the country is known; names
+and companies case-folded, accents and repeated spaces removed. The defaults are
+the seeds': contacts match on email (`DEFAULT_CONTACT_STRATEGY`), leads on email
+plus the form (landing page) id (`DEFAULT_LEAD_STRATEGY`), so one contact can
+have one lead per form.
+
+Every strategy includes ``email``: the stores index it (``email_key``), so a
+match is an indexed lookup followed by a check of the other fields on the few
+candidates, never a scan. A submission without an email matches nothing.
+
+This module is pure: the normalizers, strategies, their validation and the choice
+among candidates (`pick`). The engine's intake (`salesflow.commands.intake`) does
+the lookups.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import attrs
+
+from salesflow.errors import ValidationError
+from salesflow.values import RecordKind, to_enum
+
+__all__ = [
+    "CALLING_CODES",
+    "DEFAULT_CONTACT_STRATEGY",
+    "DEFAULT_LEAD_STRATEGY",
+    "INDEXED_FIELD",
+    "MatchField",
+    "MatchingStrategy",
+    "Normalizer",
+    "normalize",
+    "pick",
+    "strategy_from_dict",
+    "strategy_to_dict",
+]
+
+INDEXED_FIELD = "email"
+"""The field every strategy includes: the one the stores index for lookups."""
+
+CALLING_CODES: Mapping[str, str] = {
+    # ISO 3166 alpha-2 codes and English names of the countries a phone's country
+    # is most often given as; more can be added by hosts through `normalize`'s
+    # ``calling_codes`` argument.
+    **dict.fromkeys(("us", "usa", "united states", "ca", "canada"), "1"),
+    **dict.fromkeys(("ru", "russia", "kz", "kazakhstan"), "7"),
+    **dict.fromkeys(("gb", "uk", "united kingdom", "england", "scotland", "wales"), "44"),
+    **dict.fromkeys(("lt", "lithuania"), "370"),
+    **dict.fromkeys(("lv", "latvia"), "371"),
+    **dict.fromkeys(("ee", "estonia"), "372"),
+    **dict.fromkeys(("pl", "poland"), "48"),
+    **dict.fromkeys(("cn", "china"), "86"),
+    **dict.fromkeys(("de", "germany"), "49"),
+    **dict.fromkeys(("fr", "france"), "33"),
+    **dict.fromkeys(("es", "spain"), "34"),
+    **dict.fromkeys(("it", "italy"), "39"),
+    **dict.fromkeys(("ie", "ireland"), "353"),
+    **dict.fromkeys(("nl", "netherlands"), "31"),
+    **dict.fromkeys(("be", "belgium"), "32"),
+    **dict.fromkeys(("ch", "switzerland"), "41"),
+    **dict.fromkeys(("at", "austria"), "43"),
+    **dict.fromkeys(("se", "sweden"), "46"),
+    **dict.fromkeys(("no", "norway"), "47"),
+    **dict.fromkeys(("dk", "denmark"), "45"),
+    **dict.fromkeys(("fi", "finland"), "358"),
+    **dict.fromkeys(("ua", "ukraine"), "380"),
+    **dict.fromkeys(("by", "belarus"), "375"),
+    **dict.fromkeys(("cz", "czechia", "czech republic"), "420"),
+    **dict.fromkeys(("pt", "portugal"), "351"),
+    **dict.fromkeys(("jp", "japan"), "81"),
+    **dict.fromkeys(("in", "india"), "91"),
+    **dict.fromkeys(("au", "australia"), "61"),
+    **dict.fromkeys(("br", "brazil"), "55"),
+    **dict.fromkeys(("mx", "mexico"), "52"),
+}
+"""Country (ISO code or English name, lower case) → international calling code."""
+
+
+_TRUNK_PREFIXES: Mapping[str, str] = {"7": "8", "370": "8", "375": "8"}
+"""National trunk prefixes other than the usual ``0``, by calling code."""
+
+
+class Normalizer(StrEnum):
+    """How a field's values are compared."""
+
+    EXACT = "exact"
+    EMAIL = "email"
+    PHONE = "phone"
+    NAME = "name"
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _name(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _SPACES.sub(" ", plain).strip()
+
+
+def _phone(text: str, country: str | None, codes: Mapping[str, str]) -> str | None:
+    digits = "".join(c for c in text if c.isdigit())
+    if not digits:
+        return None
+    if text.lstrip().startswith("+"):
+        return "+" + digits
+    if digits.startswith("00"):
+        return "+" + digits[2:]
+    code = codes.get(country.strip().casefold()) if country else None
+    if code is None:
+        return digits  # no country: the digits are the best key there is
+    if digits.startswith(code) and len(digits) > 10:
+        return "+" + digits  # already international, written without the +
+    trunk = _TRUNK_PREFIXES.get(code, "0")
+    if digits.startswith(trunk):
+        digits = digits[len(trunk) :]  # the national trunk prefix is not dialled from abroad
+    return "+" + code + digits
+
+
+def normalize(
+    normalizer: Normalizer | str,
+    value: Any,
+    *,
+    country: str | None = None,
+    calling_codes: Mapping[str, str] = CALLING_CODES,
+) -> str | None:
+    """The matching key of ``value``; None when it is empty.
+
+    Args:
+        normalizer: How to compare (`Normalizer`).
+        value: The value (anything; compared as text).
+        country: The person's country, for phones (ISO code or English name).
+        calling_codes: Country → calling code, for phones.
+
+    Returns:
+        ``EMAIL``: trimmed, lower-cased. ``PHONE``: ``+`` and digits (E.164) when the
+        number is international or the country is known, else the digits.
+        ``NAME``: case-folded, accents removed, inner spaces collapsed. ``EXACT``:
+        trimmed text.
+    """
+    text = _text(value)
+    if text is None:
+        return None
+    kind = Normalizer(normalizer)
+    if kind is Normalizer.EMAIL:
+        return text.lower()
+    if kind is Normalizer.PHONE:
+        return _phone(text, country, calling_codes)
+    if kind is Normalizer.NAME:
+        return _name(text) or None
+    return text
+
+
+def _field_name(_: Any, __: Any, value: Any) -> None:
+    if not isinstance(value, str) or not value or len(value) > 100:
+        raise ValidationError(
+            f"MatchField.name={value!r} must be a field name (e.g. 'email', 'last_name', "
+            f"'form_id' or 'custom.member_no')",
+            field="MatchField.name",
+            value=value,
+        )
+
+
+def _normalizer(value: object) -> Normalizer:
+    result: Normalizer = to_enum(Normalizer, value, "MatchField.normalizer", optional=False)
+    return result
+
+
+@attrs.frozen(kw_only=True)
+class MatchField:
+    """One field a strategy compares, and how."""
+
+    name: str = attrs.field(validator=_field_name)
+    normalizer: Normalizer = attrs.field(default=Normalizer.EXACT, converter=_normalizer)
+
+
+def _target(value: object) -> RecordKind:
+    kind: RecordKind = to_enum(RecordKind, value, "MatchingStrategy.target", optional=False)
+    if kind not in (RecordKind.CONTACT, RecordKind.LEAD):
+        raise ValidationError(
+            f"MatchingStrategy.target={kind.value!r}: strategies match contacts or leads",
+            field="MatchingStrategy.target",
+            value=value,
+        )
+    return kind
+
+
+def _fields(value: object) -> tuple[MatchField, ...]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+        raise ValidationError(
+            f"MatchingStrategy.fields={value!r} must be a non-empty list of MatchField",
+            field="MatchingStrategy.fields",
+            value=value,
+        )
+    fields = tuple(
+        f if isinstance(f, MatchField) else MatchField(name=f)  # a bare name: exact
+        for f in value
+    )
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        raise ValidationError(
+            f"MatchingStrategy.fields names a field twice: {names}",
+            field="MatchingStrategy.fields",
+            value=value,
+        )
+    if INDEXED_FIELD not in names:
+        raise ValidationError(
+            f"MatchingStrategy.fields={names} must include {INDEXED_FIELD!r}: matching looks "
+            f"candidates up by email, the field every store indexes, then compares the "
+            f"other fields",
+            field="MatchingStrategy.fields",
+            value=value,
+        )
+    return fields
+
+
+def _strategy_id(_: Any, __: Any, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise ValidationError(
+            f"MatchingStrategy.id={value!r} must be a non-empty string",
+            field="MatchingStrategy.id",
+            value=value,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class MatchingStrategy:
+    """Records of ``target`` whose ``fields`` all equal the incoming values match.
+
+    Attributes:
+        id: The strategy's id (forms name it).
+        target: Contacts or leads.
+        fields: The fields compared; must include ``email``.
+        default: Whether it is its target's default (one per target).
+    """
+
+    id: str = attrs.field(validator=_strategy_id)
+    target: RecordKind = attrs.field(converter=_target)
+    fields: tuple[MatchField, ...] = attrs.field(converter=_fields)
+    default: bool = False
+
+    def keys(
+        self,
+        values: Callable[[str], Any],
+        *,
+        country: str | None = None,
+        ignore_empty: bool = True,
+    ) -> dict[str, str | None] | None:
+        """The normalized key of each field, read with ``values``.
+
+        Returns:
+            Field → key; fields whose value is empty are left out when
+            ``ignore_empty`` (else kept as None: only an empty value matches them).
+            None when there is no email: nothing can be looked up.
+        """
+        keys: dict[str, str | None] = {}
+        for f in self.fields:
+            key = normalize(f.normalizer, values(f.name), country=country)
+            if key is None and f.name == INDEXED_FIELD:
+                return None
+            if key is not None or not ignore_empty:
+                keys[f.name] = key
+        return keys
+
+    def matches(
+        self, keys: Mapping[str, str | None], values: Callable[[str], Any], country: str | None
+    ) -> bool:
+        """Whether a candidate (read with ``values``) has every key of ``keys``."""
+        by_name = {f.name: f for f in self.fields}
+        return all(
+            normalize(by_name[name].normalizer, values(name), country=country) == key
+            for name, key in keys.items()
+        )
+
+
+DEFAULT_CONTACT_STRATEGY = MatchingStrategy(
+    id="contact_email",
+    target=RecordKind.CONTACT,
+    fields=(MatchField(name="email", normalizer=Normalizer.EMAIL),),
+    default=True,
+)
+"""Contacts match on email."""
+
+DEFAULT_LEAD_STRATEGY = MatchingStrategy(
+    id="lead_email_form",
+    target=RecordKind.LEAD,
+    fields=(
+        MatchField(name="email", normalizer=Normalizer.EMAIL),
+        MatchField(name="form_id", normalizer=Normalizer.EXACT),
+    ),
+    default=True,
+)
+"""Leads match on email plus the form (landing page) id."""
+
+
+def pick(
+    candidates: Iterable[Any],
+    *,
+    modified_at: Callable[[Any], datetime],
+    preferred: Callable[[Any], bool] | None = None,
+) -> Any | None:
+    """The candidate a match takes: a preferred one (a child lead of the matched
+    contact) first, then the most recently modified; ties by id, highest first.
+
+    Returns:
+        The chosen candidate, or None when there is none.
+    """
+    best = None
+    best_key: tuple[bool, datetime, str] | None = None
+    for candidate in candidates:
+        key = (
+            bool(preferred(candidate)) if preferred is not None else False,
+            modified_at(candidate),
+            str(candidate.id),
+        )
+        if best_key is None or key > best_key:
+            best, best_key = candidate, key
+    return best
+
+
+def strategy_to_dict(strategy: MatchingStrategy) -> dict[str, Any]:
+    """The strategy as JSON values."""
+    return {
+        "id": strategy.id,
+        "target": strategy.target.value,
+        "fields": [{"name": f.name, "normalizer": f.normalizer.value} for f in strategy.fields],
+        "default": strategy.default,
+    }
+
+
+def strategy_from_dict(data: Mapping[str, Any]) -> MatchingStrategy:
+    """The strategy of a document written by `strategy_to_dict`.
+
+    Raises:
+        ValidationError: the document is malformed.
+    """
+    try:
+        return MatchingStrategy(
+            id=data["id"],
+            target=data["target"],
+            fields=tuple(
+                MatchField(name=f["name"], normalizer=f["normalizer"]) for f in data["fields"]
+            ),
+            default=bool(data.get("default", False)),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValidationError(
+            f"matching strategy document is malformed: {exc}",
+            field="strategy",
+            value=dict(data) if isinstance(data, Mapping) else data,
+        ) from exc
