@@ -285,6 +285,51 @@ def simulate_template(
     print(funnel.table(), file=out)
 
 
+def import_file(
+    kind: str,
+    path: str,
+    *,
+    store_url: str,
+    mapping: dict[str, str],
+    out: TextIO,
+    progress: TextIO | None = None,
+) -> None:
+    """Import the leads or contacts of a CSV file into ``store_url`` and print the report."""
+    engine = Salesflow(open_store(store_url))
+    shown = _progress_rows(progress) if progress is not None else None
+    try:
+        report = engine.import_csv(
+            Path(path), kind=kind.rstrip("s"), mapping=mapping or None, progress=shown
+        )
+    finally:
+        engine.close()
+    print(f"imported {path} into {store_url}", file=out)
+    print(report.table(), file=out)
+
+
+def _progress_rows(stream: TextIO) -> Callable[[int], None]:
+    """A row counter redrawn in place on a terminal."""
+
+    def show(done: int) -> None:
+        if stream.isatty():
+            stream.write(f"\r{done:,} rows")
+            stream.flush()
+
+    return show
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        column, sep, field_name = pair.partition("=")
+        if not sep or not column or not field_name:
+            raise SalesflowError(
+                f"--map {pair!r}: write COLUMN=FIELD, e.g. --map 'Surname=last_name'"
+            )
+        mapping[column] = field_name
+    return mapping
+
+
 def list_templates(out: TextIO) -> None:
     """Print the standard sequence templates: name, record type, steps, days."""
     from salesflow.sequences.templates import TEMPLATES, load_template
@@ -359,6 +404,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             default=default,
             help=f"probability, 0-1 (default {default})",
         )
+    imports = commands.add_parser("import", help="import leads or contacts from a CSV file")
+    imports.add_argument("kind", choices=["leads", "contacts"], help="what the rows are")
+    imports.add_argument("file", help="the CSV file (UTF-8, a header row)")
+    imports.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="COLUMN=FIELD",
+        help="send a column to a field (repeatable); columns named like a field need none",
+    )
+    imports.add_argument(
+        "--store",
+        default=os.environ.get("SALESFLOW_STORE", DEFAULT_DEMO_STORE),
+        help=f"store URL (default: $SALESFLOW_STORE or {DEFAULT_DEMO_STORE})",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -372,6 +432,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 answer_rate=args.answer_rate,
                 open_rate=args.open_rate,
                 reply_rate=args.reply_rate,
+                progress=sys.stderr,
+            )
+        elif args.command == "import":
+            import_file(
+                args.kind,
+                args.file,
+                store_url=args.store,
+                mapping=_mapping(args.map),
+                out=sys.stdout,
                 progress=sys.stderr,
             )
         elif args.command == "templates" and args.template_command == "show":

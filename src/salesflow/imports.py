@@ -51,6 +51,7 @@ _FIELDS: Mapping[RecordKind, frozenset[str]] = {
     RecordKind.CONTACT: _CONTACT_FIELDS,
 }
 _CLASSES: Mapping[RecordKind, type] = {RecordKind.LEAD: Lead, RecordKind.CONTACT: Contact}
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _TRUE = frozenset({"true", "yes", "y", "1", "x"})
 _FALSE = frozenset({"false", "no", "n", "0"})
 _MONEY = re.compile(
@@ -246,14 +247,32 @@ def read_rows(
     Raises:
         ValidationError: the file has no header row, or the mapping does not fit it.
     """
-    stream: TextIO = (
-        open(source, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by the iterator
-        if isinstance(source, str | Path)
-        else source
-    )
+    if isinstance(source, str | Path):
+        try:
+            # bytes that are not UTF-8 become lone surrogates, so the row holding them
+            # can be rejected while the rest of the file is read
+            stream: TextIO = open(  # noqa: SIM115 - closed by the row iterator
+                source, encoding="utf-8-sig", newline="", errors="surrogateescape"
+            )
+        except OSError as exc:
+            raise ValidationError(
+                f"cannot open the CSV file {str(source)!r}: {exc.strerror or exc}",
+                field="source",
+                value=str(source),
+            ) from None
+    else:
+        stream = source
     reader = csv.reader(stream)
     try:
         headers = next(reader)
+    except UnicodeDecodeError:
+        stream.close()
+        raise ValidationError(
+            "the CSV file is not UTF-8 text; save it as UTF-8 (CSV UTF-8 in spreadsheet "
+            "programs) and import it again",
+            field="source",
+            value=None,
+        ) from None
     except StopIteration:
         stream.close()
         raise ValidationError(
@@ -261,6 +280,14 @@ def read_rows(
             field="source",
             value=None,
         ) from None
+    if any(_NOT_UTF8.search(h) for h in headers):
+        stream.close()
+        raise ValidationError(
+            "the CSV file's header is not UTF-8 text; save the file as UTF-8 (CSV UTF-8 in "
+            "spreadsheet programs) and import it again",
+            field="source",
+            value=None,
+        )
     taken, ignored = column_mapping(kind, headers, mapping)
 
     def rows() -> Iterator[ParsedRow]:
@@ -268,6 +295,15 @@ def read_rows(
             for number, cells in enumerate(reader, start=2):
                 if not any(cell.strip() for cell in cells):
                     continue  # a blank line is not a row
+                if any(_NOT_UTF8.search(cell) for cell in cells):
+                    yield ParsedRow(
+                        row=number,
+                        rejection=Rejection(
+                            row=number,
+                            reason="has bytes that are not UTF-8 text; save the file as UTF-8",
+                        ),
+                    )
+                    continue
                 if len(cells) != len(headers):
                     yield ParsedRow(
                         row=number,

@@ -298,3 +298,34 @@ def test_imported_leads_are_open_and_closed_ones_stay_closed(engine: Salesflow) 
     (lead,) = engine.lead_view("all_leads").items
     assert lead.status is LeadStatus.OPEN
     assert isinstance(lead, Lead)
+
+
+def test_bytes_that_are_not_utf8_reject_their_row_only(engine: Salesflow, tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(
+        b"Last Name,Email\nRuiz,ana@x.example\n\xff\xfe,bad@x.example\nKim,k@x.example\n"
+    )
+    report = engine.import_csv(path, kind="lead")
+    assert report.created == 2
+    assert [(r.row, r.reason) for r in report.rejected] == [
+        (3, "has bytes that are not UTF-8 text; save the file as UTF-8")
+    ]
+    with pytest.raises(ValidationError, match="cannot open the CSV file"):
+        engine.import_csv(tmp_path / "missing.csv", kind="lead")
+    (tmp_path / "header.csv").write_bytes(b"\xffLast Name,Email\n")
+    with pytest.raises(ValidationError, match="header is not UTF-8"):
+        engine.import_csv(tmp_path / "header.csv", kind="lead")
+
+
+def test_the_import_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from salesflow.cli import main
+
+    path = tmp_path / "people.csv"
+    path.write_text("Surname,Email\nRuiz,ana@x.example\n,bo@x.example\n", encoding="utf-8")
+    store = f"sqlite:///{tmp_path / 'crm.db'}"
+    assert main(["import", "leads", str(path), "--map", "Surname=last_name", "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert "rows 2: created 1, updated 0, unchanged 0, rejected 1" in out
+    assert "row 3: a new lead needs last_name" in out
+    assert main(["import", "contacts", str(path), "--map", "Surname", "--store", store]) == 1
+    assert "write COLUMN=FIELD" in capsys.readouterr().err
