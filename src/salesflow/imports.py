@@ -12,6 +12,7 @@ every parsed row through intake.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import types
 import typing
@@ -165,8 +166,14 @@ def column_mapping(
     return taken, tuple(ignored)
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    # resolving the annotations is slow, and they never change
+    return typing.get_type_hints(cls)
+
+
 def _field_type(cls: type, name: str) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     tp = hints.get(name, str)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]

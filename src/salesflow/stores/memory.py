@@ -322,6 +322,7 @@ class _MemoryUnit:
         self._definitions: dict[tuple[str, str, int], StoredDefinition] = {}
         self._enrollments: dict[str, Enrollment] = {}
         self._interactions: dict[str, Interaction] = {}
+        self._pending_index: dict[tuple[RecordKind, str], dict[str, set[str]]] = {}
 
     def _current(self, kind: RecordKind, record_id: str) -> Record | None:
         pending = self._pending.get(kind)
@@ -354,6 +355,17 @@ class _MemoryUnit:
         if record.version != 1:
             raise VersionConflict(type(record).__name__, record.id, expected=1, actual=0)
         self._pending.setdefault(record.KIND, {})[record.id] = _clone(record)
+        self._index_pending(record)
+
+    def _index_pending(self, record: Record) -> None:
+        """Index a record this unit wrote by its lookup keys: a batch of writes (an
+        import) looks its own records up as often as the committed ones."""
+        for key in lookup_keys(record.KIND):
+            value = key.read(record)
+            if value is not None:
+                self._pending_index.setdefault((record.KIND, key.name), {}).setdefault(
+                    value, set()
+                ).add(record.id)
 
     def update(self, record: Record) -> Record:
         stored = self._current(record.KIND, record.id)
@@ -366,6 +378,7 @@ class _MemoryUnit:
         saved = _clone(record)
         saved.version = record.version + 1
         self._pending.setdefault(record.KIND, {})[record.id] = saved
+        self._index_pending(saved)
         return _clone(saved)
 
     def find_by(self, cls: type[R], key: str, value: str) -> list[R]:
@@ -374,8 +387,11 @@ class _MemoryUnit:
             raise StoreError(f"{cls.__name__} has no lookup key {key!r}")
         pending = self._pending.get(cls.KIND, {})
         committed = [r for r in self._store._indexed(cls.KIND, key, value) if r.id not in pending]
-        # the unit's own writes are few: check them directly
-        found = committed + [r for r in pending.values() if lookup.read(r) == value]
+        # the pending index may name records whose key has changed since: check them
+        ids = self._pending_index.get((cls.KIND, key), {}).get(value, ())
+        found = committed + [
+            r for r in (pending[i] for i in sorted(ids)) if lookup.read(r) == value
+        ]
         found.sort(key=lambda r: (r.modified_at, r.id), reverse=True)
         return [_clone(r) for r in found]  # type: ignore[misc]
 
@@ -728,6 +744,7 @@ class _MemoryUnit:
             for record in records.values():
                 self._store._store(record)
         self._pending = {}
+        self._pending_index = {}
         for item_id in self._due_removed:
             self._store._drop_due(item_id)
         for item in self._due_added.values():

@@ -1,0 +1,209 @@
+"""Process flows to and from documents: plain dicts and JSON.
+
+The document format (schema 1) is stable and JSON-able::
+
+    {
+      "schema": 1,
+      "kind": "process_flow",
+      "id": "marketing_lead_process", "version": 1,
+      "name": "Lead marketing sales process", "record_type": "lead",
+      "description": "...",
+      "stages": [
+        {"id": "inquiry", "name": "Inquiry",
+         "steps": [{"id": "parent_contact_id", "label": "Existing contact",
+                    "kind": "field", "required": false}],
+         "jumps_to": ["sales_acceptance"]},
+        {"id": "develop", "name": "Develop", "record_type": "opportunity", "steps": []}
+      ]
+    }
+
+Optional keys (``description``, a stage's ``record_type``, ``steps``, ``jumps_to``,
+a step's ``required``, default true) may be left out. Reading is strict: unknown
+keys, values of the wrong type, missing keys and newer schemas raise
+`ValidationError` naming the path of the offending key (``stages[2].steps[0].kind``).
+A document need not describe a valid flow (`salesflow.process.validate` says what is
+wrong with it), so an invalid flow can be loaded, shown and fixed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
+
+from salesflow.errors import ValidationError
+from salesflow.process import ProcessFlow, Stage, StageStep
+
+__all__ = ["SCHEMA", "dumps_json", "from_dict", "loads_json", "to_dict"]
+
+SCHEMA = 1
+"""The schema number `to_dict` writes and the newest `from_dict` reads."""
+
+MAX_TEXT_BYTES = 1_000_000
+"""The largest JSON document `loads_json` reads."""
+
+T = TypeVar("T")
+
+_TOP = ("schema", "kind", "id", "version", "name", "record_type", "description", "stages")
+_STAGE = ("id", "name", "record_type", "steps", "jumps_to")
+_STEP = ("id", "label", "kind", "required")
+
+
+def to_dict(flow: ProcessFlow) -> dict[str, Any]:
+    """``flow`` as a JSON-able document (schema 1); `from_dict` reads it back equal."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": "process_flow",
+        "id": flow.id,
+        "version": flow.version,
+        "name": flow.name,
+        "record_type": flow.record_type.value,
+    }
+    if flow.description is not None:
+        doc["description"] = flow.description
+    doc["stages"] = [_stage_to_dict(stage) for stage in flow.stages]
+    return doc
+
+
+def _stage_to_dict(stage: Stage) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": stage.id, "name": stage.name}
+    if stage.record_type is not None:
+        doc["record_type"] = stage.record_type.value
+    doc["steps"] = [
+        {"id": s.id, "label": s.label, "kind": s.kind.value, "required": s.required}
+        for s in stage.steps
+    ]
+    if stage.jumps_to:
+        doc["jumps_to"] = list(stage.jumps_to)
+    return doc
+
+
+def _fail(path: str, message: str, value: object = None) -> NoReturn:
+    where = path or "the document"
+    raise ValidationError(f"{where}: {message}", field=path or None, value=value)
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _table(data: object, path: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        _fail(path, f"expected a table of keys, got {type(data).__name__}", data)
+    unknown = sorted(str(k) for k in data if k not in keys)
+    if unknown:
+        _fail(
+            _join(path, unknown[0]),
+            f"unknown key {unknown[0]!r}; the keys here are {', '.join(keys)}",
+            unknown[0],
+        )
+    return data
+
+
+def _get(data: Mapping[str, Any], path: str, key: str, kind: type[T], default: Any = ...) -> T:
+    if key not in data or data[key] is None:
+        if default is ...:
+            _fail(_join(path, key), "this key is required")
+        return default  # type: ignore[no-any-return]
+    value = data[key]
+    # bool is an int; a version of True is a mistake, not 1.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        _fail(
+            _join(path, key),
+            f"expected {kind.__name__}, got {type(value).__name__} {value!r}",
+            value,
+        )
+    return value
+
+
+def _build(path: str, make: Callable[[], T]) -> T:
+    try:
+        return make()
+    except ValidationError as exc:
+        raise ValidationError(
+            f"{path or 'the document'}: {exc}", field=exc.field, value=exc.value
+        ) from None
+
+
+def from_dict(data: object) -> ProcessFlow:
+    """The flow in a document written by `to_dict` (or by hand).
+
+    Raises:
+        ValidationError: The document is malformed (the message names the key's path),
+            of another kind, or of a newer schema.
+    """
+    top = _table(data, "", _TOP)
+    schema = _get(top, "", "schema", int)
+    if schema < 1 or schema > SCHEMA:
+        _fail(
+            "schema",
+            f"schema {schema} is not one this salesflow reads (1 to {SCHEMA}); a newer "
+            f"salesflow wrote it: upgrade salesflow",
+            schema,
+        )
+    if top.get("kind") != "process_flow":
+        _fail("kind", f"expected 'process_flow', got {top.get('kind')!r}", top.get("kind"))
+    raw_stages = _get(top, "", "stages", list)
+    stages = [_stage_from_dict(item, f"stages[{i}]") for i, item in enumerate(raw_stages)]
+    flow_id, name = _get(top, "", "id", str), _get(top, "", "name", str)
+    version = _get(top, "", "version", int, 1)
+    record_type = _get(top, "", "record_type", str)
+    description = _get(top, "", "description", str, None)
+    return _build(
+        "",
+        lambda: ProcessFlow(
+            id=flow_id,
+            version=version,
+            name=name,
+            record_type=record_type,
+            stages=stages,
+            description=description,
+        ),
+    )
+
+
+def _stage_from_dict(data: object, path: str) -> Stage:
+    table = _table(data, path, _STAGE)
+    raw_steps = _get(table, path, "steps", list, [])
+    steps = [_step_from_dict(item, f"{path}.steps[{i}]") for i, item in enumerate(raw_steps)]
+    jumps = _get(table, path, "jumps_to", list, [])
+    for i, target in enumerate(jumps):
+        if not isinstance(target, str):
+            _fail(f"{path}.jumps_to[{i}]", f"expected a stage id, got {target!r}", target)
+    stage_id, name = _get(table, path, "id", str), _get(table, path, "name", str)
+    record_type = _get(table, path, "record_type", str, None)
+    return _build(
+        path,
+        lambda: Stage(id=stage_id, name=name, steps=steps, jumps_to=jumps, record_type=record_type),
+    )
+
+
+def _step_from_dict(data: object, path: str) -> StageStep:
+    table = _table(data, path, _STEP)
+    step_id, label = _get(table, path, "id", str), _get(table, path, "label", str)
+    kind = _get(table, path, "kind", str)
+    required = _get(table, path, "required", bool, True)
+    return _build(path, lambda: StageStep(id=step_id, label=label, kind=kind, required=required))
+
+
+def dumps_json(flow: ProcessFlow) -> str:
+    """``flow`` as a JSON document (keys in a stable order, two-space indent)."""
+    return json.dumps(to_dict(flow), indent=2, ensure_ascii=False) + "\n"
+
+
+def loads_json(text: str | bytes) -> ProcessFlow:
+    """The flow in a JSON document, at most `MAX_TEXT_BYTES` long.
+
+    Raises:
+        ValidationError: The text is not JSON, too large, or not a valid document.
+    """
+    size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
+    if size > MAX_TEXT_BYTES:
+        _fail("", f"the JSON document is over {MAX_TEXT_BYTES} bytes")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        _fail("", f"not valid JSON: {exc}")
+    return from_dict(data)
