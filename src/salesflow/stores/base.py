@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import Decimal
@@ -528,6 +528,16 @@ class UnitOfWork(Protocol):
     def find_by(self, cls: type[R], key: str, value: str) -> list[R]:
         """Records whose lookup key ``key`` (see `lookup_keys`) equals ``value``,
         most recently modified first."""
+        ...
+
+    def find_many_by(self, cls: type[R], key: str, values: Iterable[str]) -> dict[str, list[R]]:
+        """`find_by` for many values at once (a batch of intake rows): each distinct
+        value → its records, most recently modified first (empty when none)."""
+        ...
+
+    def find_ids_by(self, cls: type[R], key: str, values: Iterable[str]) -> dict[str, list[str]]:
+        """The ids of the records `find_many_by` would return (same order), without
+        reading the records: the exact-match lookup of a batch of intake rows."""
         ...
 
     def query(self, cls: type[R], query: Query) -> Page[R]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -394,6 +394,32 @@ class _MemoryUnit:
         ]
         found.sort(key=lambda r: (r.modified_at, r.id), reverse=True)
         return [_clone(r) for r in found]  # type: ignore[misc]
+
+    def find_many_by(self, cls: type[R], key: str, values: Iterable[str]) -> dict[str, list[R]]:
+        return {value: self.find_by(cls, key, value) for value in dict.fromkeys(values)}
+
+    def find_ids_by(self, cls: type[R], key: str, values: Iterable[str]) -> dict[str, list[str]]:
+        if not any(k.name == key for k in lookup_keys(cls.KIND)):
+            raise StoreError(f"{cls.__name__} has no lookup key {key!r}")
+        kind = cls.KIND
+        index = self._store._index[(kind, key)]
+        pending = self._pending.get(kind)
+        records = self._store._records[kind]
+        found: dict[str, list[str]] = {}
+        for value in values:
+            if value in found:
+                continue
+            ids = index.get(value)
+            if pending:  # the unit's own writes: slow path, still indexed
+                found[value] = [r.id for r in self.find_by(cls, key, value)]
+            elif not ids:
+                found[value] = []
+            elif len(ids) == 1:
+                found[value] = list(ids)
+            else:
+                ordered = sorted(ids, key=lambda i: (records[i].modified_at, i), reverse=True)
+                found[value] = ordered
+        return found
 
     def _matching(self, cls: type[R], query: Query) -> list[Record]:
         query.check(cls.KIND)

@@ -59,6 +59,9 @@ from salesflow.stores.sql_query import Params, order_clause, where_clause
 from salesflow.stores.sql_sequences import SequenceTables, SequenceUnit
 from salesflow.values import Record, RecordKind, RecordRef
 
+_IN_CHUNK = 500
+"""How many values one ``IN (…)`` lookup carries (well under every parameter limit)."""
+
 __all__ = [
     "MIGRATION_BATCH_SIZE",
     "STORE_SCHEMA_VERSION",
@@ -580,6 +583,46 @@ class SQLUnit(SequenceUnit, InteractionUnit):
             [value],
         )
         return [self._as(cls, table, row[0]) for row in rows]
+
+    def find_many_by(self, cls: type[R], key: str, values: Iterable[str]) -> dict[str, list[R]]:
+        """`find_by` for many values in few statements (chunks of `_IN_CHUNK`)."""
+        if key not in {k.name for k in lookup_keys(cls.KIND)}:
+            raise StoreError(f"{cls.__name__} has no lookup key {key!r}")
+        wanted = list(dict.fromkeys(values))
+        found: dict[str, list[R]] = {v: [] for v in wanted}
+        table = self._tables[cls.KIND]
+        p = table.dialect.placeholder
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            rows = self._session.fetch(
+                f'SELECT {quote(key)}, "doc" FROM {table.name} '
+                f"WHERE {quote(key)} IN ({', '.join([p] * len(chunk))}) "
+                f'ORDER BY "modified_at" DESC, "id" DESC',
+                chunk,
+            )
+            for value, raw_doc in rows:
+                found[value].append(self._as(cls, table, raw_doc))
+        return found
+
+    def find_ids_by(self, cls: type[R], key: str, values: Iterable[str]) -> dict[str, list[str]]:
+        """The ids `find_many_by` would return, without reading the records."""
+        if key not in {k.name for k in lookup_keys(cls.KIND)}:
+            raise StoreError(f"{cls.__name__} has no lookup key {key!r}")
+        wanted = list(dict.fromkeys(values))
+        found: dict[str, list[str]] = {v: [] for v in wanted}
+        table = self._tables[cls.KIND]
+        p = table.dialect.placeholder
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            rows = self._session.fetch(
+                f'SELECT {quote(key)}, "id" FROM {table.name} '
+                f"WHERE {quote(key)} IN ({', '.join([p] * len(chunk))}) "
+                f'ORDER BY "modified_at" DESC, "id" DESC',
+                chunk,
+            )
+            for value, record_id in rows:
+                found[value].append(record_id)
+        return found
 
     @staticmethod
     def _as(cls: type[R], table: Table, raw_doc: Any) -> R:

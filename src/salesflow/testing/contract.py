@@ -357,6 +357,51 @@ class StoreContract(SequenceContract, InteractionContract, abc.ABC):
         with store.unit_of_work() as uow:
             assert uow.find_by(Contact, "email_key", "new@x.example") == []
 
+    def test_many_values_are_looked_up_at_once(self, store: Store) -> None:
+        contacts = [
+            Contact(
+                id=f"c{i}",
+                created_at=T0,
+                modified_at=T0 + timedelta(minutes=i),
+                last_name="A",
+                email=f"p{i % 3}@x.example",
+            )
+            for i in range(7)
+        ]
+        self.put(store, *contacts)
+        with store.unit_of_work() as uow:
+            uow.add(
+                Contact(
+                    id="new",
+                    created_at=T0,
+                    modified_at=T0 + timedelta(days=1),
+                    last_name="N",
+                    email="p0@x.example",
+                )
+            )
+            wanted = [f"p{i}@x.example" for i in (0, 1, 9, 0)] + [
+                f"q{i}@x.example"
+                for i in range(1200)  # more than one IN (...) chunk
+            ]
+            found = uow.find_many_by(Contact, "email_key", wanted)
+            assert [c.id for c in found["p0@x.example"]] == ["new", "c6", "c3", "c0"]
+            assert [c.id for c in found["p1@x.example"]] == ["c4", "c1"]
+            assert found["p9@x.example"] == []
+            assert len(found) == 3 + 1200
+            ids = uow.find_ids_by(Contact, "email_key", wanted)
+            assert ids == {value: [c.id for c in records] for value, records in found.items()}
+            with pytest.raises(StoreError, match="no lookup key"):
+                uow.find_many_by(Contact, "name_key", ["x"])
+            with pytest.raises(StoreError, match="no lookup key"):
+                uow.find_ids_by(Contact, "name_key", ["x"])
+        with store.unit_of_work() as uow:  # committed records only: the fast path
+            ids = uow.find_ids_by(Contact, "email_key", ["p0@x.example", "p2@x.example", "z"])
+            assert ids == {
+                "p0@x.example": ["c6", "c3", "c0"],
+                "p2@x.example": ["c5", "c2"],
+                "z": [],
+            }
+
     def test_lookups_see_the_units_own_writes(self, store: Store) -> None:
         with store.unit_of_work() as uow:
             uow.add(Account(id="a1", created_at=T0, modified_at=T0, name="Northwind"))
