@@ -7,7 +7,11 @@ A page asks for them with HTML comments, which render as nothing without the hoo
 - ``<!-- fields: salesflow.Lead -->`` becomes a table of the record's attrs fields
   (name, type, default, and whether a host sets it through the commands);
 - ``<!-- sequence-template: NAME -->`` becomes a ``mermaid`` flowchart of the shipped
-  sequence template ``NAME``, drawn by `salesflow.sequences.render.mermaid`.
+  sequence template ``NAME``, drawn by `salesflow.sequences.render.mermaid`;
+- ``<!-- process-flow: NAME -->`` becomes a ``mermaid`` flowchart of the standard
+  process flow ``NAME`` (a module-level `ProcessFlow` constant of
+  `salesflow.process_standard`, e.g. ``MARKETING_LEAD_PROCESS``), drawn by
+  `salesflow.process_render.mermaid`.
 
 So a lifecycle or a record cannot change without its page changing too. An unknown
 name fails the build. ``tests/test_docs.py`` calls `on_page_markdown` directly.
@@ -26,7 +30,8 @@ from typing import Any
 import attrs
 
 MARKER = re.compile(
-    r"<!--\s*(?P<what>lifecycle|fields|sequence-template):\s*(?P<target>[\w.-]+)\s*-->"
+    r"<!--\s*(?P<what>lifecycle|fields|sequence-template|process-flow):"
+    r"\s*(?P<target>[\w.-]+)\s*-->"
 )
 """A request for generated content: ``<!-- lifecycle: dotted.Name -->``."""
 
@@ -73,6 +78,32 @@ def sequence_template_block(name: str) -> str:
             f"known: {', '.join(known)}"
         )
     return f"```mermaid\n{mermaid(templates.load_template(name))}```"
+
+
+def process_flow_block(name: str) -> str:
+    """The Mermaid fenced block of the standard process flow ``name``.
+
+    Raises:
+        ValueError: the standard flows cannot be imported, or ``name`` is not a
+            `ProcessFlow` constant of `salesflow.process_standard`.
+    """
+    try:
+        from salesflow.process import ProcessFlow
+        from salesflow.process_render import mermaid
+
+        standard = importlib.import_module("salesflow.process_standard")
+    except ImportError as exc:
+        raise ValueError(
+            f"docs marker names process flow {name!r}, but the standard flows cannot be "
+            f"imported: {exc}"
+        ) from exc
+    known = sorted(attr for attr, value in vars(standard).items() if isinstance(value, ProcessFlow))
+    if name not in known:
+        raise ValueError(
+            f"docs marker names process flow {name!r}, which is not a process flow of "
+            f"salesflow.process_standard; known: {', '.join(known)}"
+        )
+    return f"```mermaid\n{mermaid(getattr(standard, name))}```"
 
 
 def type_name(tp: Any) -> str:
@@ -145,6 +176,8 @@ def render(markdown: str) -> str:
             return lifecycle_block(match["target"])
         if match["what"] == "sequence-template":
             return sequence_template_block(match["target"])
+        if match["what"] == "process-flow":
+            return process_flow_block(match["target"])
         return fields_table(match["target"])
 
     return MARKER.sub(replace, markdown)

@@ -156,6 +156,28 @@ def test_field_tables_list_every_field(hooks: ModuleType) -> None:
     assert len(activity.splitlines()) == len(attrs.fields(Activity)) + 2
 
 
+def test_standard_process_flow_diagrams_are_generated_from_the_definitions(
+    hooks: ModuleType,
+) -> None:
+    from salesflow.process_render import mermaid
+    from salesflow.process_standard import LEAD_TO_OPPORTUNITY, MARKETING_LEAD_PROCESS
+
+    page = "Before\n\n<!-- process-flow: LEAD_TO_OPPORTUNITY -->\n\nAfter\n"
+    rendered = hooks.on_page_markdown(page, page=None, config=None, files=None)
+    assert f"```mermaid\n{mermaid(LEAD_TO_OPPORTUNITY)}```" in rendered
+    assert '    p0 ==>|"hand-over"| p1\n' in rendered
+    assert "<!--" not in rendered
+    assert rendered.startswith("Before\n")
+    assert rendered.endswith("After\n")
+    marketing = hooks.render("<!--process-flow:MARKETING_LEAD_PROCESS-->")
+    assert marketing == f"```mermaid\n{mermaid(MARKETING_LEAD_PROCESS)}```"
+    assert '    p1 -.->|"jump"| p4\n' in marketing
+    with pytest.raises(ValueError, match="known: LEAD_TO_OPPORTUNITY, MARKETING_LEAD_PROCESS"):
+        hooks.render("<!-- process-flow: NO_SUCH_FLOW -->")
+    with pytest.raises(ValueError, match="not a process flow"):
+        hooks.render("<!-- process-flow: QUALIFY -->")  # a stage id constant, not a flow
+
+
 def test_unknown_marker_targets_fail_the_build(hooks: ModuleType) -> None:
     with pytest.raises(ValueError, match="cannot be imported"):
         hooks.render("<!-- lifecycle: salesflow.lead.NoSuchLifecycle -->")

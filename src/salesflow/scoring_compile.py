@@ -32,7 +32,6 @@ empty). A lead outside the model's audience is not scored.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -57,6 +56,14 @@ from salesflow.scoring_model import (
     field_access,
 )
 from salesflow.scoring_validation import require_valid
+
+# The field names of each scope's record class: the only attribute names the
+# generated source may contain.
+_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "lead": frozenset(a.name for a in attrs.fields(Lead)),
+    "contact": frozenset(a.name for a in attrs.fields(Contact)),
+    "account": frozenset(a.name for a in attrs.fields(Account)),
+}
 
 __all__ = [
     "CompiledModel",
@@ -194,9 +201,8 @@ class _Generator:
     def prepare(self) -> None:
         """Resolve every field once and write the statements reading them all up front.
 
-        The plain attributes a model reads from one record are fetched by a single
-        multi-name `operator.attrgetter` call (one C call for a whole record instead
-        of one per field), then unpacked into locals.
+        The plain attributes a model reads from one record are read into locals once,
+        as plain attribute reads of the record classes' own field names.
         """
         accesses: dict[str, FieldAccess] = {}
         for condition in self._field_conditions():
@@ -213,9 +219,13 @@ class _Generator:
                     self.counter += 1
                     mine[wanted] = f"a{self.counter}"
         for scope, mine in attributes.items():
-            getter = self.name("g", operator.attrgetter(*mine))
-            # one name gives a bare value, several a tuple to unpack
-            self.reads.append(f"    {', '.join(mine.values())} = {getter}({scope})")
+            for attribute, local in mine.items():
+                # The attribute names are the record classes' own field names
+                # (field_access resolves and checks them), never user text, so they
+                # may appear in the source: a plain attribute read is the fastest.
+                if not attribute.isidentifier() or attribute not in _ATTRIBUTES[scope]:
+                    raise AssertionError(f"unexpected attribute {attribute!r} of {scope}")
+                self.reads.append(f"    {local} = {scope}.{attribute}")
         for field_name, access in accesses.items():
             self.types[field_name] = access.value_type
             if access.part == "value" and access.attribute is not None:
