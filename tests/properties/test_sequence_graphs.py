@@ -167,7 +167,6 @@ def valid_definitions(draw: st.DrawFn) -> SequenceDefinition:
                 return add(ABTestStep(id=sid, variant_a="A", variant_b="B", next=nxt))
             return add(ActivityStep(id=sid, kind=kind, subject=f"Step {sid}", next=nxt))
         if choice == "update" or not STATUSES[record_type]:
-            # contacts and accounts have no status to set: an update stands in for it
             nxt = build(budget - 1)
             return add(UpdateFieldStep(id=new_id("upd"), field="rating", value="hot", next=nxt))
         status = draw(st.sampled_from(sorted(STATUSES[record_type])))

@@ -20,6 +20,7 @@ from salesflow.errors import InvalidDefinition, InvalidTransition, NotFound, Val
 from salesflow.events import ListSink
 from salesflow.lead import LeadStatus
 from salesflow.opportunity import OpportunityStatus
+from salesflow.party import Contact
 from salesflow.sequences.definition import (
     ABTestStep,
     ActivityStep,
@@ -160,13 +161,14 @@ def mail_then_watch(*, advance_early: bool = False, **options: Any) -> SequenceD
     )
 
 
-def task_wait_call(id: str = "s", days: int = 3) -> SequenceDefinition:
+def task_wait_call(id: str = "s", days: int = 3, record_type: str = "lead") -> SequenceDefinition:
     return seq(
         ActivityStep(id="task", kind="task", subject="Prepare", next="wait"),
         WaitStep(id="wait", span=Span(days=days), next="call"),
         ActivityStep(id="call", kind="call", subject="Call the lead", next="end"),
         EndStep(id="end", outcome="done"),
         id=id,
+        record_type=record_type,
     )
 
 
@@ -1413,3 +1415,30 @@ def test_the_diagram_of_an_enrollment_highlights_where_it_stands(engine: Salesfl
     assert len([c for c in classes if c.endswith(" done")]) == 1  # the introduction email
     with pytest.raises(NotFound):
         engine.sequence_diagram("nope")
+
+
+def test_contacts_and_accounts_close_by_becoming_inactive(engine: Salesflow) -> None:
+    engine.publish_sequence(
+        seq(
+            ActivityStep(id="call", kind="call", subject="Call", next="off"),
+            SetStatusStep(id="off", status="inactive", next="end"),
+            EndStep(id="end", outcome="retired"),
+            id="retire",
+            record_type="contact",
+        )
+    )
+    engine.publish_sequence(task_wait_call(id="other", record_type="contact"))
+    contact = engine.create_contact(last_name="Kim")
+    other = engine.connect(contact, "other")
+    retire = engine.connect(contact, "retire")
+    done = engine.complete_step(retire.id, "call", outcome="answered")
+    assert done.outcome == "retired"
+    assert engine.get(Contact, contact.id).active is False
+    assert engine.enrollment(other.id).exit_reason is ExitReason.RECORD_CLOSED
+    with pytest.raises(InvalidTransition, match="inactive"):
+        engine.connect(contact, "other")
+    account = engine.create_account(name="Contoso")
+    engine.publish_sequence(task_wait_call(id="acc", record_type="account"))
+    running = engine.connect(account, "acc")
+    engine.update_account(account.id, active=False)
+    assert engine.enrollment(running.id).exit_reason is ExitReason.RECORD_CLOSED

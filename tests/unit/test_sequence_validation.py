@@ -336,9 +336,9 @@ def test_call_condition_may_have_no_time_limit() -> None:
         (RecordKind.OPPORTUNITY, "won", True),
         (RecordKind.OPPORTUNITY, "lost", True),
         (RecordKind.OPPORTUNITY, "disqualified", False),
-        (RecordKind.CONTACT, "inactive", False),
+        (RecordKind.CONTACT, "inactive", True),
         (RecordKind.CONTACT, "lost", False),
-        (RecordKind.ACCOUNT, "inactive", False),
+        (RecordKind.ACCOUNT, "inactive", True),
         (RecordKind.ACCOUNT, "qualified", False),
     ],
 )

@@ -60,6 +60,9 @@ class RecordCommands(EngineCore):
             work.events.append(UPDATED[cls.KIND](work.now, record_id, changed))
             if "owner_id" in changed:
                 self._owner_changed(work, record.ref, getattr(updated, "owner_id", None))
+            if "active" in changed and not getattr(updated, "active", True):
+                # a deactivated contact or account is closed: its sequences end
+                self._record_closed(work, record.ref, "record_closed")
         assert isinstance(saved, cls)
         return saved
 

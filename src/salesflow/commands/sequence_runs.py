@@ -26,7 +26,7 @@ from salesflow.commands.core import RECORD_CLASSES
 from salesflow.commands.due import DueCommands
 from salesflow.commands.leads import LeadCommands
 from salesflow.commands.records import RECORD_SYSTEM, RecordCommands
-from salesflow.commands.work import Work
+from salesflow.commands.work import UPDATED, Work
 from salesflow.definitions import ACTIVE, StoredDefinition
 from salesflow.due import DueItem
 from salesflow.errors import InvalidTransition, NotFound, ValidationError
@@ -34,6 +34,7 @@ from salesflow.lead import SYSTEM_FIELDS as LEAD_SYSTEM
 from salesflow.lead import Lead
 from salesflow.lead import edit as edit_lead
 from salesflow.opportunity import Opportunity
+from salesflow.party import Account, Contact
 from salesflow.qualification import QualifyOptions
 from salesflow.sequences import runtime as rt
 from salesflow.sequences.definition import SequenceDefinition, StepKind
@@ -521,8 +522,18 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
                 self._disqualify_in(work, ref.id, reason or "lost")
             else:
                 self._qualify_in(work, ref.id, QualifyOptions())
-        else:
+        elif ref.kind is RecordKind.OPPORTUNITY:
             self._close_opportunity_in(work, ref.id, "win" if status == "won" else "lose", reason)
+        else:  # a contact or an account: "inactive"
+            record: Contact | Account = (
+                work.get(Contact, ref.id)
+                if ref.kind is RecordKind.CONTACT
+                else work.get(Account, ref.id)
+            )
+            updated = attrs.evolve(record, active=False, modified_at=work.now)
+            work.update(updated)
+            work.events.append(UPDATED[ref.kind](work.now, ref.id, ("active",)))
+            self._record_closed(work, ref, "record_closed")
 
 
 def no_sequence(sequence_id: str, version: int | None) -> NotFound:
@@ -538,6 +549,13 @@ def _require_open(record: Record) -> None:
             f"Lead {record.id!r} is {record.status.value}; only open leads can be connected to "
             f"a sequence (reactivate it first)",
             state=record.status.value,
+            event="connect",
+        )
+    if isinstance(record, Contact | Account) and not record.active:
+        raise InvalidTransition(
+            f"{type(record).__name__} {record.id!r} is inactive; only active records can be "
+            f"connected to a sequence (set active=True first)",
+            state="inactive",
             event="connect",
         )
     if isinstance(record, Opportunity) and not record.is_open:

@@ -67,13 +67,12 @@ MAX_WAIT = timedelta(days=30)
 STATUSES: Mapping[RecordKind, frozenset[str]] = {
     RecordKind.LEAD: frozenset({"disqualified", "qualified"}),
     RecordKind.OPPORTUNITY: frozenset({"won", "lost"}),
-    RecordKind.CONTACT: frozenset(),
-    RecordKind.ACCOUNT: frozenset(),
+    RecordKind.CONTACT: frozenset({"inactive"}),
+    RecordKind.ACCOUNT: frozenset({"inactive"}),
 }
-"""The statuses a ``set_status`` step may set, per record type of the sequence.
-
-Contacts and accounts have no status in salesflow yet (no active/inactive
-lifecycle), so their sequences cannot set one; use ``update_field`` instead."""
+"""The statuses a ``set_status`` step may set, per record type of the sequence:
+each closes the record (a lead qualified or disqualified, an opportunity won or
+lost, a contact or account deactivated)."""
 
 _NEEDS_REASON = frozenset({(RecordKind.LEAD, "disqualified")})
 
