@@ -19,14 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from salesflow.errors import StoreError, ValidationError
 from salesflow.stores.base import ColumnType
-from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value
+from salesflow.stores.codec import Codec, decode_custom_value
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
-    DueTable,
-    InteractionTable,
-    SequenceTables,
+    Layout,
     SQLUnit,
-    Table,
     migrate_documents,
     open_schema,
 )
@@ -245,10 +242,8 @@ class PostgresStore:
         self._schema = schema
         dialect = PostgresDialect(schema)
         codec = codec or Codec()
-        self._tables = {kind: Table(kind, dialect, codec) for kind in RECORD_TYPES}
-        self._due = DueTable(dialect)
-        self._sequences = SequenceTables(dialect)
-        self._interactions = InteractionTable(dialect)
+        self._layout = Layout.build(dialect, codec)
+        self._tables = self._layout.records
         self._lock = threading.RLock()
         self._busy = False
         self._conn: psycopg.Connection[Any] | None = self._connect()
@@ -309,14 +304,7 @@ class PostgresStore:
                 or the server cannot be reached.
         """
         with self._transaction() as session:
-            yield SQLUnit(
-                self._tables,
-                session,
-                session.commit,
-                self._due,
-                self._sequences,
-                self._interactions,
-            )
+            yield SQLUnit(self._layout, session, session.commit)
 
     def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
         """Rewrite every stored document older than the codec's current schema.

@@ -52,7 +52,7 @@ from salesflow.stores.base import (
     search_keys,
     sort_order,
 )
-from salesflow.stores.codec import Codec, decode_due_item, encode_due_item
+from salesflow.stores.codec import RECORD_TYPES, Codec, decode_due_item, encode_due_item
 from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction, dump_json, quote
 from salesflow.stores.sql_interactions import InteractionTable, InteractionUnit
 from salesflow.stores.sql_query import Params, order_clause, where_clause
@@ -67,6 +67,7 @@ __all__ = [
     "STORE_SCHEMA_VERSION",
     "DueTable",
     "InteractionTable",
+    "Layout",
     "SQLUnit",
     "SequenceTables",
     "Table",
@@ -483,35 +484,51 @@ def _migrate_batch(
 # --- the unit of work -----------------------------------------------------------------
 
 
+@attrs.frozen
+class Layout:
+    """Every table of a SQL store, built once per store for its dialect and codec.
+
+    Attributes:
+        records: The table of every record kind.
+        due: The table of due items.
+        sequences: The tables of definitions and enrollments.
+        interactions: The table of interactions.
+    """
+
+    records: Mapping[RecordKind, Table]
+    due: DueTable
+    sequences: SequenceTables
+    interactions: InteractionTable
+
+    @classmethod
+    def build(cls, dialect: Dialect, codec: Codec) -> Layout:
+        """The tables of a store speaking ``dialect`` and encoding with ``codec``."""
+        return cls(
+            records={kind: Table(kind, dialect, codec) for kind in RECORD_TYPES},
+            due=DueTable(dialect),
+            sequences=SequenceTables(dialect),
+            interactions=InteractionTable(dialect),
+        )
+
+
 class SQLUnit(SequenceUnit, InteractionUnit):
     """The `UnitOfWork` operations on one transaction of a SQL store (the definition
     and enrollment ones are inherited from `SequenceUnit`, the interaction ones from
     `InteractionUnit`).
 
     Args:
-        tables: The table of every record kind.
+        layout: The store's tables.
         session: Runs the statements in the unit's transaction.
         commit: Commits that transaction.
-        due: The table of due items.
-        sequences: The tables of definitions and enrollments.
-        interactions: The table of interactions.
     """
 
-    def __init__(
-        self,
-        tables: Mapping[RecordKind, Table],
-        session: Session,
-        commit: Callable[[], None],
-        due: DueTable,
-        sequences: SequenceTables,
-        interactions: InteractionTable,
-    ) -> None:
-        self._tables = tables
+    def __init__(self, layout: Layout, session: Session, commit: Callable[[], None]) -> None:
+        self._tables = layout.records
         self._session = session
         self._commit = commit
-        self._due = due
-        self._sequences = sequences
-        self._interactions = interactions
+        self._due = layout.due
+        self._sequences = layout.sequences
+        self._interactions = layout.interactions
         self._claimed: set[str] = set()
 
     def find(self, cls: type[R], record_id: str) -> R | None:

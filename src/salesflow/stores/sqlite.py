@@ -21,14 +21,11 @@ from typing import Any
 
 from salesflow.errors import StoreError
 from salesflow.stores.base import ColumnType
-from salesflow.stores.codec import RECORD_TYPES, Codec, decode_custom_value, format_datetime
+from salesflow.stores.codec import Codec, decode_custom_value, format_datetime
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
-    DueTable,
-    InteractionTable,
-    SequenceTables,
+    Layout,
     SQLUnit,
-    Table,
     migrate_documents,
     open_schema,
 )
@@ -257,10 +254,8 @@ class SQLiteStore:
         self._busy_timeout = busy_timeout
         dialect = SQLiteDialect()
         codec = codec or Codec()
-        self._tables = {kind: Table(kind, dialect, codec) for kind in RECORD_TYPES}
-        self._due = DueTable(dialect)
-        self._sequences = SequenceTables(dialect)
-        self._interactions = InteractionTable(dialect)
+        self._layout = Layout.build(dialect, codec)
+        self._tables = self._layout.records
         self._lock = threading.RLock()
         self._busy = False
         self._units = 0
@@ -308,14 +303,7 @@ class SQLiteStore:
                 or another process kept the database locked too long.
         """
         with self._transaction() as session:
-            yield SQLUnit(
-                self._tables,
-                session,
-                session.commit,
-                self._due,
-                self._sequences,
-                self._interactions,
-            )
+            yield SQLUnit(self._layout, session, session.commit)
 
     def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
         """Rewrite every stored document older than the codec's current schema.
