@@ -28,9 +28,10 @@ wrong with it), so an invalid flow can be loaded, shown and fixed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from salesflow.documents import Table, fail
 from salesflow.errors import ValidationError
 from salesflow.process import ProcessFlow, Stage, StageStep
 
@@ -78,46 +79,6 @@ def _stage_to_dict(stage: Stage) -> dict[str, Any]:
     return doc
 
 
-def _fail(path: str, message: str, value: object = None) -> NoReturn:
-    where = path or "the document"
-    raise ValidationError(f"{where}: {message}", field=path or None, value=value)
-
-
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def _table(data: object, path: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        _fail(path, f"expected a table of keys, got {type(data).__name__}", data)
-    unknown = sorted(str(k) for k in data if k not in keys)
-    if unknown:
-        _fail(
-            _join(path, unknown[0]),
-            f"unknown key {unknown[0]!r}; the keys here are {', '.join(keys)}",
-            unknown[0],
-        )
-    return data
-
-
-def _get(data: Mapping[str, Any], path: str, key: str, kind: type[T], default: Any = ...) -> T:
-    if key not in data or data[key] is None:
-        if default is ...:
-            _fail(_join(path, key), "this key is required")
-        return default  # type: ignore[no-any-return]
-    value = data[key]
-    # bool is an int; a version of True is a mistake, not 1.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        _fail(
-            _join(path, key),
-            f"expected {kind.__name__}, got {type(value).__name__} {value!r}",
-            value,
-        )
-    return value
-
-
 def _build(path: str, make: Callable[[], T]) -> T:
     try:
         return make()
@@ -134,23 +95,24 @@ def from_dict(data: object) -> ProcessFlow:
         ValidationError: The document is malformed (the message names the key's path),
             of another kind, or of a newer schema.
     """
-    top = _table(data, "", _TOP)
-    schema = _get(top, "", "schema", int)
+    top = Table(data, "", _TOP)
+    schema = top.get("schema", int)
     if schema < 1 or schema > SCHEMA:
-        _fail(
+        fail(
             "schema",
             f"schema {schema} is not one this salesflow reads (1 to {SCHEMA}); a newer "
             f"salesflow wrote it: upgrade salesflow",
             schema,
         )
-    if top.get("kind") != "process_flow":
-        _fail("kind", f"expected 'process_flow', got {top.get('kind')!r}", top.get("kind"))
-    raw_stages = _get(top, "", "stages", list)
+    kind = top.data.get("kind")
+    if kind != "process_flow":
+        fail("kind", f"expected 'process_flow', got {kind!r}", kind)
+    raw_stages = top.get("stages", list)
     stages = [_stage_from_dict(item, f"stages[{i}]") for i, item in enumerate(raw_stages)]
-    flow_id, name = _get(top, "", "id", str), _get(top, "", "name", str)
-    version = _get(top, "", "version", int, 1)
-    record_type = _get(top, "", "record_type", str)
-    description = _get(top, "", "description", str, None)
+    flow_id, name = top.get("id", str), top.get("name", str)
+    version = top.optional("version", int, 1)
+    record_type = top.get("record_type", str)
+    description = top.optional("description", str)
     return _build(
         "",
         lambda: ProcessFlow(
@@ -165,15 +127,15 @@ def from_dict(data: object) -> ProcessFlow:
 
 
 def _stage_from_dict(data: object, path: str) -> Stage:
-    table = _table(data, path, _STAGE)
-    raw_steps = _get(table, path, "steps", list, [])
+    table = Table(data, path, _STAGE)
+    raw_steps = table.optional("steps", list, [])
     steps = [_step_from_dict(item, f"{path}.steps[{i}]") for i, item in enumerate(raw_steps)]
-    jumps = _get(table, path, "jumps_to", list, [])
+    jumps = table.optional("jumps_to", list, [])
     for i, target in enumerate(jumps):
         if not isinstance(target, str):
-            _fail(f"{path}.jumps_to[{i}]", f"expected a stage id, got {target!r}", target)
-    stage_id, name = _get(table, path, "id", str), _get(table, path, "name", str)
-    record_type = _get(table, path, "record_type", str, None)
+            fail(f"{path}.jumps_to[{i}]", f"expected a stage id, got {target!r}", target)
+    stage_id, name = table.get("id", str), table.get("name", str)
+    record_type = table.optional("record_type", str)
     return _build(
         path,
         lambda: Stage(id=stage_id, name=name, steps=steps, jumps_to=jumps, record_type=record_type),
@@ -181,10 +143,10 @@ def _stage_from_dict(data: object, path: str) -> Stage:
 
 
 def _step_from_dict(data: object, path: str) -> StageStep:
-    table = _table(data, path, _STEP)
-    step_id, label = _get(table, path, "id", str), _get(table, path, "label", str)
-    kind = _get(table, path, "kind", str)
-    required = _get(table, path, "required", bool, True)
+    table = Table(data, path, _STEP)
+    step_id, label = table.get("id", str), table.get("label", str)
+    kind = table.get("kind", str)
+    required = table.optional("required", bool, True)
     return _build(path, lambda: StageStep(id=step_id, label=label, kind=kind, required=required))
 
 
@@ -201,9 +163,9 @@ def loads_json(text: str | bytes) -> ProcessFlow:
     """
     size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
     if size > MAX_TEXT_BYTES:
-        _fail("", f"the JSON document is over {MAX_TEXT_BYTES} bytes")
+        fail("", f"the JSON document is over {MAX_TEXT_BYTES} bytes")
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        _fail("", f"not valid JSON: {exc}")
+        fail("", f"not valid JSON: {exc}")
     return from_dict(data)

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from salesflow.conditions import AllOf
+from salesflow.documents import Table, fail, join
 from salesflow.errors import ValidationError
 from salesflow.routing import Rotation, RoutingState
 from salesflow.routing_policy import (
@@ -167,84 +168,34 @@ def state_to_dict(state: RoutingState) -> Document:
 # --- reading -------------------------------------------------------------------------------
 
 
-def _fail(path: str, message: str) -> NoReturn:
-    where = path or "document"
-    raise ValidationError(f"{where}: {message}", field=where)
-
-
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def _describe(value: object) -> str:
-    return f"{type(value).__name__} {value!r}"
-
-
-class _Table:
-    """A mapping read strictly: known keys only, each read with a type check."""
-
-    def __init__(
-        self, data: object, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
-    ) -> None:
-        if not isinstance(data, Mapping):
-            _fail(path, f"expected a table (dict), got {_describe(data)}")
-        unknown = [k for k in data if k not in required and k not in optional]
-        if unknown:
-            allowed = ", ".join(required + optional)
-            _fail(path, f"unknown key {unknown[0]!r}; the keys are {allowed}")
-        missing = [k for k in required if k not in data]
-        if missing:
-            _fail(path, f"the key {missing[0]!r} is missing")
-        self.data = data
-        self.path = path
-
-    def where(self, key: str) -> str:
-        return _join(self.path, key)
-
-    def get(self, key: str, kind: type[T], default: T | None = None) -> T:
-        value = self.data.get(key, default)
-        if kind is int and isinstance(value, bool):
-            _fail(self.where(key), f"expected int, got {_describe(value)}")
-        if not isinstance(value, kind):
-            _fail(self.where(key), f"expected {kind.__name__}, got {_describe(value)}")
-        return value
-
-    def optional(self, key: str, kind: type[T]) -> T | None:
-        if self.data.get(key) is None:
-            return None
-        return self.get(key, kind)
-
-    def items(self, key: str) -> list[Any]:
-        return self.get(key, list, [])
-
-
 def _build(path: str, make: Callable[[], T]) -> T:
     try:
         return make()
     except ValidationError as exc:
-        _fail(path, str(exc))
+        fail(path, str(exc))
 
 
-def _header(data: object, kind: str, keys: tuple[str, ...], optional: tuple[str, ...]) -> _Table:
-    table = _Table(data, "", ("schema", "kind", *keys), optional)
+def _header(data: object, kind: str, keys: tuple[str, ...], optional: tuple[str, ...]) -> Table:
+    required = ("schema", "kind", *keys)
+    table = Table(data, "", (*required, *optional), required=required)
     schema = table.get("schema", int)
     if schema > SCHEMA or schema < 1:
-        _fail("schema", f"schema {schema} is not supported; this version reads 1 to {SCHEMA}")
+        fail("schema", f"schema {schema} is not supported; this version reads 1 to {SCHEMA}")
     if table.get("kind", str) != kind:
-        _fail("kind", f"expected {kind!r}, got {table.data['kind']!r}")
+        fail("kind", f"expected {kind!r}, got {table.data['kind']!r}")
     return table
 
 
 def _span_from(data: object, path: str) -> Span:
-    table = _Table(data, path, (), ("days", "hours"))
+    table = Table(data, path, ("days", "hours"))
     days, hours = table.get("days", int, 0), table.get("hours", int, 0)
     return _build(path, lambda: Span(days=days, hours=hours))
 
 
 def _follow_up_from(data: object, path: str) -> FollowUp:
-    table = _Table(data, path, ("kind", "subject"), ("due_in", "business_time"))
+    table = Table(
+        data, path, ("kind", "subject", "due_in", "business_time"), required=("kind", "subject")
+    )
     kind, subject = table.get("kind", str), table.get("subject", str)
     due_in = _span_from(table.data.get("due_in", {}), table.where("due_in"))
     business = table.get("business_time", bool, True)
@@ -256,26 +207,31 @@ def _follow_up_from(data: object, path: str) -> FollowUp:
 def _target_from(data: object, path: str) -> Target:
     kind = data.get("kind") if isinstance(data, Mapping) else None
     if kind not in _TARGET_KINDS:
-        _fail(
-            _join(path, "kind"),
+        fail(
+            join(path, "kind"),
             f"unknown target kind {kind!r}; expected one of {', '.join(_TARGET_KINDS)}",
         )
     if kind == "user":
-        table = _Table(data, path, ("kind", "user_id"))
+        table = Table(data, path, ("kind", "user_id"), required=("kind", "user_id"))
         return ToUser(user_id=table.get("user_id", str))
     if kind == "weighted":
-        table = _Table(data, path, ("kind", "team_id"), ("weights",))
+        table = Table(data, path, ("kind", "team_id", "weights"), required=("kind", "team_id"))
         weights = table.optional("weights", dict)
         team_id = table.get("team_id", str)
         return _build(path, lambda: Weighted(team_id=team_id, weights=weights))
-    table = _Table(data, path, ("kind", "team_id"))
+    table = Table(data, path, ("kind", "team_id"), required=("kind", "team_id"))
     if kind == "round_robin":
         return RoundRobin(team_id=table.get("team_id", str))
     return LeastLoaded(team_id=table.get("team_id", str))
 
 
 def _rule_from(data: object, path: str) -> RoutingRule:
-    table = _Table(data, path, ("id", "name", "target"), ("condition", "follow_ups"))
+    table = Table(
+        data,
+        path,
+        ("id", "name", "target", "condition", "follow_ups"),
+        required=("id", "name", "target"),
+    )
     rule_id, name = table.get("id", str), table.get("name", str)
     condition = (
         AllOf(conditions=())
@@ -284,8 +240,8 @@ def _rule_from(data: object, path: str) -> RoutingRule:
     )
     target = _target_from(table.data["target"], table.where("target"))
     follow_ups = tuple(
-        _follow_up_from(item, _join(table.where("follow_ups"), i))
-        for i, item in enumerate(table.items("follow_ups"))
+        _follow_up_from(item, join(table.where("follow_ups"), i))
+        for i, item in enumerate(table.get("follow_ups", list, []))
     )
     return RoutingRule(
         id=rule_id, name=name, condition=condition, target=target, follow_ups=follow_ups
@@ -308,11 +264,11 @@ def from_dict(data: object) -> RoutingPolicy:
         ("overflow", "fallback_follow_ups", "rules"),
     )
     rules = tuple(
-        _rule_from(item, _join("rules", i)) for i, item in enumerate(table.items("rules"))
+        _rule_from(item, join("rules", i)) for i, item in enumerate(table.get("rules", list, []))
     )
     fallback = tuple(
-        _follow_up_from(item, _join("fallback_follow_ups", i))
-        for i, item in enumerate(table.items("fallback_follow_ups"))
+        _follow_up_from(item, join("fallback_follow_ups", i))
+        for i, item in enumerate(table.get("fallback_follow_ups", list, []))
     )
     policy_id, version = table.get("id", str), table.get("version", int)
     name, owner = table.get("name", str), table.get("fallback_owner_id", str)
@@ -332,11 +288,11 @@ def from_dict(data: object) -> RoutingPolicy:
 
 
 def _member_from(data: object, path: str) -> Member:
-    table = _Table(data, path, ("user_id",), ("weight", "capacity", "active", "away"))
+    table = Table(
+        data, path, ("user_id", "weight", "capacity", "active", "away"), required=("user_id",)
+    )
     user_id, weight = table.get("user_id", str), table.get("weight", int, 1)
     capacity = table.optional("capacity", int)
-    if isinstance(capacity, bool):
-        _fail(table.where("capacity"), f"expected int, got {_describe(capacity)}")
     active, away = table.get("active", bool, True), table.get("away", bool, False)
     return Member(user_id=user_id, weight=weight, capacity=capacity, active=active, away=away)
 
@@ -349,7 +305,8 @@ def team_from_dict(data: object) -> Team:
     """
     table = _header(data, "team", ("id",), ("name", "members"))
     members = tuple(
-        _member_from(item, _join("members", i)) for i, item in enumerate(table.items("members"))
+        _member_from(item, join("members", i))
+        for i, item in enumerate(table.get("members", list, []))
     )
     return Team(id=table.get("id", str), name=table.optional("name", str), members=members)
 
@@ -363,8 +320,8 @@ def state_from_dict(data: object) -> RoutingState:
     table = _header(data, "routing_state", (), ("rotations", "weighted"))
     rotations: dict[str, Rotation] = {}
     for team_id, raw in table.get("rotations", dict, {}).items():
-        path = _join("rotations", str(team_id))
-        entry = _Table(raw, path, ("last", "order"))
+        path = join("rotations", str(team_id))
+        entry = Table(raw, path, ("last", "order"), required=("last", "order"))
         last, order = entry.get("last", str), entry.get("order", list)
         rotations[team_id] = _build(path, partial(Rotation, last=last, order=order))
     weighted = table.get("weighted", dict, {})

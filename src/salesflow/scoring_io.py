@@ -29,11 +29,12 @@ offending key (``rules[2].conditions[0].window.days``); a newer schema is refuse
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from salesflow.conditions import Condition
+from salesflow.documents import Table, describe, fail, join
 from salesflow.errors import ValidationError
 from salesflow.scoring_model import (
     MAX_RULES,
@@ -146,19 +147,6 @@ def to_dict(model: ScoringModel) -> Document:
 # --- reading ---------------------------------------------------------------------------
 
 
-def _fail(path: str, message: str, value: object = None) -> NoReturn:
-    raise ValidationError(f"{path or 'document'}: {message}", field=path or None, value=value)
-
-
-def _describe(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
 def _build(path: str, make: Callable[[], T]) -> T:
     """Build a definition object, re-raising its own refusals with the document path."""
     try:
@@ -166,64 +154,8 @@ def _build(path: str, make: Callable[[], T]) -> T:
     except ValidationError as exc:
         where = path
         if exc.field and "." in exc.field:
-            where = _join(path, exc.field.rsplit(".", 1)[1])
+            where = join(path, exc.field.rsplit(".", 1)[1])
         raise ValidationError(f"{where}: {exc}", field=where, value=exc.value) from exc
-
-
-class _Table:
-    """One mapping of a document, read key by key with its path for error messages."""
-
-    def __init__(self, data: object, path: str, allowed: Iterable[str]) -> None:
-        if not isinstance(data, Mapping):
-            _fail(path, f"expected a table of keys, got {_describe(data)}", data)
-        allowed = tuple(allowed)
-        for key in data:
-            if key not in allowed:
-                _fail(
-                    _join(path, str(key)),
-                    f"unknown key {key!r}; expected one of {', '.join(allowed)}",
-                    key,
-                )
-        self.data: Mapping[str, Any] = data
-        self.path = path
-
-    def where(self, key: str) -> str:
-        return _join(self.path, key)
-
-    def raw(self, key: str) -> Any:
-        if key not in self.data:
-            _fail(self.where(key), f"the key {key!r} is missing")
-        return self.data[key]
-
-    def text(self, key: str) -> str:
-        value = self.raw(key)
-        if not isinstance(value, str):
-            _fail(self.where(key), f"expected text, got {_describe(value)}", value)
-        return value
-
-    def optional_text(self, key: str) -> str | None:
-        return None if self.data.get(key) is None else self.text(key)
-
-    def integer(self, key: str, default: int | None = None) -> int:
-        value = self.data.get(key, default) if default is not None else self.raw(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            _fail(self.where(key), f"expected a whole number, got {_describe(value)}", value)
-        return value
-
-    def optional_integer(self, key: str) -> int | None:
-        return None if self.data.get(key) is None else self.integer(key)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            _fail(self.where(key), f"expected true or false, got {_describe(value)}", value)
-        return value
-
-    def items(self, key: str, default: list[Any] | None = None) -> list[Any]:
-        value = self.data.get(key, default) if default is not None else self.raw(key)
-        if not isinstance(value, list):
-            _fail(self.where(key), f"expected a list, got {_describe(value)}", value)
-        return value
 
 
 def _condition(data: object, path: str) -> Condition:
@@ -238,7 +170,7 @@ def _condition(data: object, path: str) -> Condition:
 
 
 def _window(data: object, path: str) -> timedelta:
-    table = _Table(data, path, _WINDOW_KEYS)
+    table = Table(data, path, _WINDOW_KEYS)
     parts = {key: table.integer(key, 0) for key in _WINDOW_KEYS}
     return timedelta(**parts)
 
@@ -246,15 +178,15 @@ def _window(data: object, path: str) -> timedelta:
 def _rule_condition(data: object, path: str) -> RuleCondition:
     kind = data.get("kind") if isinstance(data, Mapping) else None
     if kind == "field":
-        table = _Table(data, path, _FIELD_KEYS)
+        table = Table(data, path, _FIELD_KEYS)
         return _condition(table.raw("condition"), table.where("condition"))
     if kind != "interaction":
-        _fail(
-            _join(path, "kind"),
-            f"unknown condition kind {_describe(kind)}; expected 'field' or 'interaction'",
+        fail(
+            join(path, "kind"),
+            f"unknown condition kind {describe(kind)}; expected 'field' or 'interaction'",
             kind,
         )
-    table = _Table(data, path, _INTERACTION_KEYS)
+    table = Table(data, path, _INTERACTION_KEYS)
     interaction = table.text("interaction")
     source_id = table.optional_text("source_id")
     frequency = table.optional_text("frequency") or "at_least"
@@ -270,7 +202,7 @@ def _rule_condition(data: object, path: str) -> RuleCondition:
 
 
 def _rule(data: object, path: str) -> ScoringRule:
-    table = _Table(data, path, _RULE_KEYS)
+    table = Table(data, path, _RULE_KEYS)
     rule_id, name, points = table.text("id"), table.text("name"), table.integer("points")
     conditions = [
         _rule_condition(item, f"{table.where('conditions')}[{i}]")
@@ -286,7 +218,7 @@ def _rule(data: object, path: str) -> ScoringRule:
 
 
 def _grade(data: object, path: str) -> Grade:
-    table = _Table(data, path, _GRADE_KEYS)
+    table = Table(data, path, _GRADE_KEYS)
     name, low, high = (
         table.text("name"),
         table.optional_integer("low"),
@@ -309,22 +241,22 @@ def from_dict(data: Mapping[str, Any]) -> ScoringModel:
         ValidationError: the document is malformed (the message starts with the path
             of the offending key) or of a newer schema than this version reads.
     """
-    top = _Table(data, "", _TOP_KEYS)
+    top = Table(data, "", _TOP_KEYS)
     schema = top.raw("schema")
     if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
-        _fail("schema", f"expected a schema number >= 1, got {_describe(schema)}", schema)
+        fail("schema", f"expected a schema number >= 1, got {describe(schema)}", schema)
     if schema > SCHEMA:
-        _fail(
+        fail(
             "schema",
             f"this document has schema {schema}, written by a newer salesflow; this "
             f"version reads scoring model schemas up to {SCHEMA}: upgrade salesflow",
             schema,
         )
     if top.raw("kind") != "scoring_model":
-        _fail("kind", f"expected 'scoring_model', got {_describe(data['kind'])}", data["kind"])
+        fail("kind", f"expected 'scoring_model', got {describe(data['kind'])}", data["kind"])
     raw_rules = top.items("rules")
     if len(raw_rules) > MAX_RULES:
-        _fail("rules", f"{len(raw_rules)} rules; a model may have at most {MAX_RULES}")
+        fail("rules", f"{len(raw_rules)} rules; a model may have at most {MAX_RULES}")
     rules = [_rule(item, f"rules[{i}]") for i, item in enumerate(raw_rules)]
     grades = [_grade(item, f"grades[{i}]") for i, item in enumerate(top.items("grades", []))]
     audience = None

@@ -59,12 +59,13 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from salesflow.conditions import AllOf, AnyOf, Compare, Condition, Not
+from salesflow.documents import Table, describe, fail, join
 from salesflow.errors import ValidationError
 from salesflow.sequences.definition import (
     ACTIVITY_KINDS,
@@ -295,7 +296,7 @@ def _watch_to_dict(watch: Watch, path: str) -> Document:
 def _condition_to_dict(condition: Condition, path: str, depth: int) -> Document:
     where = f"{path}.condition"
     if depth > MAX_CONDITION_DEPTH:
-        _fail(where, f"field conditions may be nested at most {MAX_CONDITION_DEPTH} deep")
+        fail(where, f"field conditions may be nested at most {MAX_CONDITION_DEPTH} deep")
     if isinstance(condition, AllOf | AnyOf):
         key = "all" if isinstance(condition, AllOf) else "any"
         return {
@@ -319,9 +320,9 @@ def _condition_to_dict(condition: Condition, path: str, depth: int) -> Document:
 def _value_to_json(value: object, path: str) -> Any:
     if value is None or isinstance(value, str | bool | int | float | Decimal | date):
         if isinstance(value, datetime) and value.utcoffset() is None:
-            _fail(path, f"the datetime {value!r} has no time zone; give it one")
+            fail(path, f"the datetime {value!r} has no time zone; give it one")
         return encode_custom_value(value)
-    _fail(path, f"{value!r} cannot be written; use text, a number, a boolean, a date or null")
+    fail(path, f"{value!r} cannot be written; use text, a number, a boolean, a date or null")
 
 
 def condition_to_dict(condition: Condition) -> Document:
@@ -406,7 +407,7 @@ def _toml_string(text: str, path: str) -> str:
         elif code < 0x20 or code == 0x7F:
             out.append(f"\\u{code:04X}")
         elif 0xD800 <= code <= 0xDFFF:
-            _fail(path, "text with an unpaired surrogate cannot be written as TOML")
+            fail(path, "text with an unpaired surrogate cannot be written as TOML")
         else:
             out.append(char)
     out.append('"')
@@ -433,93 +434,19 @@ def _toml_value(value: Any, path: str) -> str:
             f"{_toml_key(k)} = {_toml_value(v, f'{path}.{k}')}" for k, v in value.items()
         )
         return "{ " + items + " }" if items else "{}"
-    _fail(path, f"{value!r} cannot be written as TOML (TOML has no null)")
+    fail(path, f"{value!r} cannot be written as TOML (TOML has no null)")
 
 
 # --- reading ---------------------------------------------------------------------------
 
 
-def _fail(path: str, message: str, value: object = None) -> NoReturn:
-    raise ValidationError(f"{path or 'document'}: {message}", field=path or None, value=value)
-
-
-def _describe(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-class _Table:
-    """One mapping of a document, read key by key with its path for error messages."""
-
-    def __init__(self, data: object, path: str, allowed: Iterable[str]) -> None:
-        if not isinstance(data, Mapping):
-            _fail(path, f"expected a table of keys, got {_describe(data)}", data)
-        allowed = tuple(allowed)
-        for key in data:
-            if not isinstance(key, str):
-                _fail(path, f"keys must be text, got {_describe(key)}", key)
-            if key not in allowed:
-                _fail(
-                    _join(path, key),
-                    f"unknown key {key!r}; expected one of {', '.join(allowed)}",
-                    key,
-                )
-        self.data: Mapping[str, Any] = data
-        self.path = path
-
-    def where(self, key: str) -> str:
-        """The path of ``key`` in this table."""
-        return _join(self.path, key)
-
-    def raw(self, key: str) -> Any:
-        """The value of a required key, of any type."""
-        if key not in self.data:
-            _fail(self.where(key), f"the key {key!r} is missing")
-        return self.data[key]
-
-    def text(self, key: str) -> str:
-        """A required text value."""
-        value = self.raw(key)
-        if not isinstance(value, str):
-            _fail(self.where(key), f"expected text, got {_describe(value)}", value)
-        return value
-
-    def optional_text(self, key: str) -> str | None:
-        """An optional text value (``None`` when missing)."""
-        return None if self.data.get(key) is None else self.text(key)
-
-    def integer(self, key: str, default: int) -> int:
-        """An optional whole number."""
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            _fail(self.where(key), f"expected a whole number, got {_describe(value)}", value)
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        """An optional boolean."""
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            _fail(self.where(key), f"expected true or false, got {_describe(value)}", value)
-        return value
-
-    def items(self, key: str) -> list[Any]:
-        """A required non-empty list."""
-        value = self.raw(key)
-        if not isinstance(value, list):
-            _fail(self.where(key), f"expected a list, got {_describe(value)}", value)
-        return value
-
-    def span(self, key: str, default: Span) -> Span:
-        """An optional span ``{"days", "hours"}``."""
-        if key not in self.data:
-            return default
-        table = _Table(self.data[key], self.where(key), ("days", "hours"))
-        days, hours = table.integer("days", 0), table.integer("hours", 0)
-        return _build(table.path, lambda: Span(days=days, hours=hours))
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+def _span(table: Table, key: str, default: Span) -> Span:
+    """An optional span ``{"days", "hours"}`` (``default`` when missing)."""
+    if key not in table.data:
+        return default
+    spans = Table(table.data[key], table.where(key), ("days", "hours"))
+    days, hours = spans.integer("days", 0), spans.integer("hours", 0)
+    return _build(spans.path, lambda: Span(days=days, hours=hours))
 
 
 def _build(path: str, make: Callable[[], T], *, attribute_paths: bool = True) -> T:
@@ -529,7 +456,7 @@ def _build(path: str, make: Callable[[], T], *, attribute_paths: bool = True) ->
     except ValidationError as exc:
         where = path
         if attribute_paths and exc.field and "." in exc.field:
-            where = _join(path, exc.field.rsplit(".", 1)[1])
+            where = join(path, exc.field.rsplit(".", 1)[1])
         raise ValidationError(f"{where}: {exc}", field=where, value=exc.value) from exc
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise ValidationError(f"{path}: {exc}", field=path) from exc
@@ -550,14 +477,14 @@ def from_dict(data: Mapping[str, Any]) -> SequenceDefinition:
             reads.
     """
     if not isinstance(data, Mapping):
-        _fail("", f"expected a table of keys, got {_describe(data)}", data)
+        fail("", f"expected a table of keys, got {describe(data)}", data)
     doc = _migrate(dict(data))
-    top = _Table(doc, "", _TOP_KEYS)
+    top = Table(doc, "", _TOP_KEYS)
     if top.raw("kind") != "sequence":
-        _fail("kind", f"expected 'sequence', got {_describe(doc['kind'])}", doc["kind"])
+        fail("kind", f"expected 'sequence', got {describe(doc['kind'])}", doc["kind"])
     raw_steps = top.items("steps")
     if len(raw_steps) > MAX_STEPS:
-        _fail("steps", f"{len(raw_steps)} steps; a sequence may have at most {MAX_STEPS}")
+        fail("steps", f"{len(raw_steps)} steps; a sequence may have at most {MAX_STEPS}")
     steps = [_step_from_dict(item, f"steps[{i}]") for i, item in enumerate(raw_steps)]
     seq_id, version, name = top.text("id"), top.integer("version", 1), top.text("name")
     record_type, entry = top.text("record_type"), top.text("entry")
@@ -582,12 +509,12 @@ def from_dict(data: Mapping[str, Any]) -> SequenceDefinition:
 
 def _migrate(doc: Document) -> Document:
     if "schema" not in doc:
-        _fail("schema", "the key 'schema' is missing; sequence documents carry 'schema': 1")
+        fail("schema", "the key 'schema' is missing; sequence documents carry 'schema': 1")
     schema = doc["schema"]
     if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
-        _fail("schema", f"expected a schema number >= 1, got {_describe(schema)}", schema)
+        fail("schema", f"expected a schema number >= 1, got {describe(schema)}", schema)
     if schema > SCHEMA:
-        _fail(
+        fail(
             "schema",
             f"this document has schema {schema}, written by a newer salesflow; this "
             f"version reads sequence schemas up to {SCHEMA}: upgrade salesflow to read it",
@@ -602,15 +529,15 @@ def _migrate(doc: Document) -> Document:
 
 def _step_from_dict(data: object, path: str) -> Step:
     if not isinstance(data, Mapping):
-        _fail(path, f"expected a step table, got {_describe(data)}", data)
+        fail(path, f"expected a step table, got {describe(data)}", data)
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in _STEP_KEYS:
-        _fail(
-            _join(path, "kind"),
-            f"unknown step kind {_describe(kind)}; expected one of {', '.join(_STEP_KEYS)}",
+        fail(
+            join(path, "kind"),
+            f"unknown step kind {describe(kind)}; expected one of {', '.join(_STEP_KEYS)}",
             kind,
         )
-    table = _Table(data, path, _STEP_KEYS[kind])
+    table = Table(data, path, _STEP_KEYS[kind])
     step_id = table.text("id")
     if kind in ACTIVITY_KINDS:
         subject = table.text("subject")
@@ -632,7 +559,7 @@ def _step_from_dict(data: object, path: str) -> Step:
         )
     if kind == "wait":
         table.raw("span")
-        span = table.span("span", Span())
+        span = _span(table, "span", Span())
         follows = table.optional_text("next")
         return _build(path, lambda: WaitStep(id=step_id, span=span, next=follows))
     if kind == "condition":
@@ -659,9 +586,9 @@ def _step_from_dict(data: object, path: str) -> Step:
     return _build(path, lambda: EndStep(id=step_id, outcome=outcome))
 
 
-def _condition_step(table: _Table, step_id: str) -> ConditionStep:
+def _condition_step(table: Table, step_id: str) -> ConditionStep:
     watch = _watch_from_dict(table.raw("watch"), table.where("watch"))
-    within = table.span("within", Span())
+    within = _span(table, "within", Span())
     advance_early = table.flag("advance_early", False)
     watches = table.optional_text("watches")
     yes, no = table.text("yes"), table.text("no")
@@ -681,11 +608,11 @@ def _condition_step(table: _Table, step_id: str) -> ConditionStep:
     )
 
 
-def _ab_test_step(table: _Table, step_id: str) -> ABTestStep:
+def _ab_test_step(table: Table, step_id: str) -> ABTestStep:
     variant_a, variant_b = table.text("variant_a"), table.text("variant_b")
     split = table.integer("split_percent", 50)
     metric = table.optional_text("metric") or "replies"
-    deadline = table.span("deadline", Span(days=7))
+    deadline = _span(table, "deadline", Span(days=7))
     default = table.optional_text("default_variant") or "a"
     follows = table.optional_text("next")
     return _build(
@@ -706,12 +633,12 @@ def _ab_test_step(table: _Table, step_id: str) -> ABTestStep:
 def _watch_from_dict(data: object, path: str) -> Watch:
     kind = data.get("kind") if isinstance(data, Mapping) else None
     if not isinstance(data, Mapping) or not isinstance(kind, str) or kind not in _WATCH_KEYS:
-        _fail(
-            _join(path, "kind"),
-            f"unknown watch kind {_describe(kind)}; expected one of {', '.join(_WATCH_KEYS)}",
+        fail(
+            join(path, "kind"),
+            f"unknown watch kind {describe(kind)}; expected one of {', '.join(_WATCH_KEYS)}",
             kind,
         )
-    table = _Table(data, path, _WATCH_KEYS[kind])
+    table = Table(data, path, _WATCH_KEYS[kind])
     if kind == "email":
         events = [
             _text(item, f"{table.where('events')}[{i}]")
@@ -736,25 +663,25 @@ def _watch_from_dict(data: object, path: str) -> Watch:
 
 def _text(value: object, path: str) -> str:
     if not isinstance(value, str):
-        _fail(path, f"expected text, got {_describe(value)}", value)
+        fail(path, f"expected text, got {describe(value)}", value)
     return value
 
 
 def _condition_from_dict(data: object, path: str, depth: int) -> Condition:
     if depth > MAX_CONDITION_DEPTH:
-        _fail(path, f"field conditions may be nested at most {MAX_CONDITION_DEPTH} deep")
+        fail(path, f"field conditions may be nested at most {MAX_CONDITION_DEPTH} deep")
     if isinstance(data, Mapping) and ("all" in data or "any" in data):
         key = "all" if "all" in data else "any"
-        table = _Table(data, path, (key,))
+        table = Table(data, path, (key,))
         parts = tuple(
             _condition_from_dict(item, f"{table.where(key)}[{i}]", depth + 1)
             for i, item in enumerate(table.items(key))
         )
         return AllOf(conditions=parts) if key == "all" else AnyOf(conditions=parts)
     if isinstance(data, Mapping) and "not" in data:
-        table = _Table(data, path, ("not",))
+        table = Table(data, path, ("not",))
         return Not(condition=_condition_from_dict(data["not"], table.where("not"), depth + 1))
-    table = _Table(data, path, ("field", "op", "value"))
+    table = Table(data, path, ("field", "op", "value"))
     name, op = table.text("field"), table.text("op")
     raw = table.data.get("value")
     if isinstance(raw, list):
@@ -771,32 +698,32 @@ def _value_from_json(value: object, path: str) -> CustomValue:
         return value
     if isinstance(value, Mapping):
         if len(value) != 1 or next(iter(value)) not in _TAGS:
-            _fail(path, f"a tagged value has exactly one key of {', '.join(_TAGS)}", value)
+            fail(path, f"a tagged value has exactly one key of {', '.join(_TAGS)}", value)
         tag = next(iter(value))
         if not isinstance(value[tag], str):
-            _fail(_join(path, tag), f"expected text, got {_describe(value[tag])}", value[tag])
-        decoded = _build(_join(path, tag), lambda: decode_custom_value(dict(value)))
+            fail(join(path, tag), f"expected text, got {describe(value[tag])}", value[tag])
+        decoded = _build(join(path, tag), lambda: decode_custom_value(dict(value)))
         if isinstance(decoded, Decimal) and not decoded.is_finite():
-            _fail(_join(path, tag), f"{value[tag]!r} is not a finite decimal", value[tag])
+            fail(join(path, tag), f"{value[tag]!r} is not a finite decimal", value[tag])
         if isinstance(decoded, datetime) and decoded.utcoffset() is None:
-            _fail(_join(path, tag), f"{value[tag]!r} has no time zone", value[tag])
+            fail(join(path, tag), f"{value[tag]!r} has no time zone", value[tag])
         return decoded
-    _fail(path, f"expected text, a number, a boolean, null or a tagged value, got {value!r}")
+    fail(path, f"expected text, a number, a boolean, null or a tagged value, got {value!r}")
 
 
 def _checked_text(text: str | bytes, what: str) -> str:
     if isinstance(text, bytes | bytearray):
         if len(text) > MAX_TEXT_BYTES:
-            _fail("", f"the {what} document is {len(text)} bytes; the limit is {MAX_TEXT_BYTES}")
+            fail("", f"the {what} document is {len(text)} bytes; the limit is {MAX_TEXT_BYTES}")
         try:
             return bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
-            _fail("", f"the {what} document is not UTF-8 text: {exc}")
+            fail("", f"the {what} document is not UTF-8 text: {exc}")
     if not isinstance(text, str):
-        _fail("", f"expected {what} text, got {type(text).__name__}")
+        fail("", f"expected {what} text, got {type(text).__name__}")
     size = len(text) if len(text) > MAX_TEXT_BYTES else len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_TEXT_BYTES:
-        _fail("", f"the {what} document is {size} bytes or more; the limit is {MAX_TEXT_BYTES}")
+        fail("", f"the {what} document is {size} bytes or more; the limit is {MAX_TEXT_BYTES}")
     return text
 
 
@@ -825,9 +752,9 @@ def loads_json(text: str | bytes) -> SequenceDefinition:
     try:
         data = json.loads(source, object_pairs_hook=_unique_keys)
     except RecursionError:
-        _fail("", "the JSON document is nested too deeply")
+        fail("", "the JSON document is nested too deeply")
     except ValueError as exc:
-        _fail("", f"not valid JSON: {exc}")
+        fail("", f"not valid JSON: {exc}")
     return from_dict(data)
 
 
@@ -847,7 +774,7 @@ def loads_toml(text: str | bytes) -> SequenceDefinition:
     try:
         data = tomllib.loads(source)
     except RecursionError:
-        _fail("", "the TOML document is nested too deeply")
+        fail("", "the TOML document is nested too deeply")
     except ValueError as exc:
-        _fail("", f"not valid TOML: {exc}")
+        fail("", f"not valid TOML: {exc}")
     return from_dict(data)
