@@ -330,6 +330,32 @@ def _mapping(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
+def explain_score(lead_id: str, *, store_url: str, out: TextIO) -> None:
+    """Print the lead's current score under each model and why."""
+    engine = Salesflow(open_store(store_url))
+    try:
+        scores = engine.lead_scores(lead_id)
+    finally:
+        engine.close()
+    if not scores:
+        print(f"lead {lead_id!r} has no score (no active model scores it)", file=out)
+        return
+    for score in scores:
+        ready = ", sales-ready" if score.sales_ready else ""
+        grade = f", grade {score.grade}" if score.grade else ""
+        print(
+            f"{score.model_id} v{score.model_version}: {score.points} points{grade}{ready} "
+            f"(scored {score.scored_at.isoformat()})",
+            file=out,
+        )
+        for hit in score.explanation:
+            times = f" x{hit.occurrences}" if hit.occurrences != 1 else ""
+            shown = f"  [{', '.join(hit.interactions)}]" if hit.interactions else ""
+            print(f"  {hit.points:+6d}  {hit.rule_name}{times}{shown}", file=out)
+        if score.next_change_at is not None:
+            print(f"  changes by itself at {score.next_change_at.isoformat()}", file=out)
+
+
 def list_templates(out: TextIO) -> None:
     """Print the standard sequence templates: name, record type, steps, days."""
     from salesflow.sequences.templates import TEMPLATES, load_template
@@ -419,6 +445,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("SALESFLOW_STORE", DEFAULT_DEMO_STORE),
         help=f"store URL (default: $SALESFLOW_STORE or {DEFAULT_DEMO_STORE})",
     )
+    scores = commands.add_parser("score", help="a lead's scores")
+    scores.add_argument("lead_id", help="the lead")
+    scores.add_argument(
+        "--explain", action="store_true", help="list the rules that fired (always shown)"
+    )
+    scores.add_argument(
+        "--store",
+        default=os.environ.get("SALESFLOW_STORE", DEFAULT_DEMO_STORE),
+        help=f"store URL (default: $SALESFLOW_STORE or {DEFAULT_DEMO_STORE})",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -434,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reply_rate=args.reply_rate,
                 progress=sys.stderr,
             )
+        elif args.command == "score":
+            explain_score(args.lead_id, store_url=args.store, out=sys.stdout)
         elif args.command == "import":
             import_file(
                 args.kind,

@@ -24,6 +24,7 @@ from salesflow.commands.activities import ActivityCommands
 from salesflow.commands.core import RECORD_CLASSES, IdFactory, uuid_ids
 from salesflow.commands.due import DueHandler
 from salesflow.commands.imports import ImportCommands
+from salesflow.commands.scoring import RESCORE_DUE, ScoringCommands
 from salesflow.commands.segments import SegmentCommands
 from salesflow.commands.sequence_runs import STEP_DUE, EnrollmentIdFactory
 from salesflow.commands.sequences import PublishedSequence
@@ -60,7 +61,7 @@ def uuid_enrollment_ids() -> str:
 R = TypeVar("R", bound=Record)
 
 
-class Salesflow(SegmentCommands, ImportCommands, ActivityCommands):
+class Salesflow(ScoringCommands, SegmentCommands, ImportCommands, ActivityCommands):
     """The engine: commands and queries over one store.
 
     Args:
@@ -119,7 +120,11 @@ class Salesflow(SegmentCommands, ImportCommands, ActivityCommands):
             )
         self.retry = retry if retry is not None else RetryPolicy()
         self._due_ids: DueIdFactory = due_ids if due_ids is not None else uuid_due_ids
-        self._handlers: dict[str, DueHandler] = {STEP_DUE: self._step_due, AB_DUE: self._ab_due}
+        self._handlers: dict[str, DueHandler] = {
+            STEP_DUE: self._step_due,
+            AB_DUE: self._ab_due,
+            RESCORE_DUE: self._rescore_due,
+        }
         if sequences is not None and not isinstance(sequences, RuntimeConfig):
             raise ValidationError(
                 f"sequences={sequences!r} must be a RuntimeConfig(...)",
@@ -135,6 +140,7 @@ class Salesflow(SegmentCommands, ImportCommands, ActivityCommands):
         self._definition_cache = {}
         self._segment_cache = {}
         self._ab_winners: dict[str, str] = {}
+        self._scoring_cache = {}
 
     def close(self) -> None:
         """Close the store."""

@@ -28,10 +28,13 @@ __all__ = [
     "EventSink",
     "InteractionRecorded",
     "LeadAssigned",
+    "LeadBecameSalesReady",
     "LeadCreated",
     "LeadDisqualified",
+    "LeadGradeChanged",
     "LeadQualified",
     "LeadReactivated",
+    "LeadScored",
     "LeadUpdated",
     "ListSink",
     "NullSink",
@@ -97,6 +100,35 @@ class LeadReactivated(Event):
 
     lead_id: str
     previous: str
+
+
+@attrs.frozen(kw_only=True)
+class LeadScored(Event):
+    """A lead's score under a model changed (or it was scored the first time)."""
+
+    lead_id: str
+    model_id: str
+    points: int
+    previous_points: int | None
+
+
+@attrs.frozen(kw_only=True)
+class LeadGradeChanged(Event):
+    """A lead's grade under a model changed."""
+
+    lead_id: str
+    model_id: str
+    grade: str | None
+    previous_grade: str | None
+
+
+@attrs.frozen(kw_only=True)
+class LeadBecameSalesReady(Event):
+    """A lead's score reached a model's sales-ready threshold."""
+
+    lead_id: str
+    model_id: str
+    points: int
 
 
 @attrs.frozen(kw_only=True)

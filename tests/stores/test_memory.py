@@ -13,6 +13,7 @@ from salesflow.stores.codec import Codec
 from salesflow.stores.memory import MemoryStore
 from salesflow.testing.contract import StoreContract, lead, upgraded_codec
 from salesflow.testing.contract_interactions import interaction
+from salesflow.testing.contract_scores import score
 
 
 class TestMemoryStore(StoreContract):
@@ -65,3 +66,20 @@ def test_interactions_are_dumped_and_loaded_and_older_snapshots_have_none() -> N
     with MemoryStore.load(snapshot).unit_of_work() as uow:
         assert uow.get(Lead, "lead-0001") == lead(1)
         assert uow.interactions(contact_ids=["c1"], lead_id="lead-0001") == []
+
+
+def test_scores_are_dumped_and_loaded_and_older_snapshots_have_none() -> None:
+    store = MemoryStore()
+    with store.unit_of_work() as uow:
+        uow.add(lead(1))
+        uow.add_score(score(1, lead_id="lead-0001"))
+        uow.add_score(score(2, lead_id="lead-0001"))  # the same instant: added later wins
+        uow.commit()
+    snapshot = json.loads(json.dumps(store.dump()))
+    assert [doc["points"] for doc in snapshot["scores"]] == [1, 2]
+    with MemoryStore.load(snapshot).unit_of_work() as uow:
+        assert uow.scores("lead-0001") == [score(2, lead_id="lead-0001")]
+    del snapshot["scores"]  # as dumped before stores kept scores
+    with MemoryStore.load(snapshot).unit_of_work() as uow:
+        assert uow.get(Lead, "lead-0001") == lead(1)
+        assert uow.score_history("lead-0001") == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from salesflow.stores.sql import STORE_SCHEMA_VERSION
 from salesflow.stores.url import open_store
 from salesflow.testing.contract import StoreContract, due, upgraded_codec
 from salesflow.testing.contract_interactions import interaction
+from salesflow.testing.contract_scores import score
 from salesflow.testing.contract_sequences import definition, enrollment
 from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
@@ -574,6 +576,7 @@ INTERACTION_INDEXES = {
     "sf_interactions__lead_id",
     "sf_interactions__account_id",
 }
+SCORE_INDEXES = {"sf_scores__lead_id__model_id__scored_at__seq"}
 
 
 def use_sequences(store: Store) -> None:
@@ -601,11 +604,32 @@ def use_interactions(store: Store) -> None:
         ]
 
 
+def use_scores(store: Store) -> None:
+    """Store and read back lead scores (the layout 5 table)."""
+    with store.unit_of_work() as uow:
+        uow.add_score(score(1, 0))
+        uow.add_score(score(2, 0))
+        uow.add_score(score(3, 5, model_id="m2", lead_id="l2"))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.scores("l1") == [score(2, 0)]
+        assert uow.score_history("l1") == [score(1, 0), score(2, 0)]
+        assert uow.scores("l2") == [score(3, 5, model_id="m2", lead_id="l2")]
+
+
 @needs_server
 def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(store: PostgresStore) -> None:
     put(store, lead(1))
     store.close()
-    stamp_layout(store.schema, 1, "sf_due", "sf_definitions", "sf_enrollments", "sf_interactions")
+    stamp_layout(
+        store.schema,
+        1,
+        "sf_due",
+        "sf_definitions",
+        "sf_enrollments",
+        "sf_interactions",
+        "sf_scores",
+    )
     upgraded = PostgresStore(DSN, schema=store.schema)
     try:
         with upgraded.unit_of_work() as uow:
@@ -616,16 +640,17 @@ def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(store: Postgre
             assert [i.id for i in uow.claim_due(T0, 1)] == ["due-0001"]
         use_sequences(upgraded)
         use_interactions(upgraded)
+        use_scores(upgraded)
     finally:
         upgraded.close()
     version, _, indexes = layout(store.schema)
     assert version == str(STORE_SCHEMA_VERSION)
     assert indexes >= {"sf_due__due_at__id", "sf_due__key", "sf_due__subject"}
-    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES
+    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES | SCORE_INDEXES
 
 
 @needs_server
-def test_a_database_at_layout_2_gets_the_definition_enrollment_and_interaction_tables(
+def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_and_score_tables(
     store: PostgresStore,
 ) -> None:
     put(store, lead(1))
@@ -633,10 +658,9 @@ def test_a_database_at_layout_2_gets_the_definition_enrollment_and_interaction_t
         uow.schedule(due(1))
         uow.commit()
     store.close()
-    stamp_layout(store.schema, 2, "sf_definitions", "sf_enrollments", "sf_interactions")
-    assert layout(store.schema)[1].isdisjoint(
-        {"sf_definitions", "sf_enrollments", "sf_interactions"}
-    )
+    newer = {"sf_definitions", "sf_enrollments", "sf_interactions", "sf_scores"}
+    stamp_layout(store.schema, 2, *sorted(newer))
+    assert layout(store.schema)[1].isdisjoint(newer)
     upgraded = PostgresStore(DSN, schema=store.schema)
     try:
         with upgraded.unit_of_work() as uow:  # what layout 2 held stays
@@ -644,22 +668,24 @@ def test_a_database_at_layout_2_gets_the_definition_enrollment_and_interaction_t
             assert [i.id for i in uow.due_items()] == ["due-0001"]
         use_sequences(upgraded)
         use_interactions(upgraded)
+        use_scores(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(store.schema)
     assert version == str(STORE_SCHEMA_VERSION)
-    assert tables >= {"sf_definitions", "sf_enrollments", "sf_interactions"}
-    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES
+    assert tables >= newer
+    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES | SCORE_INDEXES
 
 
 @needs_server
-def test_a_database_at_layout_3_gets_the_interaction_table(store: PostgresStore) -> None:
-    assert STORE_SCHEMA_VERSION == 4
+def test_a_database_at_layout_3_gets_the_interaction_and_score_tables(
+    store: PostgresStore,
+) -> None:
     put(store, lead(1))
     use_sequences(store)
     store.close()
-    stamp_layout(store.schema, 3, "sf_interactions")
-    assert "sf_interactions" not in layout(store.schema)[1]
+    stamp_layout(store.schema, 3, "sf_interactions", "sf_scores")
+    assert layout(store.schema)[1].isdisjoint({"sf_interactions", "sf_scores"})
     upgraded = PostgresStore(DSN, schema=store.schema)
     try:
         with upgraded.unit_of_work() as uow:  # what layout 3 held stays
@@ -667,12 +693,37 @@ def test_a_database_at_layout_3_gets_the_interaction_table(store: PostgresStore)
             assert uow.definitions("sequence") == [definition("seq-a")]
             assert uow.enrollments() == [enrollment(1)]
         use_interactions(upgraded)
+        use_scores(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(store.schema)
-    assert version == "4"
-    assert "sf_interactions" in tables
-    assert indexes >= INTERACTION_INDEXES
+    assert version == str(STORE_SCHEMA_VERSION)
+    assert tables >= {"sf_interactions", "sf_scores"}
+    assert indexes >= INTERACTION_INDEXES | SCORE_INDEXES
+
+
+@needs_server
+def test_a_database_at_layout_4_gets_the_score_table(store: PostgresStore) -> None:
+    assert STORE_SCHEMA_VERSION == 5
+    put(store, lead(1))
+    use_sequences(store)
+    use_interactions(store)
+    store.close()
+    stamp_layout(store.schema, 4, "sf_scores")
+    assert "sf_scores" not in layout(store.schema)[1]
+    upgraded = PostgresStore(DSN, schema=store.schema)
+    try:
+        with upgraded.unit_of_work() as uow:  # what layout 4 held stays
+            assert uow.get(Lead, "lead-0001") == lead(1)
+            assert uow.enrollments() == [enrollment(1)]
+            assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
+        use_scores(upgraded)
+    finally:
+        upgraded.close()
+    version, tables, indexes = layout(store.schema)
+    assert version == "5"
+    assert "sf_scores" in tables
+    assert indexes >= SCORE_INDEXES
 
 
 @needs_server
@@ -684,26 +735,35 @@ def test_definitions_enrollments_and_interactions_live_in_the_stores_schema(
     try:
         use_sequences(first)
         use_interactions(first)
+        use_scores(first)
         with second.unit_of_work() as uow:
             assert uow.definitions("sequence") == []
             assert uow.enrollments() == []
             assert uow.find_interaction("int-0001") is None
+            assert uow.score_history("l1") == []
         use_sequences(second)  # the same ids again, in another schema
         use_interactions(second)
+        use_scores(second)
     finally:
         first.close()
         second.close()
     for name in schemas:
-        assert layout(name)[1] >= {"sf_definitions", "sf_enrollments", "sf_interactions"}
+        assert layout(name)[1] >= {
+            "sf_definitions",
+            "sf_enrollments",
+            "sf_interactions",
+            "sf_scores",
+        }
 
 
 @needs_server
-def test_migrate_leaves_definitions_enrollments_and_interactions_alone(
+def test_migrate_leaves_definitions_enrollments_interactions_and_scores_alone(
     store: PostgresStore,
 ) -> None:
     put(store, lead(1, custom={"tier": "gold"}))
     use_sequences(store)
     use_interactions(store)
+    use_scores(store)
     upgraded = PostgresStore(DSN, schema=store.schema, codec=upgraded_codec())
     try:
         assert upgraded.migrate() == 1  # the lead only
@@ -712,8 +772,60 @@ def test_migrate_leaves_definitions_enrollments_and_interactions_alone(
             assert uow.find_definition("sequence", "seq-a") == definition("seq-a")
             assert uow.find_enrollment("enr-0001") == enrollment(1)
             assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
+            assert uow.score_history("l1") == [score(1, 0), score(2, 0)]
     finally:
         upgraded.close()
+
+
+def wait_for_a_lock_on_scores(schema: str) -> None:
+    """Return once a statement on ``schema``'s sf_scores waits for a lock (or after 10 s)."""
+    import psycopg
+
+    deadline = time.monotonic() + 10
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND strpos(query, %s) > 0",
+                [f'"{schema}"."sf_scores"'],
+            ).fetchall()
+            if waiting:
+                return
+            time.sleep(0.02)
+    pytest.fail("the second unit never waited for the first one's seq")
+
+
+@needs_server
+def test_two_connections_scoring_one_lead_at_once_keep_both_in_commit_order(
+    store: PostgresStore,
+) -> None:
+    other = PostgresStore(DSN, schema=store.schema)
+    try:
+        with store.unit_of_work() as uow:
+            uow.add_score(score(1))
+            uow.commit()
+        with store.unit_of_work() as mine:
+            mine.add_score(score(2))  # takes the lead's next seq and holds it
+            with ThreadPoolExecutor(max_workers=1) as pool:
+
+                def theirs() -> None:
+                    with other.unit_of_work() as uow:
+                        # waits on the seq `mine` took, then takes the one after it
+                        uow.add_score(score(3))
+                        uow.add_score(score(4, lead_id="l2"))
+                        uow.commit()
+
+                future = pool.submit(theirs)
+                wait_for_a_lock_on_scores(store.schema)
+                mine.commit()
+                future.result(timeout=30)
+        with store.unit_of_work() as uow:
+            # All three tie on scored_at: the one committed last is current.
+            assert [s.points for s in uow.score_history("l1")] == [1, 2, 3]
+            assert uow.scores("l1") == [score(3)]
+            assert uow.scores("l2") == [score(4, lead_id="l2")]
+    finally:
+        other.close()
 
 
 @needs_server
@@ -813,3 +925,28 @@ def test_interaction_lookups_read_their_indexes(
     index_conds = [line for line in union_since.splitlines() if "Index Cond" in line]
     assert len(index_conds) == 3
     assert all("occurred_at >=" in line for line in index_conds)
+
+
+@needs_server
+def test_score_reads_use_the_score_index(
+    store: PostgresStore, statements: list[tuple[str, list[Any]]]
+) -> None:
+    import psycopg
+
+    with store.unit_of_work() as uow:
+        for n in range(600):
+            uow.add_score(score(n, n % 7, lead_id=f"l{n % 40}", model_id=f"m{n % 3}"))
+        uow.commit()
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'ANALYZE "{store.schema}".sf_scores')
+    statements.clear()
+    with store.unit_of_work() as uow:
+        current = uow.scores("l3")
+        uow.score_history("l3")
+        uow.score_history("l3", "m1")
+    assert len(current) == 3
+    by_lead, history, by_model = (plan(sql, params) for sql, params in statements)
+    for found in (by_lead, history, by_model):
+        assert "sf_scores__lead_id__model_id__scored_at__seq" in found
+    assert "WindowAgg" in by_lead  # one query: the current rows are picked in the database
+    assert "Index Cond: ((lead_id = 'l3'::text) AND (model_id = 'm1'::text))" in by_model

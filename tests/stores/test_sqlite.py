@@ -28,6 +28,7 @@ from salesflow.stores.sqlite import SQLiteStore
 from salesflow.stores.url import open_store
 from salesflow.testing.contract import StoreContract, due, tier_to_segment, upgraded_codec
 from salesflow.testing.contract_interactions import interaction
+from salesflow.testing.contract_scores import score
 from salesflow.testing.contract_sequences import definition, enrollment
 from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
@@ -536,6 +537,7 @@ INTERACTION_INDEXES = {
     "sf_interactions__lead_id",
     "sf_interactions__account_id",
 }
+SCORE_INDEXES = {"sf_scores__lead_id__model_id__scored_at__seq"}
 
 
 def layout(path: Path) -> tuple[str, set[str], set[str]]:
@@ -574,13 +576,26 @@ def use_interactions(store: Store) -> None:
         ]
 
 
+def use_scores(store: Store) -> None:
+    """Store and read back lead scores (the layout 5 table)."""
+    with store.unit_of_work() as uow:
+        uow.add_score(score(1, 0))
+        uow.add_score(score(2, 0))
+        uow.add_score(score(3, 5, model_id="m2", lead_id="l2"))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.scores("l1") == [score(2, 0)]
+        assert uow.score_history("l1") == [score(1, 0), score(2, 0)]
+        assert uow.scores("l2") == [score(3, 5, model_id="m2", lead_id="l2")]
+
+
 def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(
     store: SQLiteStore, path: Path
 ) -> None:
     put(store, lead(1))
     store.close()
     with sqlite3.connect(path) as conn:
-        for table in ("sf_due", "sf_definitions", "sf_enrollments", "sf_interactions"):
+        for table in ("sf_due", "sf_definitions", "sf_enrollments", "sf_interactions", "sf_scores"):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE sf_meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = SQLiteStore(path)
@@ -593,15 +608,16 @@ def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(
             assert [i.id for i in uow.claim_due(T0, 1)] == ["due-0001"]
         use_sequences(upgraded)
         use_interactions(upgraded)
+        use_scores(upgraded)
     finally:
         upgraded.close()
     version, _, indexes = layout(path)
     assert version == str(STORE_SCHEMA_VERSION)
     assert {"sf_due__due_at__id", "sf_due__key", "sf_due__subject"} <= indexes
-    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES
+    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES | SCORE_INDEXES
 
 
-def test_a_database_at_layout_2_gets_the_definition_enrollment_and_interaction_tables(
+def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_and_score_tables(
     store: SQLiteStore, path: Path
 ) -> None:
     put(store, lead(1))
@@ -613,8 +629,10 @@ def test_a_database_at_layout_2_gets_the_definition_enrollment_and_interaction_t
         conn.execute("DROP TABLE sf_definitions")
         conn.execute("DROP TABLE sf_enrollments")
         conn.execute("DROP TABLE sf_interactions")
+        conn.execute("DROP TABLE sf_scores")
         conn.execute("UPDATE sf_meta SET value = '2' WHERE key = 'schema_version'")
-    assert layout(path)[1].isdisjoint({"sf_definitions", "sf_enrollments", "sf_interactions"})
+    newer = {"sf_definitions", "sf_enrollments", "sf_interactions", "sf_scores"}
+    assert layout(path)[1].isdisjoint(newer)
     upgraded = SQLiteStore(path)
     try:
         with upgraded.unit_of_work() as uow:  # what layout 2 held stays
@@ -622,23 +640,26 @@ def test_a_database_at_layout_2_gets_the_definition_enrollment_and_interaction_t
             assert [i.id for i in uow.due_items()] == ["due-0001"]
         use_sequences(upgraded)
         use_interactions(upgraded)
+        use_scores(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(path)
     assert version == str(STORE_SCHEMA_VERSION)
-    assert {"sf_definitions", "sf_enrollments", "sf_interactions"} <= tables
-    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES
+    assert newer <= tables
+    assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES | SCORE_INDEXES
 
 
-def test_a_database_at_layout_3_gets_the_interaction_table(store: SQLiteStore, path: Path) -> None:
-    assert STORE_SCHEMA_VERSION == 4
+def test_a_database_at_layout_3_gets_the_interaction_and_score_tables(
+    store: SQLiteStore, path: Path
+) -> None:
     put(store, lead(1))
     use_sequences(store)
     store.close()
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE sf_interactions")
+        conn.execute("DROP TABLE sf_scores")
         conn.execute("UPDATE sf_meta SET value = '3' WHERE key = 'schema_version'")
-    assert "sf_interactions" not in layout(path)[1]
+    assert layout(path)[1].isdisjoint({"sf_interactions", "sf_scores"})
     upgraded = SQLiteStore(path)
     try:
         with upgraded.unit_of_work() as uow:  # what layout 3 held stays
@@ -646,12 +667,38 @@ def test_a_database_at_layout_3_gets_the_interaction_table(store: SQLiteStore, p
             assert uow.definitions("sequence") == [definition("seq-a")]
             assert uow.enrollments() == [enrollment(1)]
         use_interactions(upgraded)
+        use_scores(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(path)
-    assert version == "4"
-    assert "sf_interactions" in tables
-    assert indexes >= INTERACTION_INDEXES
+    assert version == str(STORE_SCHEMA_VERSION)
+    assert {"sf_interactions", "sf_scores"} <= tables
+    assert indexes >= INTERACTION_INDEXES | SCORE_INDEXES
+
+
+def test_a_database_at_layout_4_gets_the_score_table(store: SQLiteStore, path: Path) -> None:
+    assert STORE_SCHEMA_VERSION == 5
+    put(store, lead(1))
+    use_sequences(store)
+    use_interactions(store)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE sf_scores")
+        conn.execute("UPDATE sf_meta SET value = '4' WHERE key = 'schema_version'")
+    assert "sf_scores" not in layout(path)[1]
+    upgraded = SQLiteStore(path)
+    try:
+        with upgraded.unit_of_work() as uow:  # what layout 4 held stays
+            assert uow.get(Lead, "lead-0001") == lead(1)
+            assert uow.enrollments() == [enrollment(1)]
+            assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
+        use_scores(upgraded)
+    finally:
+        upgraded.close()
+    version, tables, indexes = layout(path)
+    assert version == "5"
+    assert "sf_scores" in tables
+    assert indexes >= SCORE_INDEXES
 
 
 @pytest.mark.parametrize("value", [T0, float("nan"), {1, 2}])
@@ -662,12 +709,13 @@ def test_a_definition_document_that_is_not_json_is_refused(store: SQLiteStore, v
         assert uow.find_definition("sequence", "seq-a") is None
 
 
-def test_migrate_leaves_definitions_enrollments_and_interactions_alone(
+def test_migrate_leaves_definitions_enrollments_interactions_and_scores_alone(
     store: SQLiteStore, path: Path
 ) -> None:
     put(store, lead(1, custom={"tier": "gold"}))
     use_sequences(store)
     use_interactions(store)
+    use_scores(store)
     store.close()
     upgraded = SQLiteStore(path, codec=upgraded_codec())
     try:
@@ -677,6 +725,7 @@ def test_migrate_leaves_definitions_enrollments_and_interactions_alone(
             assert uow.find_definition("sequence", "seq-a") == definition("seq-a")
             assert uow.find_enrollment("enr-0001") == enrollment(1)
             assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
+            assert uow.score_history("l1") == [score(1, 0), score(2, 0)]
     finally:
         upgraded.close()
 
@@ -751,3 +800,30 @@ def test_interaction_lookups_read_their_indexes(
     assert "INDEX sf_interactions__contact_id (contact_id=?)" in union
     for column in ("contact_id", "lead_id", "account_id"):
         assert f"INDEX sf_interactions__{column} ({column}=? AND occurred_at>?)" in union_since
+
+
+def test_score_reads_use_the_score_index(
+    store: SQLiteStore, path: Path, statements: list[tuple[str, list[Any]]]
+) -> None:
+    with store.unit_of_work() as uow:
+        for n in range(600):
+            uow.add_score(score(n, n % 7, lead_id=f"l{n % 40}", model_id=f"m{n % 3}"))
+        uow.commit()
+    statements.clear()
+    with store.unit_of_work() as uow:
+        current = uow.scores("l3")
+        uow.score_history("l3")
+        uow.score_history("l3", "m1")
+    assert len(current) == 3
+    by_lead, history, by_model = (plan(path, sql, params) for sql, params in statements)
+    assert "INDEX sf_scores__lead_id__model_id__scored_at__seq (lead_id=?)" in by_lead
+    # The windows read the index in order; only the outer ORDER BY (over the current
+    # rows, one per model) is sorted.
+    assert by_lead.count("TEMP B-TREE") == 1
+    assert "(lead_id=?)" in history
+    assert (
+        "INDEX sf_scores__lead_id__model_id__scored_at__seq (lead_id=? AND model_id=?)" in by_model
+    )
+    assert "TEMP B-TREE" not in by_model  # the index gives the order too
+    for found in (by_lead, history, by_model):
+        assert "SCAN sf_scores\n" not in found + "\n"  # never a full scan

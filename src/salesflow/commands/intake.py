@@ -465,6 +465,7 @@ class IntakeCommands(EngineCore):
 
     def _add_interaction(self, work: Work, interaction: Interaction) -> None:
         work.uow.add_interaction(interaction)
+        work.recorded.append(interaction)
         work.events.append(
             ev.InteractionRecorded(
                 occurred_at=work.now,

@@ -123,6 +123,7 @@ class SegmentCommands(SequenceCommands):
         return cached
 
     def _before_commit(self, work: Work) -> None:
+        super()._before_commit(work)
         if not any(ref.kind is not RecordKind.ACTIVITY for ref in work.written):
             return
         active = [self._segment(s) for s in work.uow.definitions(SEGMENT) if s.state == ACTIVE]

@@ -14,6 +14,7 @@ from salesflow import activity as act
 from salesflow import events as ev
 from salesflow.due import DueItem
 from salesflow.errors import InvalidTransition, NotFound, ValidationError, VersionConflict
+from salesflow.interactions import Interaction
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
@@ -69,6 +70,8 @@ class Work:
         # Enrollments this unit is moving right now: hooks that the move triggers
         # (its own set_status closing the record) leave them alone.
         self.in_hand: set[str] = set()
+        # Interactions this unit recorded: scoring re-scores the people they concern.
+        self.recorded: list[Interaction] = []
 
     def add(self, record: Record) -> None:
         """Store a new record in this unit (see `UnitOfWork.add`)."""

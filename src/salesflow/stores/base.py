@@ -31,6 +31,7 @@ from salesflow.interactions import Interaction
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
+from salesflow.scoring_compile import ScoreResult
 from salesflow.sequences.enrollment import Enrollment
 from salesflow.values import Money, Record, RecordKind, RecordRef, normalize_email, normalize_name
 
@@ -720,6 +721,23 @@ class UnitOfWork(Protocol):
             ValidationError: none of contact_ids, lead_id and account_id is given, or
                 ``since`` is naive.
         """
+        ...
+
+    # --- lead scores (see salesflow.scoring) -------------------------------------------
+
+    def add_score(self, score: ScoreResult) -> None:
+        """Keep a lead's new score under one model; every score is kept (history),
+        the latest per model is the current one."""
+        ...
+
+    def scores(self, lead_id: str) -> list[ScoreResult]:
+        """The current score of the lead under each model (the latest ``scored_at``,
+        then the latest added), ordered by model id."""
+        ...
+
+    def score_history(self, lead_id: str, model_id: str | None = None) -> list[ScoreResult]:
+        """Every score the lead had (under ``model_id`` when given), oldest first
+        (``scored_at``, then model id, then the order they were added)."""
         ...
 
     def commit(self) -> None:

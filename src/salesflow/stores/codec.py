@@ -33,6 +33,7 @@ from salesflow.interactions import Interaction
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
+from salesflow.scoring_compile import RuleHit, ScoreResult
 from salesflow.sequences.definition import EmailEvent, StepKind
 from salesflow.sequences.enrollment import (
     Enrollment,
@@ -53,11 +54,13 @@ __all__ = [
     "decode_due_item",
     "decode_enrollment",
     "decode_interaction",
+    "decode_score",
     "encode_custom_value",
     "encode_definition",
     "encode_due_item",
     "encode_enrollment",
     "encode_interaction",
+    "encode_score",
     "format_datetime",
 ]
 
@@ -498,4 +501,72 @@ def decode_interaction(document: Mapping[str, Any]) -> Interaction:
     except (ValidationError, KeyError, TypeError, ValueError) as exc:
         raise StoreError(
             f"stored interaction {document.get('id')!r} cannot be read: {exc}"
+        ) from exc
+
+
+SCORE_SCHEMA = 1
+"""The schema number of lead score documents."""
+
+
+def encode_score(score: ScoreResult) -> dict[str, Any]:
+    """The JSON-able document of a lead's score under one model, with its explanation."""
+    return {
+        "schema": SCORE_SCHEMA,
+        "model_id": score.model_id,
+        "model_version": score.model_version,
+        "lead_id": score.lead_id,
+        "points": score.points,
+        "grade": score.grade,
+        "sales_ready": score.sales_ready,
+        "explanation": [
+            {
+                "rule_id": hit.rule_id,
+                "rule_name": hit.rule_name,
+                "points": hit.points,
+                "interactions": list(hit.interactions),
+                "occurrences": hit.occurrences,
+            }
+            for hit in score.explanation
+        ],
+        "next_change_at": _optional_time(score.next_change_at),
+        "scored_at": format_datetime(score.scored_at),
+    }
+
+
+def decode_score(document: Mapping[str, Any]) -> ScoreResult:
+    """The score of a document written by `encode_score`.
+
+    Raises:
+        StoreError: the document is from a newer schema or is not valid.
+    """
+    schema = document.get("schema")
+    if schema != SCORE_SCHEMA:
+        raise StoreError(
+            f"stored score of lead {document.get('lead_id')!r} has schema {schema!r}; this "
+            f"salesflow reads schema {SCORE_SCHEMA} (upgrade salesflow)"
+        )
+    try:
+        return ScoreResult(
+            model_id=document["model_id"],
+            model_version=document["model_version"],
+            lead_id=document["lead_id"],
+            points=document["points"],
+            grade=document["grade"],
+            sales_ready=document["sales_ready"],
+            explanation=tuple(
+                RuleHit(
+                    rule_id=hit["rule_id"],
+                    rule_name=hit["rule_name"],
+                    points=hit["points"],
+                    interactions=tuple(hit["interactions"]),
+                    occurrences=hit["occurrences"],
+                )
+                for hit in document["explanation"]
+            ),
+            next_change_at=_read_time(document["next_change_at"]),
+            scored_at=datetime.fromisoformat(document["scored_at"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(
+            f"stored score of lead {document.get('lead_id')!r} cannot be read: {exc}"
         ) from exc

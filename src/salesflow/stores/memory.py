@@ -23,6 +23,7 @@ from salesflow.definitions import StoredDefinition
 from salesflow.due import DueItem, check_payload
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
 from salesflow.interactions import Interaction
+from salesflow.scoring_compile import ScoreResult
 from salesflow.sequences.enrollment import Enrollment
 from salesflow.stores.base import (
     GroupCount,
@@ -43,10 +44,12 @@ from salesflow.stores.codec import (
     decode_due_item,
     decode_enrollment,
     decode_interaction,
+    decode_score,
     encode_definition,
     encode_due_item,
     encode_enrollment,
     encode_interaction,
+    encode_score,
 )
 from salesflow.values import Record, RecordKind, RecordRef
 
@@ -135,6 +138,8 @@ class MemoryStore:
         # Interactions by id, with ids by contact, lead and account for the lookups.
         self._interactions: dict[str, Interaction] = {}
         self._interactions_by: dict[tuple[str, str], list[str]] = {}
+        # Every score of each lead, in the order added.
+        self._scores: dict[str, list[ScoreResult]] = {}
         self._lock = threading.RLock()
         self._busy = False
         self._closed = False
@@ -189,6 +194,7 @@ class MemoryStore:
         self._by_sequence = {}
         self._interactions = {}
         self._interactions_by = {}
+        self._scores = {}
 
     def _store_interaction(self, interaction: Interaction) -> None:
         self._interactions[interaction.id] = interaction
@@ -289,6 +295,7 @@ class MemoryStore:
                 ],
                 "enrollments": [encode_enrollment(e) for e in self._enrollments.values()],
                 "interactions": [encode_interaction(i) for i in self._interactions.values()],
+                "scores": [encode_score(x) for history in self._scores.values() for x in history],
             }
 
     @classmethod
@@ -307,6 +314,9 @@ class MemoryStore:
             store._store_enrollment(decode_enrollment(doc))
         for doc in snapshot.get("interactions", ()):
             store._store_interaction(decode_interaction(doc))
+        for doc in snapshot.get("scores", ()):
+            score = decode_score(doc)
+            store._scores.setdefault(score.lead_id, []).append(score)
         return store
 
 
@@ -323,6 +333,7 @@ class _MemoryUnit:
         self._enrollments: dict[str, Enrollment] = {}
         self._interactions: dict[str, Interaction] = {}
         self._pending_index: dict[tuple[RecordKind, str], dict[str, set[str]]] = {}
+        self._scores: list[ScoreResult] = []
 
     def _current(self, kind: RecordKind, record_id: str) -> Record | None:
         pending = self._pending.get(kind)
@@ -756,7 +767,42 @@ class _MemoryUnit:
         found.sort(key=lambda i: (i.occurred_at, i.id))
         return found
 
+    # --- lead scores ------------------------------------------------------------------
+
+    def add_score(self, score: ScoreResult) -> None:
+        if not isinstance(score, ScoreResult):
+            raise ValidationError(
+                f"add_score() takes a ScoreResult, not {type(score).__name__}",
+                field="score",
+                value=score,
+            )
+        self._scores.append(score)  # frozen: no copy needed
+
+    def _history(self, lead_id: str) -> list[ScoreResult]:
+        mine = [x for x in self._scores if x.lead_id == lead_id]
+        return [*self._store._scores.get(lead_id, ()), *mine]
+
+    def scores(self, lead_id: str) -> list[ScoreResult]:
+        latest: dict[str, ScoreResult] = {}
+        for score in self._history(lead_id):
+            held = latest.get(score.model_id)
+            if held is None or score.scored_at >= held.scored_at:
+                latest[score.model_id] = score
+        return [latest[m] for m in sorted(latest)]
+
+    def score_history(self, lead_id: str, model_id: str | None = None) -> list[ScoreResult]:
+        history = [
+            (x.scored_at, x.model_id, n, x)
+            for n, x in enumerate(self._history(lead_id))
+            if model_id is None or x.model_id == model_id
+        ]
+        history.sort(key=lambda item: item[:3])
+        return [item[3] for item in history]
+
     def commit(self) -> None:
+        for score in self._scores:
+            self._store._scores.setdefault(score.lead_id, []).append(score)
+        self._scores = []
         for interaction in self._interactions.values():
             self._store._store_interaction(interaction)
         self._interactions = {}

@@ -21,7 +21,8 @@ after a codec upgrade, `migrate_documents` finds the rows that still hold an
 older document and rewrites them, so the copied columns agree with the records.
 Beside the record tables, ``sf_due`` keeps due items, ``sf_definitions`` and
 ``sf_enrollments`` (`salesflow.stores.sql_sequences`) definitions and enrollments,
-and ``sf_interactions`` (`salesflow.stores.sql_interactions`) interactions.
+``sf_interactions`` (`salesflow.stores.sql_interactions`) interactions, and
+``sf_scores`` (`salesflow.stores.sql_scores`) the history of lead scores.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from salesflow.stores.codec import RECORD_TYPES, Codec, decode_due_item, encode_
 from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction, dump_json, quote
 from salesflow.stores.sql_interactions import InteractionTable, InteractionUnit
 from salesflow.stores.sql_query import Params, order_clause, where_clause
+from salesflow.stores.sql_scores import ScoreTable, ScoreUnit
 from salesflow.stores.sql_sequences import SequenceTables, SequenceUnit
 from salesflow.values import Record, RecordKind, RecordRef
 
@@ -69,6 +71,7 @@ __all__ = [
     "InteractionTable",
     "Layout",
     "SQLUnit",
+    "ScoreTable",
     "SequenceTables",
     "Table",
     "migrate_documents",
@@ -77,13 +80,14 @@ __all__ = [
 
 R = TypeVar("R", bound=Record)
 
-STORE_SCHEMA_VERSION = 4
+STORE_SCHEMA_VERSION = 5
 """The table layout this salesflow writes; a database stamped newer is refused, one
 stamped older is upgraded when opened (the missing tables and indexes are created).
 
 Layouts: 1, the record tables; 2, adds ``sf_due`` (due items); 3, adds
 ``sf_definitions`` and ``sf_enrollments`` (`salesflow.stores.sql_sequences`); 4, adds
-``sf_interactions`` (`salesflow.stores.sql_interactions`)."""
+``sf_interactions`` (`salesflow.stores.sql_interactions`); 5, adds ``sf_scores``
+(`salesflow.stores.sql_scores`)."""
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""
@@ -320,8 +324,8 @@ def open_schema(
     A database at an older layout is upgraded: every statement is ``IF NOT
     EXISTS``, so what the old layout has stays and what it lacks (``sf_due`` for
     layout 1, ``sf_definitions`` and ``sf_enrollments`` for layouts 1 and 2,
-    ``sf_interactions`` for layouts 1 to 3) is created, and the new layout number
-    is stamped.
+    ``sf_interactions`` for layouts 1 to 3, ``sf_scores`` for layouts 1 to 4) is
+    created, and the new layout number is stamped.
 
     Args:
         session: The transaction to run in.
@@ -356,7 +360,8 @@ def open_schema(
         for statement in table.ddl():
             session.change(statement)
     extra = DueTable(dialect).ddl() + SequenceTables(dialect).ddl()
-    for statement in extra + InteractionTable(dialect).ddl():
+    extra += InteractionTable(dialect).ddl() + ScoreTable(dialect).ddl()
+    for statement in extra:
         session.change(statement)
     session.change(
         f'INSERT INTO {meta} ("key", "value") VALUES ({p}, {p}) '
@@ -493,12 +498,14 @@ class Layout:
         due: The table of due items.
         sequences: The tables of definitions and enrollments.
         interactions: The table of interactions.
+        scores: The table of lead scores.
     """
 
     records: Mapping[RecordKind, Table]
     due: DueTable
     sequences: SequenceTables
     interactions: InteractionTable
+    scores: ScoreTable
 
     @classmethod
     def build(cls, dialect: Dialect, codec: Codec) -> Layout:
@@ -508,13 +515,14 @@ class Layout:
             due=DueTable(dialect),
             sequences=SequenceTables(dialect),
             interactions=InteractionTable(dialect),
+            scores=ScoreTable(dialect),
         )
 
 
-class SQLUnit(SequenceUnit, InteractionUnit):
+class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit):
     """The `UnitOfWork` operations on one transaction of a SQL store (the definition
     and enrollment ones are inherited from `SequenceUnit`, the interaction ones from
-    `InteractionUnit`).
+    `InteractionUnit`, the lead-score ones from `ScoreUnit`).
 
     Args:
         layout: The store's tables.
@@ -529,6 +537,7 @@ class SQLUnit(SequenceUnit, InteractionUnit):
         self._due = layout.due
         self._sequences = layout.sequences
         self._interactions = layout.interactions
+        self._scores = layout.scores
         self._claimed: set[str] = set()
 
     def find(self, cls: type[R], record_id: str) -> R | None:

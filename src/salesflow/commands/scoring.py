@@ -1,0 +1,344 @@
+"""Scoring commands of `Salesflow`: publish models, keep every lead's scores current,
+explain them.
+
+A lead is re-scored under every active model in the unit of work that changes it:
+when the lead, its parent contact or its parent account is written, and when an
+interaction of the lead or the contact is recorded. A score that changes is kept
+(the history keeps every one) and published (`LeadScored`, `LeadGradeChanged`,
+`LeadBecameSalesReady`). When time alone will change a score (an interaction
+leaving a rule's window), a due item (kind ``scoring.rescore``) re-scores the lead
+at that instant: no nightly batch. Publishing a model re-scores every open lead.
+Only open leads are scored; a closed lead keeps its last scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from salesflow import events as ev
+from salesflow.commands.core import EngineCore
+from salesflow.commands.work import Work
+from salesflow.conditions import field
+from salesflow.definitions import ACTIVE, INACTIVE, StoredDefinition
+from salesflow.due import DueItem
+from salesflow.errors import NotFound, ValidationError
+from salesflow.interactions import Interaction
+from salesflow.lead import Lead
+from salesflow.party import Account, Contact
+from salesflow.scoring import (
+    CompiledModel,
+    NotScored,
+    ScoreResult,
+    ScoringModel,
+    ScoringTarget,
+    compile_model,
+    from_dict,
+    score,
+    to_dict,
+)
+from salesflow.stores.base import Query
+from salesflow.values import RecordKind, RecordRef
+
+__all__ = ["RESCORE_DUE", "SCORING_MODEL", "ScoringCommands"]
+
+SCORING_MODEL = "scoring_model"
+"""The definition kind of scoring models in the store."""
+
+RESCORE_DUE = "scoring.rescore"
+"""The due item kind that re-scores a lead when an interaction leaves a window."""
+
+_PAGE = 500
+
+
+def _rescore_key(lead_id: str) -> str:
+    return f"score:{lead_id}"
+
+
+class ScoringCommands(EngineCore):
+    """Scoring models and the leads' scores."""
+
+    _scoring_cache: dict[tuple[str, int], CompiledModel]
+
+    # --- models ---------------------------------------------------------------------
+
+    def publish_scoring_model(self, model: ScoringModel) -> ScoringModel:
+        """Publish ``model`` as the next version of its id, active, and re-score every
+        open lead with it.
+
+        Returns:
+            The published model (its ``version`` set).
+
+        Raises:
+            InvalidDefinition: the model has problems (`salesflow.scoring.validate`).
+            ValidationError: ``model`` is not a `ScoringModel`.
+        """
+        if not isinstance(model, ScoringModel):
+            raise ValidationError(
+                f"publish_scoring_model() takes a ScoringModel, not {type(model).__name__}",
+                field="model",
+                value=model,
+            )
+        with self._command() as work:
+            latest = work.uow.find_definition(SCORING_MODEL, model.id)
+            version = 1 if latest is None else latest.version + 1
+            published = attrs.evolve(model, version=version)
+            compiled = compile_model(published)  # refuses an invalid model
+            work.uow.add_definition(
+                StoredDefinition(
+                    kind=SCORING_MODEL,
+                    id=model.id,
+                    version=version,
+                    state=ACTIVE,
+                    document=to_dict(published),
+                    published_at=work.now,
+                )
+            )
+            work.events.append(
+                ev.DefinitionPublished(
+                    occurred_at=work.now,
+                    kind=SCORING_MODEL,
+                    definition_id=model.id,
+                    version=version,
+                )
+            )
+        self._scoring_cache[(model.id, version)] = compiled
+        self.rescore_all()
+        return published
+
+    def deactivate_scoring_model(self, model_id: str) -> None:
+        """Stop scoring with a model; the scores it gave stay in the history.
+
+        Raises:
+            NotFound: no such model.
+        """
+        with self._command() as work:
+            latest = work.uow.find_definition(SCORING_MODEL, model_id)
+            if latest is None:
+                raise NotFound("ScoringModel", model_id)
+            work.uow.set_definition_state(SCORING_MODEL, model_id, latest.version, INACTIVE)
+            work.events.append(
+                ev.DefinitionStateChanged(
+                    occurred_at=work.now,
+                    kind=SCORING_MODEL,
+                    definition_id=model_id,
+                    state=INACTIVE,
+                )
+            )
+
+    def scoring_models(self) -> list[ScoringModel]:
+        """The latest version of every active scoring model, by id."""
+        with self._read() as uow:
+            stored = uow.definitions(SCORING_MODEL)
+        return [from_dict(d.document) for d in stored if d.state == ACTIVE]
+
+    def _active_models(self, work: Work) -> list[CompiledModel]:
+        models = []
+        for stored in work.uow.definitions(SCORING_MODEL):
+            if stored.state != ACTIVE:
+                continue
+            key = (stored.id, stored.version)
+            compiled = self._scoring_cache.get(key)
+            if compiled is None:
+                # versions never change once stored, so the compiled model is kept
+                compiled = self._scoring_cache[key] = compile_model(from_dict(stored.document))
+            models.append(compiled)
+        return models
+
+    # --- scores ---------------------------------------------------------------------
+
+    def rescore_all(self) -> int:
+        """Re-score every open lead under every active model, a page of leads per unit
+        of work. Returns how many leads were scored."""
+        done = 0
+        offset = 0
+        while True:
+            with self._command() as work:
+                page = work.uow.query(
+                    Lead,
+                    Query(where=field("status").eq("open"), limit=_PAGE, offset=offset),
+                )
+                models = self._active_models(work)
+                for lead in page.items:
+                    self._rescore(work, lead.id, models)
+            done += len(page.items)
+            offset += _PAGE
+            if not page.has_more:
+                return done
+
+    def score_lead(self, lead_id: str) -> list[ScoreResult]:
+        """Re-score one lead now (scores also follow every change by themselves).
+
+        Returns:
+            Its current scores, one per model that scores it.
+
+        Raises:
+            NotFound: no such lead.
+        """
+        with self._command() as work:
+            work.get(Lead, lead_id)
+            self._rescore(work, lead_id, self._active_models(work))
+            return work.uow.scores(lead_id)
+
+    def lead_scores(self, lead_id: str) -> list[ScoreResult]:
+        """The lead's current score under each model (its explanation included)."""
+        with self._read() as uow:
+            uow.get(Lead, lead_id)
+            return uow.scores(lead_id)
+
+    def score_history(self, lead_id: str, model_id: str | None = None) -> list[ScoreResult]:
+        """Every score the lead has had, oldest first."""
+        with self._read() as uow:
+            uow.get(Lead, lead_id)
+            return uow.score_history(lead_id, model_id)
+
+    def is_sales_ready(self, lead_id: str) -> bool:
+        """Whether any model's current score of the lead reaches its threshold."""
+        return any(s.sales_ready for s in self.lead_scores(lead_id))
+
+    # --- keeping scores current -----------------------------------------------------
+
+    def _rescore(self, work: Work, lead_id: str, models: list[CompiledModel]) -> None:
+        lead = work.uow.find(Lead, lead_id)
+        if lead is None or not lead.is_open or not models:
+            return
+        contact = work.uow.find(Contact, lead.parent_contact_id) if lead.parent_contact_id else None
+        account = work.uow.find(Account, lead.parent_account_id) if lead.parent_account_id else None
+        current = {s.model_id: s for s in work.uow.scores(lead_id)}
+        interactions: dict[ScoringTarget, list[Interaction]] = {}
+        next_change = None
+        for compiled in models:
+            target = compiled.model.target
+            if target not in interactions:
+                interactions[target] = self._interactions_of(work, lead, contact, account, target)
+            result = score(
+                compiled,
+                lead=lead,
+                contact=contact,
+                account=account,
+                interactions=interactions[target],
+                now=work.now,
+            )
+            if isinstance(result, NotScored):
+                continue
+            if result.next_change_at is not None and (
+                next_change is None or result.next_change_at < next_change
+            ):
+                next_change = result.next_change_at
+            self._keep(work, result, current.get(result.model_id))
+        key = _rescore_key(lead_id)
+        work.uow.cancel_due_by_key(key)
+        if next_change is not None:
+            work.schedule_due(
+                RESCORE_DUE, next_change, subject=lead.ref, payload={"lead_id": lead_id}, key=key
+            )
+
+    def _interactions_of(
+        self,
+        work: Work,
+        lead: Lead,
+        contact: Contact | None,
+        account: Account | None,
+        target: ScoringTarget,
+    ) -> list[Interaction]:
+        if target is ScoringTarget.ACCOUNT and account is not None:
+            return work.uow.interactions(account_id=account.id, lead_id=lead.id)
+        return work.uow.interactions(
+            contact_ids=() if contact is None else (contact.id,), lead_id=lead.id
+        )
+
+    def _keep(self, work: Work, result: ScoreResult, before: ScoreResult | None) -> None:
+        if before is not None and (
+            before.model_version,
+            before.points,
+            before.grade,
+            before.sales_ready,
+            before.explanation,
+        ) == (
+            result.model_version,
+            result.points,
+            result.grade,
+            result.sales_ready,
+            result.explanation,
+        ):
+            return  # the same score: the history keeps changes only
+        work.uow.add_score(result)
+        now = work.now
+        work.events.append(
+            ev.LeadScored(
+                occurred_at=now,
+                lead_id=result.lead_id,
+                model_id=result.model_id,
+                points=result.points,
+                previous_points=None if before is None else before.points,
+            )
+        )
+        previous_grade = None if before is None else before.grade
+        if result.grade != previous_grade:
+            work.events.append(
+                ev.LeadGradeChanged(
+                    occurred_at=now,
+                    lead_id=result.lead_id,
+                    model_id=result.model_id,
+                    grade=result.grade,
+                    previous_grade=previous_grade,
+                )
+            )
+        if result.sales_ready and not (before is not None and before.sales_ready):
+            work.events.append(
+                ev.LeadBecameSalesReady(
+                    occurred_at=now,
+                    lead_id=result.lead_id,
+                    model_id=result.model_id,
+                    points=result.points,
+                )
+            )
+
+    def _rescore_due(self, work: Work, item: DueItem) -> None:
+        """Handler of ``scoring.rescore`` items: an interaction left a window."""
+        lead_id = item.payload.get("lead_id")
+        if isinstance(lead_id, str):
+            self._rescore(work, lead_id, self._active_models(work))
+
+    def _leads_touched(self, work: Work) -> set[str]:
+        leads: set[str] = set()
+        for ref in work.written:
+            if ref.kind is RecordKind.LEAD:
+                leads.add(ref.id)
+            elif ref.kind in (RecordKind.CONTACT, RecordKind.ACCOUNT):
+                leads.update(self._children(work, ref))
+        for interaction in work.recorded:
+            if interaction.lead_id is not None:
+                leads.add(interaction.lead_id)
+            if interaction.contact_id is not None:
+                leads.update(
+                    self._children(
+                        work, RecordRef(kind=RecordKind.CONTACT, id=interaction.contact_id)
+                    )
+                )
+        return leads
+
+    def _children(self, work: Work, parent: RecordRef) -> Iterable[str]:
+        """The leads whose parent contact or account is ``parent``."""
+        name = "parent_contact_id" if parent.kind is RecordKind.CONTACT else "parent_account_id"
+        offset = 0
+        while True:
+            page = work.uow.query(
+                Lead, Query(where=field(name).eq(parent.id), limit=_PAGE, offset=offset)
+            )
+            yield from (lead.id for lead in page.items)
+            if not page.has_more:
+                return
+            offset += _PAGE
+
+    def _before_commit(self, work: Work) -> None:
+        super()._before_commit(work)
+        scored = (RecordKind.LEAD, RecordKind.CONTACT, RecordKind.ACCOUNT)
+        if not work.recorded and not any(ref.kind in scored for ref in work.written):
+            return  # nothing a score depends on was written (activities, opportunities)
+        models = self._active_models(work)
+        if not models:
+            return
+        for lead_id in sorted(self._leads_touched(work)):
+            self._rescore(work, lead_id, models)

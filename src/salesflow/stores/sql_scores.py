@@ -1,0 +1,149 @@
+"""The SQL stores' table of lead scores, and its unit-of-work methods.
+
+``sf_scores`` keeps every `ScoreResult` ever added, one row each: the history.
+``doc`` (`encode_score`) is the only thing read back; ``lead_id``, ``model_id``
+and ``scored_at`` serve the index ``(lead_id, model_id, scored_at, seq)``, and
+``seq`` numbers the scores of one lead in the order they were added (the key is
+``(lead_id, seq)``), which breaks ties between scores with the same
+``scored_at``. The document carries its own schema number, checked when it is
+read; it is not part of `salesflow.stores.sql.migrate_documents`, which rewrites
+records only.
+
+`ScoreTable` builds the statements once per store; `ScoreUnit` is the part of
+`salesflow.stores.sql.SQLUnit` that implements the score methods of `UnitOfWork`
+with them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from salesflow.errors import StoreError, ValidationError
+from salesflow.scoring_compile import ScoreResult
+from salesflow.stores.base import ColumnType
+from salesflow.stores.codec import decode_score, encode_score
+from salesflow.stores.sql_dialect import Dialect, Session, dump_json
+
+__all__ = ["ScoreTable", "ScoreUnit"]
+
+_INSERT_ATTEMPTS = 100
+"""How often `ScoreUnit.add_score` takes the next ``seq`` again after another unit
+committed a score of the same lead with the one it took (PostgreSQL only)."""
+
+
+class ScoreTable:
+    """The ``sf_scores`` table of one store: its DDL, statements and rows.
+
+    Args:
+        dialect: The SQL engine (for PostgreSQL, it names the schema of the table).
+    """
+
+    INDEX = "sf_scores__lead_id__model_id__scored_at__seq"
+    """The index every score query of a lead reads."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.name = dialect.table("sf_scores")
+        p = dialect.placeholder
+        # ``seq`` is the lead's highest plus one, taken in the statement that inserts,
+        # so it needs no engine-specific auto-increment column, and it orders the
+        # lead's scores as they were committed. When two PostgreSQL units take the
+        # same one, the second waits on the key until the first ends; ON CONFLICT
+        # DO NOTHING then inserts nothing rather than aborting its transaction, and
+        # `ScoreUnit.add_score` takes the next one again.
+        self.insert_sql = (
+            f'INSERT INTO {self.name} ("lead_id", "seq", "model_id", "scored_at", "doc") '
+            f'SELECT {p}, COALESCE(MAX("seq"), 0) + 1, {p}, {p}, {dialect.json_placeholder} '
+            f'FROM {self.name} WHERE "lead_id" = {p} ON CONFLICT DO NOTHING'
+        )
+        # The last row of each model in (scored_at, seq) order is the current score:
+        # the one no row follows. The index holds the lead's rows in the window's
+        # order, so reading it needs no sort (for a handful of rows PostgreSQL may
+        # still prefer a bitmap scan and a small sort), and only the current rows
+        # leave the database. SQLite sorts those few again for the final order.
+        self.current_sql = (
+            f'SELECT "doc" FROM (SELECT "doc", "model_id", LEAD("seq") OVER '
+            f'(PARTITION BY "model_id" ORDER BY "scored_at", "seq") AS "next" '
+            f'FROM {self.name} WHERE "lead_id" = {p}) AS "history" '
+            f'WHERE "next" IS NULL ORDER BY "model_id"'
+        )
+
+    def ddl(self) -> list[str]:
+        """The statements that create the table and its index if missing."""
+        d = self.dialect
+        text = d.sql_type(ColumnType.TEXT)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.name} ("
+            f'"lead_id" {text} NOT NULL, "seq" {d.sql_type(ColumnType.INT)} NOT NULL, '
+            f'"model_id" {text} NOT NULL, "scored_at" {d.sql_type(ColumnType.DATETIME)} '
+            f'NOT NULL, "doc" {d.doc_type} NOT NULL, PRIMARY KEY ("lead_id", "seq"))',
+            f'CREATE INDEX IF NOT EXISTS "{self.INDEX}" ON {self.name} '
+            f'("lead_id", "model_id", "scored_at", "seq")',
+        ]
+
+    def row(self, score: ScoreResult) -> list[Any]:
+        """The parameters of `insert_sql` that store ``score``."""
+        return [
+            score.lead_id,
+            score.model_id,
+            self.dialect.store_value(ColumnType.DATETIME, score.scored_at),
+            dump_json(encode_score(score), f"score of lead {score.lead_id!r}"),
+            score.lead_id,
+        ]
+
+    def decode(self, raw_doc: Any) -> ScoreResult:
+        """The score stored in a ``doc`` value."""
+        return decode_score(self.dialect.load_json(raw_doc))
+
+
+class ScoreUnit:
+    """The lead-score methods of `UnitOfWork`, for `SQLUnit` to inherit.
+
+    The inheriting class sets ``_session`` (the unit's transaction) and ``_scores``
+    (the store's `ScoreTable`).
+    """
+
+    _session: Session
+    _scores: ScoreTable
+
+    def add_score(self, score: ScoreResult) -> None:
+        """Keep a lead's new score under one model (see `UnitOfWork.add_score`)."""
+        if not isinstance(score, ScoreResult):
+            raise ValidationError(
+                f"add_score() takes a ScoreResult, not {type(score).__name__}",
+                field="score",
+                value=score,
+            )
+        t = self._scores
+        row = t.row(score)
+        for _ in range(_INSERT_ATTEMPTS):
+            # Read committed: each attempt sees the score that took the seq before.
+            if self._session.change(t.insert_sql, row) == 1:
+                return
+        raise StoreError(
+            f"the score of lead {score.lead_id!r} could not be stored: other units kept "
+            f"adding scores of the lead at the same time; retry"
+        )
+
+    def scores(self, lead_id: str) -> list[ScoreResult]:
+        """The current score of the lead under each model, ordered by model id (see
+        `UnitOfWork.scores`), in one query on the lead's index range."""
+        t = self._scores
+        rows = self._session.fetch(t.current_sql, [lead_id])
+        return [t.decode(row[0]) for row in rows]
+
+    def score_history(self, lead_id: str, model_id: str | None = None) -> list[ScoreResult]:
+        """Every score the lead had (under ``model_id`` when given), oldest first:
+        ``scored_at``, then model id, then the order they were added."""
+        t = self._scores
+        p = t.dialect.placeholder
+        where = f'"lead_id" = {p}'
+        params: list[Any] = [lead_id]
+        if model_id is not None:
+            where += f' AND "model_id" = {p}'
+            params.append(model_id)
+        rows = self._session.fetch(
+            f'SELECT "doc" FROM {t.name} WHERE {where} ORDER BY "scored_at", "model_id", "seq"',
+            params,
+        )
+        return [t.decode(row[0]) for row in rows]
