@@ -1,4 +1,5 @@
-"""`StoredDefinition`: one published version of a definition, as every store keeps it.
+"""`StoredDefinition`: one published version of a definition, as every store keeps it;
+and `StateDocument`: a piece of the engine's running state, kept the same way.
 
 Sequences, segments (and later scoring models, routing policies, automation rules)
 are immutable, versioned definitions (DESIGN §1.3). The stores keep each published
@@ -8,7 +9,7 @@ own definition class (e.g. `salesflow.sequences.io.from_dict`).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -16,7 +17,7 @@ import attrs
 from salesflow.clock import require_aware
 from salesflow.errors import ValidationError
 
-__all__ = ["ACTIVE", "INACTIVE", "StoredDefinition"]
+__all__ = ["ACTIVE", "INACTIVE", "StateDocument", "StoredDefinition"]
 
 ACTIVE = "active"
 """The state of a definition that is in use (records may be connected to it)."""
@@ -81,3 +82,41 @@ class StoredDefinition:
     state: str = attrs.field(validator=_name_text)
     document: dict[str, Any] = attrs.field(validator=_json_document, hash=False)
     published_at: datetime = attrs.field(converter=_aware)
+
+
+def _key(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or not value or len(value) > 400:
+        raise ValidationError(
+            f"StateDocument.{attribute.name}={value!r} must be a non-empty string of at most "
+            f"400 characters",
+            field=f"StateDocument.{attribute.name}",
+            value=value,
+        )
+
+
+def _state_aware(value: Any) -> datetime:
+    # kept in UTC, as every store returns it
+    return require_aware(value, "StateDocument.updated_at").astimezone(UTC)
+
+
+@attrs.frozen(kw_only=True)
+class StateDocument:
+    """A piece of the engine's running state kept as one JSON document, such as a
+    record's place in a process flow or a team's round-robin pointer.
+
+    Each change is checked against the version it was read at (optimistic
+    concurrency), so two workers changing the same state never lose an update.
+
+    Attributes:
+        kind: What sort of state (``process_flow``, ``routing``, …).
+        key: Which one (a record reference, a policy id, …).
+        version: 1 when first stored, one higher with every change.
+        document: The state as JSON values.
+        updated_at: When it was last changed (aware).
+    """
+
+    kind: str = attrs.field(validator=_key)
+    key: str = attrs.field(validator=_key)
+    version: int = attrs.field(validator=_positive)
+    document: dict[str, Any] = attrs.field(validator=_json_document, hash=False)
+    updated_at: datetime = attrs.field(converter=_state_aware)

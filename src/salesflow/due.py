@@ -44,25 +44,28 @@ LAST_ERROR = "last_error"
 """The payload entry where a failed attempt's error message is kept (reserved)."""
 
 
-def _json_copy(value: Any, where: str, depth: int) -> Any:
+def _json_copy(value: Any, where: str, depth: int, field: str = "DueItem.payload") -> Any:
     if depth > MAX_PAYLOAD_DEPTH:
         raise ValidationError(
             f"{where} nests deeper than {MAX_PAYLOAD_DEPTH} levels",
-            field="DueItem.payload",
+            field=field,
             value=None,
         )
-    if value is None or isinstance(value, str | bool | int):
+    if isinstance(value, str):
+        _check_text(value, where, field)
+        return value
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(
                 f"{where}={value!r} is not a finite number; JSON cannot carry it",
-                field="DueItem.payload",
+                field=field,
                 value=value,
             )
         return value
     if isinstance(value, list | tuple):
-        return [_json_copy(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+        return [_json_copy(v, f"{where}[{i}]", depth + 1, field) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
         copied: dict[str, Any] = {}
         for key, item in value.items():
@@ -70,40 +73,59 @@ def _json_copy(value: Any, where: str, depth: int) -> Any:
                 raise ValidationError(
                     f"{where} has the key {key!r} ({type(key).__name__}); payload keys must "
                     f"be strings",
-                    field="DueItem.payload",
+                    field=field,
                     value=key,
                 )
-            copied[key] = _json_copy(item, f"{where}[{key!r}]", depth + 1)
+            _check_text(key, f"{where} key", field)
+            copied[key] = _json_copy(item, f"{where}[{key!r}]", depth + 1, field)
         return copied
     raise ValidationError(
         f"{where}={value!r} is a {type(value).__name__}; a payload holds only str, int, "
         f"float, bool, None, lists and dicts with string keys (store ids and ISO texts, "
         f"not objects)",
-        field="DueItem.payload",
+        field=field,
         value=value,
     )
 
 
-def check_payload(payload: Any) -> dict[str, Any]:
+def _check_text(text: str, where: str, field: str) -> None:
+    # PostgreSQL cannot store NUL in JSON text, and no store can encode a lone
+    # surrogate: refused here, every store agrees
+    if "\x00" in text or any("\ud800" <= c <= "\udfff" for c in text):
+        raise ValidationError(
+            f"{where}={text!r} holds a NUL character or a lone surrogate, which stores "
+            f"cannot keep; remove it",
+            field=field,
+            value=text,
+        )
+
+
+def check_payload(payload: Any, *, field: str = "DueItem.payload") -> dict[str, Any]:
     """A deep copy of ``payload`` as plain dicts and lists, checked to be JSON-able.
 
     Tuples become lists. The copy keeps the item's payload from changing when the
     caller later changes the mapping it passed.
 
+    Args:
+        payload: The mapping to check and copy.
+        field: How errors name what was checked (a due item's payload, a state
+            document …).
+
     Raises:
         ValidationError: ``payload`` is not a mapping with string keys, or holds a
-            value JSON cannot carry (an object, NaN, infinity), or nests too deeply.
+            value JSON cannot carry (an object, NaN, infinity), or a text no store
+            can keep (a NUL character, a lone surrogate), or nests too deeply.
     """
     if payload is None:
         return {}
     if not isinstance(payload, Mapping):
         raise ValidationError(
-            f"DueItem.payload={payload!r} must be a mapping (a dict with string keys), "
+            f"{field}={payload!r} must be a mapping (a dict with string keys), "
             f"not {type(payload).__name__}",
-            field="DueItem.payload",
+            field=field,
             value=payload,
         )
-    copied: dict[str, Any] = _json_copy(payload, "DueItem.payload", 0)
+    copied: dict[str, Any] = _json_copy(payload, field, 0, field)
     return copied
 
 

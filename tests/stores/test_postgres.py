@@ -21,7 +21,8 @@ import pytest
 
 from salesflow.activity import Activity, ActivityKind
 from salesflow.conditions import field
-from salesflow.errors import StoreError, ValidationError, VersionConflict
+from salesflow.definitions import StateDocument
+from salesflow.errors import AlreadyExists, StoreError, ValidationError, VersionConflict
 from salesflow.lead import Lead, LeadStatus
 from salesflow.party import Contact
 from salesflow.stores import postgres as postgres_module
@@ -617,6 +618,30 @@ def use_scores(store: Store) -> None:
         assert uow.scores("l2") == [score(3, 5, model_id="m2", lead_id="l2")]
 
 
+def use_states(store: Store) -> None:
+    """Create, change and read back running state (the layout 6 table)."""
+    with store.unit_of_work() as uow:
+        uow.put_state("process_flow", "lead/l1", {"stage": "a"}, expected_version=None, now=T0)
+        uow.put_state("routing", "team", {"next": [1]}, expected_version=None, now=T0)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        uow.put_state("process_flow", "lead/l1", {"stage": "b"}, expected_version=1, now=T0)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.states("process_flow") == [
+            StateDocument(
+                kind="process_flow",
+                key="lead/l1",
+                version=2,
+                document={"stage": "b"},
+                updated_at=T0,
+            )
+        ]
+        assert uow.get_state("routing", "team") == StateDocument(
+            kind="routing", key="team", version=1, document={"next": [1]}, updated_at=T0
+        )
+
+
 @needs_server
 def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(store: PostgresStore) -> None:
     put(store, lead(1))
@@ -629,6 +654,7 @@ def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(store: Postgre
         "sf_enrollments",
         "sf_interactions",
         "sf_scores",
+        "sf_states",
     )
     upgraded = PostgresStore(DSN, schema=store.schema)
     try:
@@ -641,6 +667,7 @@ def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(store: Postgre
         use_sequences(upgraded)
         use_interactions(upgraded)
         use_scores(upgraded)
+        use_states(upgraded)
     finally:
         upgraded.close()
     version, _, indexes = layout(store.schema)
@@ -650,7 +677,7 @@ def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(store: Postgre
 
 
 @needs_server
-def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_and_score_tables(
+def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_score_state_tables(
     store: PostgresStore,
 ) -> None:
     put(store, lead(1))
@@ -658,7 +685,7 @@ def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_and_s
         uow.schedule(due(1))
         uow.commit()
     store.close()
-    newer = {"sf_definitions", "sf_enrollments", "sf_interactions", "sf_scores"}
+    newer = {"sf_definitions", "sf_enrollments", "sf_interactions", "sf_scores", "sf_states"}
     stamp_layout(store.schema, 2, *sorted(newer))
     assert layout(store.schema)[1].isdisjoint(newer)
     upgraded = PostgresStore(DSN, schema=store.schema)
@@ -669,6 +696,7 @@ def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_and_s
         use_sequences(upgraded)
         use_interactions(upgraded)
         use_scores(upgraded)
+        use_states(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(store.schema)
@@ -678,14 +706,14 @@ def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_and_s
 
 
 @needs_server
-def test_a_database_at_layout_3_gets_the_interaction_and_score_tables(
+def test_a_database_at_layout_3_gets_the_interaction_score_and_state_tables(
     store: PostgresStore,
 ) -> None:
     put(store, lead(1))
     use_sequences(store)
     store.close()
-    stamp_layout(store.schema, 3, "sf_interactions", "sf_scores")
-    assert layout(store.schema)[1].isdisjoint({"sf_interactions", "sf_scores"})
+    stamp_layout(store.schema, 3, "sf_interactions", "sf_scores", "sf_states")
+    assert layout(store.schema)[1].isdisjoint({"sf_interactions", "sf_scores", "sf_states"})
     upgraded = PostgresStore(DSN, schema=store.schema)
     try:
         with upgraded.unit_of_work() as uow:  # what layout 3 held stays
@@ -694,23 +722,23 @@ def test_a_database_at_layout_3_gets_the_interaction_and_score_tables(
             assert uow.enrollments() == [enrollment(1)]
         use_interactions(upgraded)
         use_scores(upgraded)
+        use_states(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(store.schema)
     assert version == str(STORE_SCHEMA_VERSION)
-    assert tables >= {"sf_interactions", "sf_scores"}
+    assert tables >= {"sf_interactions", "sf_scores", "sf_states"}
     assert indexes >= INTERACTION_INDEXES | SCORE_INDEXES
 
 
 @needs_server
-def test_a_database_at_layout_4_gets_the_score_table(store: PostgresStore) -> None:
-    assert STORE_SCHEMA_VERSION == 5
+def test_a_database_at_layout_4_gets_the_score_and_state_tables(store: PostgresStore) -> None:
     put(store, lead(1))
     use_sequences(store)
     use_interactions(store)
     store.close()
-    stamp_layout(store.schema, 4, "sf_scores")
-    assert "sf_scores" not in layout(store.schema)[1]
+    stamp_layout(store.schema, 4, "sf_scores", "sf_states")
+    assert layout(store.schema)[1].isdisjoint({"sf_scores", "sf_states"})
     upgraded = PostgresStore(DSN, schema=store.schema)
     try:
         with upgraded.unit_of_work() as uow:  # what layout 4 held stays
@@ -718,12 +746,39 @@ def test_a_database_at_layout_4_gets_the_score_table(store: PostgresStore) -> No
             assert uow.enrollments() == [enrollment(1)]
             assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
         use_scores(upgraded)
+        use_states(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(store.schema)
-    assert version == "5"
-    assert "sf_scores" in tables
+    assert version == str(STORE_SCHEMA_VERSION)
+    assert tables >= {"sf_scores", "sf_states"}
     assert indexes >= SCORE_INDEXES
+
+
+@needs_server
+def test_a_database_at_layout_5_gets_the_state_table(store: PostgresStore) -> None:
+    assert STORE_SCHEMA_VERSION == 6
+    put(store, lead(1))
+    use_sequences(store)
+    use_interactions(store)
+    use_scores(store)
+    store.close()
+    stamp_layout(store.schema, 5, "sf_states")
+    assert "sf_states" not in layout(store.schema)[1]
+    upgraded = PostgresStore(DSN, schema=store.schema)
+    try:
+        with upgraded.unit_of_work() as uow:  # what layout 5 held stays
+            assert uow.get(Lead, "lead-0001") == lead(1)
+            assert uow.enrollments() == [enrollment(1)]
+            assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
+            assert uow.score_history("l1") == [score(1, 0), score(2, 0)]
+            assert uow.states("process_flow") == []
+        use_states(upgraded)
+    finally:
+        upgraded.close()
+    version, tables, _ = layout(store.schema)
+    assert version == "6"
+    assert "sf_states" in tables
 
 
 @needs_server
@@ -736,14 +791,17 @@ def test_definitions_enrollments_and_interactions_live_in_the_stores_schema(
         use_sequences(first)
         use_interactions(first)
         use_scores(first)
+        use_states(first)
         with second.unit_of_work() as uow:
             assert uow.definitions("sequence") == []
             assert uow.enrollments() == []
             assert uow.find_interaction("int-0001") is None
             assert uow.score_history("l1") == []
+            assert uow.states("process_flow") == []
         use_sequences(second)  # the same ids again, in another schema
         use_interactions(second)
         use_scores(second)
+        use_states(second)
     finally:
         first.close()
         second.close()
@@ -753,17 +811,19 @@ def test_definitions_enrollments_and_interactions_live_in_the_stores_schema(
             "sf_enrollments",
             "sf_interactions",
             "sf_scores",
+            "sf_states",
         }
 
 
 @needs_server
-def test_migrate_leaves_definitions_enrollments_interactions_and_scores_alone(
+def test_migrate_leaves_definitions_enrollments_interactions_scores_and_states_alone(
     store: PostgresStore,
 ) -> None:
     put(store, lead(1, custom={"tier": "gold"}))
     use_sequences(store)
     use_interactions(store)
     use_scores(store)
+    use_states(store)
     upgraded = PostgresStore(DSN, schema=store.schema, codec=upgraded_codec())
     try:
         assert upgraded.migrate() == 1  # the lead only
@@ -773,6 +833,9 @@ def test_migrate_leaves_definitions_enrollments_interactions_and_scores_alone(
             assert uow.find_enrollment("enr-0001") == enrollment(1)
             assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
             assert uow.score_history("l1") == [score(1, 0), score(2, 0)]
+            found = uow.get_state("process_flow", "lead/l1")
+            assert found is not None
+            assert (found.version, found.document) == (2, {"stage": "b"})
     finally:
         upgraded.close()
 
@@ -950,3 +1013,133 @@ def test_score_reads_use_the_score_index(
         assert "sf_scores__lead_id__model_id__scored_at__seq" in found
     assert "WindowAgg" in by_lead  # one query: the current rows are picked in the database
     assert "Index Cond: ((lead_id = 'l3'::text) AND (model_id = 'm1'::text))" in by_model
+
+
+def wait_for_a_lock_on_states(schema: str) -> None:
+    """Return once a statement on ``schema``'s sf_states waits for a lock (or fail
+    after 10 s)."""
+    import psycopg
+
+    deadline = time.monotonic() + 10
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND strpos(query, %s) > 0",
+                [f'"{schema}"."sf_states"'],
+            ).fetchall()
+            if waiting:
+                return
+            time.sleep(0.02)
+    pytest.fail("the second unit never waited for the first one's row")
+
+
+@needs_server
+def test_of_two_connections_updating_one_state_at_one_version_the_second_conflicts(
+    store: PostgresStore,
+) -> None:
+    other = PostgresStore(DSN, schema=store.schema)
+    try:
+        with store.unit_of_work() as uow:
+            uow.put_state("routing", "team", {"next": 0}, expected_version=None, now=T0)
+            uow.commit()
+        with store.unit_of_work() as mine:
+            read = mine.get_state("routing", "team")
+            assert read is not None
+            mine.put_state("routing", "team", {"next": 1}, expected_version=read.version, now=T0)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+
+                def theirs() -> Any:
+                    with other.unit_of_work() as uow:
+                        seen = uow.get_state("routing", "team")
+                        assert seen is not None
+                        assert seen.version == 1  # my change is not committed yet
+                        # waits on the row lock, then finds version 2, not 1
+                        uow.put_state("routing", "team", {"next": 2}, expected_version=1, now=T0)
+                        uow.commit()
+
+                future = pool.submit(theirs)
+                wait_for_a_lock_on_states(store.schema)
+                assert not future.done()
+                mine.commit()
+                with pytest.raises(VersionConflict) as caught:
+                    future.result(timeout=30)
+        assert (caught.value.expected, caught.value.actual) == (1, 2)
+        with other.unit_of_work() as uow:
+            found = uow.get_state("routing", "team")
+            assert found is not None
+            assert (found.version, found.document) == (2, {"next": 1})
+            # read again, their change goes through
+            uow.put_state("routing", "team", {"next": 2}, expected_version=2, now=T0)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            found = uow.get_state("routing", "team")
+            assert found is not None
+            assert (found.version, found.document) == (3, {"next": 2})
+    finally:
+        other.close()
+
+
+@needs_server
+def test_of_two_connections_creating_one_state_the_second_finds_it_exists(
+    store: PostgresStore,
+) -> None:
+    other = PostgresStore(DSN, schema=store.schema)
+    try:
+        with store.unit_of_work() as mine:
+            mine.put_state("process_flow", "lead/l1", {"by": "me"}, expected_version=None, now=T0)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+
+                def theirs() -> Any:
+                    with other.unit_of_work() as uow:
+                        with pytest.raises(AlreadyExists):
+                            # waits on the primary key, then inserts nothing
+                            uow.put_state(
+                                "process_flow",
+                                "lead/l1",
+                                {"by": "them"},
+                                expected_version=None,
+                                now=T0,
+                            )
+                        # the refusal left their transaction usable
+                        uow.put_state(
+                            "process_flow", "lead/l2", {"by": "them"}, expected_version=None, now=T0
+                        )
+                        uow.commit()
+
+                future = pool.submit(theirs)
+                wait_for_a_lock_on_states(store.schema)
+                mine.commit()
+                future.result(timeout=30)
+        with store.unit_of_work() as uow:
+            found = uow.states("process_flow")
+        assert [(s.key, s.version, s.document) for s in found] == [
+            ("lead/l1", 1, {"by": "me"}),
+            ("lead/l2", 1, {"by": "them"}),
+        ]
+    finally:
+        other.close()
+
+
+@needs_server
+def test_state_reads_use_the_primary_key(
+    store: PostgresStore, statements: list[tuple[str, list[Any]]]
+) -> None:
+    import psycopg
+
+    with store.unit_of_work() as uow:
+        for n in range(300):
+            kind = ("process_flow", "routing", "other")[n % 3]
+            uow.put_state(kind, f"key-{n:04d}", {"n": n}, expected_version=None, now=T0)
+        uow.commit()
+    statements.clear()
+    with store.unit_of_work() as uow:
+        assert uow.get_state("routing", "key-0004") is not None
+        assert len(uow.states("routing")) == 100
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'ANALYZE "{store.schema}".sf_states')
+    assert len(statements) == 2
+    # For a hundred rows PostgreSQL may prefer a bitmap scan and a small sort to
+    # reading the key in order; either way it reads the primary key, not the table.
+    for sql, params in statements:
+        assert "sf_states_pkey" in plan(sql, params)

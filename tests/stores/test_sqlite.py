@@ -15,6 +15,7 @@ import pytest
 
 from salesflow.activity import Activity, ActivityKind
 from salesflow.conditions import field
+from salesflow.definitions import StateDocument
 from salesflow.errors import StoreError, ValidationError
 from salesflow.lead import Lead, LeadStatus
 from salesflow.party import Contact
@@ -589,13 +590,44 @@ def use_scores(store: Store) -> None:
         assert uow.scores("l2") == [score(3, 5, model_id="m2", lead_id="l2")]
 
 
+def use_states(store: Store) -> None:
+    """Create, change and read back running state (the layout 6 table)."""
+    with store.unit_of_work() as uow:
+        uow.put_state("process_flow", "lead/l1", {"stage": "a"}, expected_version=None, now=T0)
+        uow.put_state("routing", "team", {"next": [1]}, expected_version=None, now=T0)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        uow.put_state("process_flow", "lead/l1", {"stage": "b"}, expected_version=1, now=T0)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.states("process_flow") == [
+            StateDocument(
+                kind="process_flow",
+                key="lead/l1",
+                version=2,
+                document={"stage": "b"},
+                updated_at=T0,
+            )
+        ]
+        assert uow.get_state("routing", "team") == StateDocument(
+            kind="routing", key="team", version=1, document={"next": [1]}, updated_at=T0
+        )
+
+
 def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(
     store: SQLiteStore, path: Path
 ) -> None:
     put(store, lead(1))
     store.close()
     with sqlite3.connect(path) as conn:
-        for table in ("sf_due", "sf_definitions", "sf_enrollments", "sf_interactions", "sf_scores"):
+        for table in (
+            "sf_due",
+            "sf_definitions",
+            "sf_enrollments",
+            "sf_interactions",
+            "sf_scores",
+            "sf_states",
+        ):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE sf_meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = SQLiteStore(path)
@@ -609,6 +641,7 @@ def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(
         use_sequences(upgraded)
         use_interactions(upgraded)
         use_scores(upgraded)
+        use_states(upgraded)
     finally:
         upgraded.close()
     version, _, indexes = layout(path)
@@ -617,7 +650,7 @@ def test_a_database_at_layout_1_gets_the_newer_tables_when_opened(
     assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES | SCORE_INDEXES
 
 
-def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_and_score_tables(
+def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_score_state_tables(
     store: SQLiteStore, path: Path
 ) -> None:
     put(store, lead(1))
@@ -630,8 +663,9 @@ def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_and_s
         conn.execute("DROP TABLE sf_enrollments")
         conn.execute("DROP TABLE sf_interactions")
         conn.execute("DROP TABLE sf_scores")
+        conn.execute("DROP TABLE sf_states")
         conn.execute("UPDATE sf_meta SET value = '2' WHERE key = 'schema_version'")
-    newer = {"sf_definitions", "sf_enrollments", "sf_interactions", "sf_scores"}
+    newer = {"sf_definitions", "sf_enrollments", "sf_interactions", "sf_scores", "sf_states"}
     assert layout(path)[1].isdisjoint(newer)
     upgraded = SQLiteStore(path)
     try:
@@ -641,6 +675,7 @@ def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_and_s
         use_sequences(upgraded)
         use_interactions(upgraded)
         use_scores(upgraded)
+        use_states(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(path)
@@ -649,7 +684,7 @@ def test_a_database_at_layout_2_gets_the_definition_enrollment_interaction_and_s
     assert indexes >= SEQUENCE_INDEXES | INTERACTION_INDEXES | SCORE_INDEXES
 
 
-def test_a_database_at_layout_3_gets_the_interaction_and_score_tables(
+def test_a_database_at_layout_3_gets_the_interaction_score_and_state_tables(
     store: SQLiteStore, path: Path
 ) -> None:
     put(store, lead(1))
@@ -658,8 +693,9 @@ def test_a_database_at_layout_3_gets_the_interaction_and_score_tables(
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE sf_interactions")
         conn.execute("DROP TABLE sf_scores")
+        conn.execute("DROP TABLE sf_states")
         conn.execute("UPDATE sf_meta SET value = '3' WHERE key = 'schema_version'")
-    assert layout(path)[1].isdisjoint({"sf_interactions", "sf_scores"})
+    assert layout(path)[1].isdisjoint({"sf_interactions", "sf_scores", "sf_states"})
     upgraded = SQLiteStore(path)
     try:
         with upgraded.unit_of_work() as uow:  # what layout 3 held stays
@@ -668,24 +704,27 @@ def test_a_database_at_layout_3_gets_the_interaction_and_score_tables(
             assert uow.enrollments() == [enrollment(1)]
         use_interactions(upgraded)
         use_scores(upgraded)
+        use_states(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(path)
     assert version == str(STORE_SCHEMA_VERSION)
-    assert {"sf_interactions", "sf_scores"} <= tables
+    assert {"sf_interactions", "sf_scores", "sf_states"} <= tables
     assert indexes >= INTERACTION_INDEXES | SCORE_INDEXES
 
 
-def test_a_database_at_layout_4_gets_the_score_table(store: SQLiteStore, path: Path) -> None:
-    assert STORE_SCHEMA_VERSION == 5
+def test_a_database_at_layout_4_gets_the_score_and_state_tables(
+    store: SQLiteStore, path: Path
+) -> None:
     put(store, lead(1))
     use_sequences(store)
     use_interactions(store)
     store.close()
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE sf_scores")
+        conn.execute("DROP TABLE sf_states")
         conn.execute("UPDATE sf_meta SET value = '4' WHERE key = 'schema_version'")
-    assert "sf_scores" not in layout(path)[1]
+    assert layout(path)[1].isdisjoint({"sf_scores", "sf_states"})
     upgraded = SQLiteStore(path)
     try:
         with upgraded.unit_of_work() as uow:  # what layout 4 held stays
@@ -693,12 +732,40 @@ def test_a_database_at_layout_4_gets_the_score_table(store: SQLiteStore, path: P
             assert uow.enrollments() == [enrollment(1)]
             assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
         use_scores(upgraded)
+        use_states(upgraded)
     finally:
         upgraded.close()
     version, tables, indexes = layout(path)
-    assert version == "5"
-    assert "sf_scores" in tables
+    assert version == str(STORE_SCHEMA_VERSION)
+    assert {"sf_scores", "sf_states"} <= tables
     assert indexes >= SCORE_INDEXES
+
+
+def test_a_database_at_layout_5_gets_the_state_table(store: SQLiteStore, path: Path) -> None:
+    assert STORE_SCHEMA_VERSION == 6
+    put(store, lead(1))
+    use_sequences(store)
+    use_interactions(store)
+    use_scores(store)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE sf_states")
+        conn.execute("UPDATE sf_meta SET value = '5' WHERE key = 'schema_version'")
+    assert "sf_states" not in layout(path)[1]
+    upgraded = SQLiteStore(path)
+    try:
+        with upgraded.unit_of_work() as uow:  # what layout 5 held stays
+            assert uow.get(Lead, "lead-0001") == lead(1)
+            assert uow.enrollments() == [enrollment(1)]
+            assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
+            assert uow.score_history("l1") == [score(1, 0), score(2, 0)]
+            assert uow.states("process_flow") == []
+        use_states(upgraded)
+    finally:
+        upgraded.close()
+    version, tables, _ = layout(path)
+    assert version == "6"
+    assert "sf_states" in tables
 
 
 @pytest.mark.parametrize("value", [T0, float("nan"), {1, 2}])
@@ -709,13 +776,14 @@ def test_a_definition_document_that_is_not_json_is_refused(store: SQLiteStore, v
         assert uow.find_definition("sequence", "seq-a") is None
 
 
-def test_migrate_leaves_definitions_enrollments_interactions_and_scores_alone(
+def test_migrate_leaves_definitions_enrollments_interactions_scores_and_states_alone(
     store: SQLiteStore, path: Path
 ) -> None:
     put(store, lead(1, custom={"tier": "gold"}))
     use_sequences(store)
     use_interactions(store)
     use_scores(store)
+    use_states(store)
     store.close()
     upgraded = SQLiteStore(path, codec=upgraded_codec())
     try:
@@ -726,6 +794,9 @@ def test_migrate_leaves_definitions_enrollments_interactions_and_scores_alone(
             assert uow.find_enrollment("enr-0001") == enrollment(1)
             assert uow.find_interaction("int-0002") == interaction(2, contact_id="c2")
             assert uow.score_history("l1") == [score(1, 0), score(2, 0)]
+            found = uow.get_state("process_flow", "lead/l1")
+            assert found is not None
+            assert (found.version, found.document) == (2, {"stage": "b"})
     finally:
         upgraded.close()
 
@@ -827,3 +898,23 @@ def test_score_reads_use_the_score_index(
     assert "TEMP B-TREE" not in by_model  # the index gives the order too
     for found in (by_lead, history, by_model):
         assert "SCAN sf_scores\n" not in found + "\n"  # never a full scan
+
+
+def test_state_reads_use_the_primary_key(
+    store: SQLiteStore, path: Path, statements: list[tuple[str, list[Any]]]
+) -> None:
+    with store.unit_of_work() as uow:
+        for n in range(300):
+            kind = ("process_flow", "routing", "other")[n % 3]
+            uow.put_state(kind, f"key-{n:04d}", {"n": n}, expected_version=None, now=T0)
+        uow.commit()
+    statements.clear()
+    with store.unit_of_work() as uow:
+        found = uow.get_state("routing", "key-0004")
+        listed = uow.states("routing")
+    assert found is not None
+    assert [s.key for s in listed] == [f"key-{n:04d}" for n in range(1, 300, 3)]
+    one, every = (plan(path, sql, params) for sql, params in statements)
+    assert "USING INDEX sqlite_autoindex_sf_states_1 (kind=? AND key=?)" in one
+    assert "USING INDEX sqlite_autoindex_sf_states_1 (kind=?)" in every
+    assert "TEMP B-TREE" not in every  # the key gives the order too

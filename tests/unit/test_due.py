@@ -11,7 +11,7 @@ import pytest
 
 from salesflow import Salesflow
 from salesflow.commands.work import Work
-from salesflow.due import DueItem, DueItemFailed, RetryPolicy
+from salesflow.due import DueItem, DueItemFailed, RetryPolicy, check_payload
 from salesflow.errors import InvalidTransition, ValidationError
 from salesflow.events import LeadUpdated
 from salesflow.lead import Lead
@@ -320,3 +320,12 @@ def test_simulate_needs_a_fake_clock() -> None:
     engine, _, _ = make()
     with pytest.raises(ValidationError, match="naive"):
         simulate(engine, datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "payload", [{"a": "x\x00y"}, {"a": ["\ud800"]}, {"k\x00": 1}, {"a": {"b": "\udfff"}}]
+)
+def test_texts_no_store_can_keep_are_refused(payload: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="NUL character or a lone surrogate") as caught:
+        check_payload(payload, field="StateDocument.document")
+    assert caught.value.field == "StateDocument.document"

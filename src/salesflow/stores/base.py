@@ -24,7 +24,7 @@ import attrs
 from salesflow.activity import Activity
 from salesflow.clock import require_aware
 from salesflow.conditions import Compare, Condition, Op, comparisons
-from salesflow.definitions import StoredDefinition
+from salesflow.definitions import StateDocument, StoredDefinition
 from salesflow.due import DueItem
 from salesflow.errors import ValidationError
 from salesflow.interactions import Interaction
@@ -738,6 +738,39 @@ class UnitOfWork(Protocol):
     def score_history(self, lead_id: str, model_id: str | None = None) -> list[ScoreResult]:
         """Every score the lead had (under ``model_id`` when given), oldest first
         (``scored_at``, then model id, then the order they were added)."""
+        ...
+
+    # --- running state (see salesflow.definitions.StateDocument) ---------------------
+
+    def get_state(self, kind: str, key: str) -> StateDocument | None:
+        """The state document ``(kind, key)``, or None."""
+        ...
+
+    def put_state(
+        self,
+        kind: str,
+        key: str,
+        document: dict[str, Any],
+        *,
+        expected_version: int | None,
+        now: datetime,
+    ) -> StateDocument:
+        """Store a state document: a new one when ``expected_version`` is None, else
+        the next version of the stored one read at ``expected_version``.
+
+        Returns:
+            The stored document (version 1, or ``expected_version + 1``).
+
+        Raises:
+            AlreadyExists: ``expected_version`` is None but the state exists.
+            NotFound: ``expected_version`` is given but there is no such state.
+            VersionConflict: the stored version is not ``expected_version``.
+            ValidationError: ``document`` is not JSON values, or ``now`` is naive.
+        """
+        ...
+
+    def states(self, kind: str) -> list[StateDocument]:
+        """Every state document of ``kind``, ordered by key."""
         ...
 
     def commit(self) -> None:

@@ -19,7 +19,7 @@ import attrs
 
 from salesflow.activity import Activity, timeline_key
 from salesflow.conditions import compile_predicate
-from salesflow.definitions import StoredDefinition
+from salesflow.definitions import StateDocument, StoredDefinition
 from salesflow.due import DueItem, check_payload
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
 from salesflow.interactions import Interaction
@@ -140,6 +140,8 @@ class MemoryStore:
         self._interactions_by: dict[tuple[str, str], list[str]] = {}
         # Every score of each lead, in the order added.
         self._scores: dict[str, list[ScoreResult]] = {}
+        # Running state documents by (kind, key).
+        self._states: dict[tuple[str, str], StateDocument] = {}
         self._lock = threading.RLock()
         self._busy = False
         self._closed = False
@@ -195,6 +197,7 @@ class MemoryStore:
         self._interactions = {}
         self._interactions_by = {}
         self._scores = {}
+        self._states = {}
 
     def _store_interaction(self, interaction: Interaction) -> None:
         self._interactions[interaction.id] = interaction
@@ -296,6 +299,16 @@ class MemoryStore:
                 "enrollments": [encode_enrollment(e) for e in self._enrollments.values()],
                 "interactions": [encode_interaction(i) for i in self._interactions.values()],
                 "scores": [encode_score(x) for history in self._scores.values() for x in history],
+                "states": [
+                    {
+                        "kind": d.kind,
+                        "key": d.key,
+                        "version": d.version,
+                        "document": d.document,
+                        "updated_at": d.updated_at.isoformat(),
+                    }
+                    for d in self._states.values()
+                ],
             }
 
     @classmethod
@@ -317,6 +330,15 @@ class MemoryStore:
         for doc in snapshot.get("scores", ()):
             score = decode_score(doc)
             store._scores.setdefault(score.lead_id, []).append(score)
+        for doc in snapshot.get("states", ()):
+            state = StateDocument(
+                kind=doc["kind"],
+                key=doc["key"],
+                version=doc["version"],
+                document=doc["document"],
+                updated_at=datetime.fromisoformat(doc["updated_at"]),
+            )
+            store._states[(state.kind, state.key)] = state
         return store
 
 
@@ -334,6 +356,7 @@ class _MemoryUnit:
         self._interactions: dict[str, Interaction] = {}
         self._pending_index: dict[tuple[RecordKind, str], dict[str, set[str]]] = {}
         self._scores: list[ScoreResult] = []
+        self._states: dict[tuple[str, str], StateDocument] = {}
 
     def _current(self, kind: RecordKind, record_id: str) -> Record | None:
         pending = self._pending.get(kind)
@@ -624,7 +647,7 @@ class _MemoryUnit:
                 f"{definition.kind} definition", f"{definition.id} version {definition.version}"
             )
         # a private JSON copy: what the SQL stores keep, refused where they refuse it
-        document = check_payload(definition.document)
+        document = check_payload(definition.document, field="StoredDefinition.document")
         self._definitions[(definition.kind, definition.id, definition.version)] = attrs.evolve(
             definition, document=document
         )
@@ -799,7 +822,57 @@ class _MemoryUnit:
         history.sort(key=lambda item: item[:3])
         return [item[3] for item in history]
 
+    # --- running state -----------------------------------------------------------------
+
+    def get_state(self, kind: str, key: str) -> StateDocument | None:
+        found = self._states.get((kind, key))
+        state = found if found is not None else self._store._states.get((kind, key))
+        # the document is a private JSON copy: hand out another so no holder changes it
+        return (
+            None if state is None else attrs.evolve(state, document=check_payload(state.document))
+        )
+
+    def put_state(
+        self,
+        kind: str,
+        key: str,
+        document: dict[str, Any],
+        *,
+        expected_version: int | None,
+        now: datetime,
+    ) -> StateDocument:
+        stored = self.get_state(kind, key)
+        if expected_version is None:
+            if stored is not None:
+                raise AlreadyExists(f"{kind} state", key)
+            version = 1
+        else:
+            if stored is None:
+                raise NotFound(f"{kind} state", key)
+            if stored.version != expected_version:
+                raise VersionConflict(
+                    f"{kind} state", key, expected=expected_version, actual=stored.version
+                )
+            version = expected_version + 1
+        state = StateDocument(
+            kind=kind,
+            key=key,
+            version=version,
+            document=check_payload(document, field="StateDocument.document"),
+            updated_at=now,
+        )
+        self._states[(kind, key)] = state
+        return attrs.evolve(state, document=check_payload(state.document))
+
+    def states(self, kind: str) -> list[StateDocument]:
+        keys = {k for (sk, k) in self._store._states if sk == kind}
+        keys.update(k for (sk, k) in self._states if sk == kind)
+        found = (self.get_state(kind, k) for k in sorted(keys))
+        return [s for s in found if s is not None]
+
     def commit(self) -> None:
+        self._store._states.update(self._states)
+        self._states = {}
         for score in self._scores:
             self._store._scores.setdefault(score.lead_id, []).append(score)
         self._scores = []

@@ -22,7 +22,8 @@ older document and rewrites them, so the copied columns agree with the records.
 Beside the record tables, ``sf_due`` keeps due items, ``sf_definitions`` and
 ``sf_enrollments`` (`salesflow.stores.sql_sequences`) definitions and enrollments,
 ``sf_interactions`` (`salesflow.stores.sql_interactions`) interactions, and
-``sf_scores`` (`salesflow.stores.sql_scores`) the history of lead scores.
+``sf_scores`` (`salesflow.stores.sql_scores`) the history of lead scores, and
+``sf_states`` (`salesflow.stores.sql_states`) the engine's running state.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from salesflow.stores.sql_interactions import InteractionTable, InteractionUnit
 from salesflow.stores.sql_query import Params, order_clause, where_clause
 from salesflow.stores.sql_scores import ScoreTable, ScoreUnit
 from salesflow.stores.sql_sequences import SequenceTables, SequenceUnit
+from salesflow.stores.sql_states import StateTable, StateUnit
 from salesflow.values import Record, RecordKind, RecordRef
 
 _IN_CHUNK = 500
@@ -73,6 +75,7 @@ __all__ = [
     "SQLUnit",
     "ScoreTable",
     "SequenceTables",
+    "StateTable",
     "Table",
     "migrate_documents",
     "open_schema",
@@ -80,14 +83,14 @@ __all__ = [
 
 R = TypeVar("R", bound=Record)
 
-STORE_SCHEMA_VERSION = 5
+STORE_SCHEMA_VERSION = 6
 """The table layout this salesflow writes; a database stamped newer is refused, one
 stamped older is upgraded when opened (the missing tables and indexes are created).
 
 Layouts: 1, the record tables; 2, adds ``sf_due`` (due items); 3, adds
 ``sf_definitions`` and ``sf_enrollments`` (`salesflow.stores.sql_sequences`); 4, adds
 ``sf_interactions`` (`salesflow.stores.sql_interactions`); 5, adds ``sf_scores``
-(`salesflow.stores.sql_scores`)."""
+(`salesflow.stores.sql_scores`); 6, adds ``sf_states`` (`salesflow.stores.sql_states`)."""
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""
@@ -324,8 +327,9 @@ def open_schema(
     A database at an older layout is upgraded: every statement is ``IF NOT
     EXISTS``, so what the old layout has stays and what it lacks (``sf_due`` for
     layout 1, ``sf_definitions`` and ``sf_enrollments`` for layouts 1 and 2,
-    ``sf_interactions`` for layouts 1 to 3, ``sf_scores`` for layouts 1 to 4) is
-    created, and the new layout number is stamped.
+    ``sf_interactions`` for layouts 1 to 3, ``sf_scores`` for layouts 1 to 4,
+    ``sf_states`` for layouts 1 to 5) is created, and the new layout number is
+    stamped.
 
     Args:
         session: The transaction to run in.
@@ -361,6 +365,7 @@ def open_schema(
             session.change(statement)
     extra = DueTable(dialect).ddl() + SequenceTables(dialect).ddl()
     extra += InteractionTable(dialect).ddl() + ScoreTable(dialect).ddl()
+    extra += StateTable(dialect).ddl()
     for statement in extra:
         session.change(statement)
     session.change(
@@ -499,6 +504,7 @@ class Layout:
         sequences: The tables of definitions and enrollments.
         interactions: The table of interactions.
         scores: The table of lead scores.
+        states: The table of running state documents.
     """
 
     records: Mapping[RecordKind, Table]
@@ -506,6 +512,7 @@ class Layout:
     sequences: SequenceTables
     interactions: InteractionTable
     scores: ScoreTable
+    states: StateTable
 
     @classmethod
     def build(cls, dialect: Dialect, codec: Codec) -> Layout:
@@ -516,13 +523,15 @@ class Layout:
             sequences=SequenceTables(dialect),
             interactions=InteractionTable(dialect),
             scores=ScoreTable(dialect),
+            states=StateTable(dialect),
         )
 
 
-class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit):
+class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit):
     """The `UnitOfWork` operations on one transaction of a SQL store (the definition
     and enrollment ones are inherited from `SequenceUnit`, the interaction ones from
-    `InteractionUnit`, the lead-score ones from `ScoreUnit`).
+    `InteractionUnit`, the lead-score ones from `ScoreUnit`, the running-state ones
+    from `StateUnit`).
 
     Args:
         layout: The store's tables.
@@ -538,6 +547,7 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit):
         self._sequences = layout.sequences
         self._interactions = layout.interactions
         self._scores = layout.scores
+        self._states = layout.states
         self._claimed: set[str] = set()
 
     def find(self, cls: type[R], record_id: str) -> R | None:

@@ -48,6 +48,7 @@ from salesflow.stores.codec import Codec
 from salesflow.testing.contract_interactions import InteractionContract
 from salesflow.testing.contract_scores import ScoreContract
 from salesflow.testing.contract_sequences import SequenceContract
+from salesflow.testing.contract_states import StateContract
 from salesflow.values import Money, Record, RecordKind, RecordRef
 
 __all__ = ["StoreContract"]
@@ -94,7 +95,7 @@ def upgraded_codec() -> Codec:
     return Codec(migrations={(RecordKind.LEAD, 1): tier_to_segment}, current={RecordKind.LEAD: 2})
 
 
-class StoreContract(SequenceContract, InteractionContract, ScoreContract, abc.ABC):
+class StoreContract(SequenceContract, InteractionContract, ScoreContract, StateContract, abc.ABC):
     """Behaviour every `Store` must have. Subclass it in a ``Test*`` class.
 
     The definition and enrollment tests come from `SequenceContract`."""
