@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from typing import TypeVar
+from weakref import WeakKeyDictionary
 
 from salesflow import activity as act
 from salesflow import events as ev
@@ -24,6 +25,8 @@ from salesflow.commands.activities import ActivityCommands
 from salesflow.commands.core import RECORD_CLASSES, IdFactory, uuid_ids
 from salesflow.commands.due import DueHandler
 from salesflow.commands.imports import ImportCommands
+from salesflow.commands.process import ProcessCommands
+from salesflow.commands.routing import RoutingCommands
 from salesflow.commands.scoring import RESCORE_DUE, ScoringCommands
 from salesflow.commands.segments import SegmentCommands
 from salesflow.commands.sequence_runs import STEP_DUE, EnrollmentIdFactory
@@ -61,7 +64,14 @@ def uuid_enrollment_ids() -> str:
 R = TypeVar("R", bound=Record)
 
 
-class Salesflow(ScoringCommands, SegmentCommands, ImportCommands, ActivityCommands):
+class Salesflow(
+    ProcessCommands,
+    RoutingCommands,
+    ScoringCommands,
+    SegmentCommands,
+    ImportCommands,
+    ActivityCommands,
+):
     """The engine: commands and queries over one store.
 
     Args:
@@ -141,6 +151,9 @@ class Salesflow(ScoringCommands, SegmentCommands, ImportCommands, ActivityComman
         self._segment_cache = {}
         self._ab_winners: dict[str, str] = {}
         self._scoring_cache = {}
+        self._process_cache = {}
+        self._routing_cache = {}
+        self._pending_routes = WeakKeyDictionary()
 
     def close(self) -> None:
         """Close the store."""

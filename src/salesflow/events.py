@@ -34,6 +34,7 @@ __all__ = [
     "LeadGradeChanged",
     "LeadQualified",
     "LeadReactivated",
+    "LeadRouted",
     "LeadScored",
     "LeadUpdated",
     "ListSink",
@@ -74,6 +75,27 @@ class LeadAssigned(Event):
     lead_id: str
     owner_id: str
     previous_owner_id: str | None
+
+
+@attrs.frozen(kw_only=True)
+class LeadRouted(Event):
+    """A routing policy placed a lead (published right after its `LeadAssigned`).
+
+    Attributes:
+        lead_id: The lead.
+        owner_id: Its new owner.
+        rule_id: The rule that placed it; ``None`` when the fallback owner got it.
+        reason: Why, in words (which rule matched, who was picked or skipped).
+        policy_id: The routing policy used.
+        policy_version: Its version.
+    """
+
+    lead_id: str
+    owner_id: str
+    rule_id: str | None
+    reason: str
+    policy_id: str
+    policy_version: int
 
 
 @attrs.frozen(kw_only=True)

@@ -125,6 +125,8 @@ class IntakeOptions:
             overwrite stored values.
         match_inactive: Match closed leads and inactive contacts too.
         leads: Match, update and create leads (off for an import of contacts).
+        route: Route each lead intake creates with the active routing policy, in
+            the same unit of work (nothing happens while no policy is active).
     """
 
     contact_strategy: str | None = None
@@ -135,6 +137,7 @@ class IntakeOptions:
     ignore_empty: bool = True
     match_inactive: bool = False
     leads: bool = True
+    route: bool = True
 
 
 class RecordAction(StrEnum):

@@ -75,6 +75,14 @@ class EngineCore:
     def _activity_closed(self, work: Work, activity: act.Activity, event: str) -> None:
         """A seller completed or canceled ``activity`` by hand in ``work``."""
 
+    def _lead_qualified(self, work: Work, lead: RecordRef, opportunity: RecordRef | None) -> None:
+        """``lead`` was qualified in ``work`` into ``opportunity`` (None when no
+        opportunity was made): a process flow on the lead goes on there."""
+
+    def _lead_created_by_intake(self, work: Work, lead: Lead, *, route: bool) -> None:
+        """Intake (a form, an import) created ``lead`` in ``work``; ``route`` says
+        whether the intake options ask for it to be routed."""
+
     def _before_commit(self, work: Work) -> None:
         """Last work of a unit before it commits (segments see the records written)."""
 

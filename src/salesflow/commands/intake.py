@@ -368,6 +368,7 @@ class IntakeCommands(EngineCore):
         work.check_references(created)
         work.add(created)
         work.events.append(happened)
+        self._lead_created_by_intake(work, created, route=options.route)
         linked = f", linked to contact {contact.id!r}" if contact is not None else ""
         reasons.append(f"lead {created.id!r} created{linked}")
         return created, RecordAction.CREATED

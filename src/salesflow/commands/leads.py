@@ -93,21 +93,27 @@ class LeadCommands(EngineCore):
         self, lead_id: str, owner_id: str, *, owner_type: OwnerType | str = OwnerType.USER
     ) -> Lead:
         """Give an open lead to another user or team."""
+        kind: OwnerType = to_enum(OwnerType, owner_type, "owner_type", optional=False)
         with self._command() as work:
-            lead = work.get(Lead, lead_id)
-            kind: OwnerType = to_enum(OwnerType, owner_type, "owner_type", optional=False)
-            updated = leads.assign(lead, owner_id, kind, now=work.now)
-            saved = work.update(updated)
-            work.events.append(
-                ev.LeadAssigned(
-                    occurred_at=work.now,
-                    lead_id=lead_id,
-                    owner_id=owner_id,
-                    previous_owner_id=lead.owner_id,
-                )
+            return self._assign_in(work, work.get(Lead, lead_id), owner_id, kind)
+
+    def _assign_in(
+        self, work: Work, lead: Lead, owner_id: str, owner_type: OwnerType = OwnerType.USER
+    ) -> Lead:
+        """`assign_lead` inside ``work`` (also routing and sales acceptance): the lead
+        is saved, `LeadAssigned` appended, and its sequences follow the new owner."""
+        updated = leads.assign(lead, owner_id, owner_type, now=work.now)
+        saved = work.update(updated)
+        work.events.append(
+            ev.LeadAssigned(
+                occurred_at=work.now,
+                lead_id=lead.id,
+                owner_id=owner_id,
+                previous_owner_id=lead.owner_id,
             )
-            if owner_id != lead.owner_id:
-                self._owner_changed(work, lead.ref, owner_id)
+        )
+        if owner_id != lead.owner_id:
+            self._owner_changed(work, lead.ref, owner_id)
         assert isinstance(saved, Lead)
         return saved
 
@@ -162,6 +168,9 @@ class LeadCommands(EngineCore):
         result = attrs.evolve(result, lead=saved)
         work.events.extend(happened)
         self._record_closed(work, lead.ref, "record_qualified")
+        self._lead_qualified(
+            work, lead.ref, None if result.opportunity is None else result.opportunity.ref
+        )
         return result
 
     def _account_for(self, work: Work, lead: Lead, options: QualifyOptions) -> Account | None:
