@@ -22,7 +22,6 @@ from salesflow import lead as leads
 from salesflow.commands.core import EngineCore
 from salesflow.commands.records import RECORD_SYSTEM
 from salesflow.commands.work import Work, fields_changed
-from salesflow.definitions import ACTIVE, StoredDefinition
 from salesflow.errors import NotFound, ValidationError
 from salesflow.intake import IntakeOptions, IntakeResult, RecordAction, Submission
 from salesflow.interactions import Interaction, InteractionKind
@@ -128,24 +127,7 @@ class IntakeCommands(EngineCore):
         with self._command() as work:
             latest = work.uow.find_definition(MATCHING_STRATEGY, strategy.id)
             version = 1 if latest is None else latest.version + 1
-            work.uow.add_definition(
-                StoredDefinition(
-                    kind=MATCHING_STRATEGY,
-                    id=strategy.id,
-                    version=version,
-                    state=ACTIVE,
-                    document=strategy_to_dict(strategy),
-                    published_at=work.now,
-                )
-            )
-            work.events.append(
-                ev.DefinitionPublished(
-                    occurred_at=work.now,
-                    kind=MATCHING_STRATEGY,
-                    definition_id=strategy.id,
-                    version=version,
-                )
-            )
+            work.publish(MATCHING_STRATEGY, strategy.id, version, strategy_to_dict(strategy))
         return strategy
 
     def matching_strategies(self) -> list[MatchingStrategy]:

@@ -43,7 +43,7 @@ from salesflow import process_standard as standard
 from salesflow.commands.core import RECORD_CLASSES
 from salesflow.commands.leads import LeadCommands
 from salesflow.commands.work import Work, as_ref, require_editable
-from salesflow.definitions import ACTIVE, StateDocument, StoredDefinition
+from salesflow.definitions import StateDocument
 from salesflow.documents import Table
 from salesflow.errors import InvalidTransition, NotFound, ValidationError
 from salesflow.lead import Lead
@@ -154,24 +154,7 @@ class ProcessCommands(LeadCommands):
                 version = 2 if flow.id in STANDARD_FLOWS else 1
             published = attrs.evolve(flow, version=version)
             require_valid(published)
-            work.uow.add_definition(
-                StoredDefinition(
-                    kind=PROCESS_FLOW,
-                    id=flow.id,
-                    version=version,
-                    state=ACTIVE,
-                    document=to_dict(published),
-                    published_at=work.now,
-                )
-            )
-            work.events.append(
-                ev.DefinitionPublished(
-                    occurred_at=work.now,
-                    kind=PROCESS_FLOW,
-                    definition_id=flow.id,
-                    version=version,
-                )
-            )
+            work.publish(PROCESS_FLOW, flow.id, version, to_dict(published))
         self._process_cache[(flow.id, version)] = published
         return published
 

@@ -110,33 +110,8 @@ class RoutingCommands(LeadCommands):
             require_valid(published, teams=self._stored_teams(work))
             for other in work.uow.definitions(ROUTING_POLICY):
                 if other.state == ACTIVE and other.id != policy.id:
-                    work.uow.set_definition_state(ROUTING_POLICY, other.id, other.version, INACTIVE)
-                    work.events.append(
-                        ev.DefinitionStateChanged(
-                            occurred_at=work.now,
-                            kind=ROUTING_POLICY,
-                            definition_id=other.id,
-                            state=INACTIVE,
-                        )
-                    )
-            work.uow.add_definition(
-                StoredDefinition(
-                    kind=ROUTING_POLICY,
-                    id=policy.id,
-                    version=version,
-                    state=ACTIVE,
-                    document=to_dict(published),
-                    published_at=work.now,
-                )
-            )
-            work.events.append(
-                ev.DefinitionPublished(
-                    occurred_at=work.now,
-                    kind=ROUTING_POLICY,
-                    definition_id=policy.id,
-                    version=version,
-                )
-            )
+                    work.set_definition_state(ROUTING_POLICY, other.id, other.version, INACTIVE)
+            work.publish(ROUTING_POLICY, policy.id, version, to_dict(published))
         self._routing_cache[(policy.id, version)] = published
         return published
 
@@ -151,15 +126,7 @@ class RoutingCommands(LeadCommands):
             stored = self._active_stored(work.uow)
             if stored is None:
                 raise _no_policy()
-            work.uow.set_definition_state(ROUTING_POLICY, stored.id, stored.version, INACTIVE)
-            work.events.append(
-                ev.DefinitionStateChanged(
-                    occurred_at=work.now,
-                    kind=ROUTING_POLICY,
-                    definition_id=stored.id,
-                    state=INACTIVE,
-                )
-            )
+            work.set_definition_state(ROUTING_POLICY, stored.id, stored.version, INACTIVE)
 
     def routing_policy(self) -> RoutingPolicy | None:
         """The active routing policy, or None."""

@@ -21,7 +21,7 @@ from salesflow import events as ev
 from salesflow.commands.core import EngineCore
 from salesflow.commands.work import Work
 from salesflow.conditions import field
-from salesflow.definitions import ACTIVE, INACTIVE, StoredDefinition
+from salesflow.definitions import ACTIVE, INACTIVE
 from salesflow.due import DueItem
 from salesflow.errors import NotFound, ValidationError
 from salesflow.interactions import Interaction
@@ -85,24 +85,7 @@ class ScoringCommands(EngineCore):
             version = 1 if latest is None else latest.version + 1
             published = attrs.evolve(model, version=version)
             compiled = compile_model(published)  # refuses an invalid model
-            work.uow.add_definition(
-                StoredDefinition(
-                    kind=SCORING_MODEL,
-                    id=model.id,
-                    version=version,
-                    state=ACTIVE,
-                    document=to_dict(published),
-                    published_at=work.now,
-                )
-            )
-            work.events.append(
-                ev.DefinitionPublished(
-                    occurred_at=work.now,
-                    kind=SCORING_MODEL,
-                    definition_id=model.id,
-                    version=version,
-                )
-            )
+            work.publish(SCORING_MODEL, model.id, version, to_dict(published))
         self._scoring_cache[(model.id, version)] = compiled
         self.rescore_all()
         return published
@@ -117,15 +100,7 @@ class ScoringCommands(EngineCore):
             latest = work.uow.find_definition(SCORING_MODEL, model_id)
             if latest is None:
                 raise NotFound("ScoringModel", model_id)
-            work.uow.set_definition_state(SCORING_MODEL, model_id, latest.version, INACTIVE)
-            work.events.append(
-                ev.DefinitionStateChanged(
-                    occurred_at=work.now,
-                    kind=SCORING_MODEL,
-                    definition_id=model_id,
-                    state=INACTIVE,
-                )
-            )
+            work.set_definition_state(SCORING_MODEL, model_id, latest.version, INACTIVE)
 
     def scoring_models(self) -> list[ScoringModel]:
         """The latest version of every active scoring model, by id."""

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import attrs
 
-from salesflow import events as ev
 from salesflow.commands.sequence_runs import SEQUENCE
 from salesflow.commands.sequences import SequenceCommands
 from salesflow.commands.work import Work
@@ -67,21 +66,7 @@ class SegmentCommands(SequenceCommands):
             latest = work.uow.find_definition(SEGMENT, segment_id)
             version = 1 if latest is None else latest.version + 1
             segment = attrs.evolve(segment, version=version)
-            work.uow.add_definition(
-                StoredDefinition(
-                    kind=SEGMENT,
-                    id=segment_id,
-                    version=version,
-                    state=ACTIVE,
-                    document=segment_to_dict(segment),
-                    published_at=work.now,
-                )
-            )
-            work.events.append(
-                ev.DefinitionPublished(
-                    occurred_at=work.now, kind=SEGMENT, definition_id=segment_id, version=version
-                )
-            )
+            work.publish(SEGMENT, segment_id, version, segment_to_dict(segment))
         return segment
 
     def deactivate_segment(self, segment_id: str) -> Segment:
@@ -95,15 +80,7 @@ class SegmentCommands(SequenceCommands):
             if latest is None:
                 raise NotFound("Segment", segment_id)
             if latest.state != INACTIVE:
-                work.uow.set_definition_state(SEGMENT, segment_id, latest.version, INACTIVE)
-                work.events.append(
-                    ev.DefinitionStateChanged(
-                        occurred_at=work.now,
-                        kind=SEGMENT,
-                        definition_id=segment_id,
-                        state=INACTIVE,
-                    )
-                )
+                work.set_definition_state(SEGMENT, segment_id, latest.version, INACTIVE)
             return self._segment(latest)[0]
 
     def segments(self, *, active: bool = False) -> list[Segment]:

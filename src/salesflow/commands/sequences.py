@@ -14,7 +14,6 @@ from datetime import datetime
 
 import attrs
 
-from salesflow import events as ev
 from salesflow.commands.ab_tests import ABTestCommands
 from salesflow.commands.sequence_runs import SEQUENCE, no_sequence
 from salesflow.commands.work import Work, as_ref
@@ -93,23 +92,7 @@ class SequenceCommands(ABTestCommands):
                 if to_dict(attrs.evolve(definition, version=latest.version)) == to_dict(current):
                     return _published(latest, current)
             published = attrs.evolve(definition, version=version)
-            stored = StoredDefinition(
-                kind=SEQUENCE,
-                id=definition.id,
-                version=version,
-                state=ACTIVE,
-                document=to_dict(published),
-                published_at=work.now,
-            )
-            work.uow.add_definition(stored)
-            work.events.append(
-                ev.DefinitionPublished(
-                    occurred_at=work.now,
-                    kind=SEQUENCE,
-                    definition_id=definition.id,
-                    version=version,
-                )
-            )
+            stored = work.publish(SEQUENCE, definition.id, version, to_dict(published))
         self._definition_cache[(definition.id, version)] = published
         return _published(stored, published)
 
@@ -139,12 +122,7 @@ class SequenceCommands(ABTestCommands):
             latest = self._stored_sequence(work, sequence_id, None)
             if latest.state == state:
                 return _published(latest, self._definition(work, sequence_id, latest.version))
-            stored = work.uow.set_definition_state(SEQUENCE, sequence_id, latest.version, state)
-            work.events.append(
-                ev.DefinitionStateChanged(
-                    occurred_at=work.now, kind=SEQUENCE, definition_id=sequence_id, state=state
-                )
-            )
+            stored = work.set_definition_state(SEQUENCE, sequence_id, latest.version, state)
             if state == INACTIVE:
                 for enrollment in work.uow.enrollments(sequence_id=sequence_id, running=True):
                     self._exit(work, enrollment, ExitReason.SEQUENCE_DEACTIVATED)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from salesflow import activity as act
 from salesflow import events as ev
+from salesflow.definitions import ACTIVE, StoredDefinition
 from salesflow.due import DueItem
 from salesflow.errors import InvalidTransition, NotFound, ValidationError, VersionConflict
 from salesflow.interactions import Interaction
@@ -122,6 +123,39 @@ class Work:
             key=key,
         )
         return self.uow.schedule(item)
+
+    def publish(
+        self, kind: str, definition_id: str, version: int, document: dict[str, Any]
+    ) -> StoredDefinition:
+        """Store ``version`` of a definition, active, and append `DefinitionPublished`
+        (every kind of definition is published this one way)."""
+        stored = StoredDefinition(
+            kind=kind,
+            id=definition_id,
+            version=version,
+            state=ACTIVE,
+            document=document,
+            published_at=self.now,
+        )
+        self.uow.add_definition(stored)
+        self.events.append(
+            ev.DefinitionPublished(
+                occurred_at=self.now, kind=kind, definition_id=definition_id, version=version
+            )
+        )
+        return stored
+
+    def set_definition_state(
+        self, kind: str, definition_id: str, version: int, state: str
+    ) -> StoredDefinition:
+        """Change a stored definition's state and append `DefinitionStateChanged`."""
+        stored = self.uow.set_definition_state(kind, definition_id, version, state)
+        self.events.append(
+            ev.DefinitionStateChanged(
+                occurred_at=self.now, kind=kind, definition_id=definition_id, state=state
+            )
+        )
+        return stored
 
     def get(self, cls: type[R], record_id: str, expected_version: int | None = None) -> R:
         """The record, checked to be at ``expected_version`` when that is given.
