@@ -18,10 +18,12 @@ from typing import Any, TextIO
 
 from salesflow.clock import FakeClock, SystemClock
 from salesflow.conditions import field
+from salesflow.demo_rules import show_rules
 from salesflow.engine import Salesflow
 from salesflow.errors import SalesflowError
 from salesflow.lead import Lead
 from salesflow.qualification import QualifyOptions
+from salesflow.reports import ReportName
 from salesflow.stores.url import open_store
 from salesflow.values import Money, RecordKind
 from salesflow.views import LeadView, ViewResult
@@ -141,6 +143,17 @@ def format_view(title: str, result: ViewResult[Lead]) -> str:
     return "\n".join(lines)
 
 
+def print_report(name: str, *, store_url: str, days: int | None, out: TextIO) -> None:
+    """Print report ``name`` (`salesflow.reports`) of the store at ``store_url``, over
+    the leads created in the last ``days`` days when given."""
+    engine = Salesflow(open_store(store_url))
+    try:
+        since = None if days is None else engine.now() - timedelta(days=days)
+        print(engine.report(name, since=since).table(), file=out)
+    finally:
+        engine.close()
+
+
 def _reset_sqlite_file(url: str) -> None:
     if url.startswith("sqlite:///") and ":memory:" not in url:
         path = Path(url[len("sqlite:///") :])
@@ -195,6 +208,7 @@ def demo(store_url: str, *, seed: int = 7, out: TextIO | None = None) -> None:
                 f"{len(timeline)} activit{'y' if len(timeline) == 1 else 'ies'}.",
                 file=out,
             )
+        show_rules(engine, clock, out)
     finally:
         engine.close()
     print("\nA short simulation of the outbound prospecting sequence:", file=out)
@@ -455,6 +469,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("SALESFLOW_STORE", DEFAULT_DEMO_STORE),
         help=f"store URL (default: $SALESFLOW_STORE or {DEFAULT_DEMO_STORE})",
     )
+    reports = commands.add_parser("report", help="a report on the leads")
+    reports.add_argument("name", choices=[r.value for r in ReportName], help="which report")
+    reports.add_argument(
+        "--days", type=int, default=None, help="only leads created in the last N days"
+    )
+    reports.add_argument(
+        "--store",
+        default=os.environ.get("SALESFLOW_STORE", DEFAULT_DEMO_STORE),
+        help=f"store URL (default: $SALESFLOW_STORE or {DEFAULT_DEMO_STORE})",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -470,6 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reply_rate=args.reply_rate,
                 progress=sys.stderr,
             )
+        elif args.command == "report":
+            print_report(args.name, store_url=args.store, days=args.days, out=sys.stdout)
         elif args.command == "score":
             explain_score(args.lead_id, store_url=args.store, out=sys.stdout)
         elif args.command == "import":

@@ -25,6 +25,7 @@ from salesflow.commands.activities import ActivityCommands
 from salesflow.commands.core import RECORD_CLASSES, IdFactory, uuid_ids
 from salesflow.commands.due import DueHandler
 from salesflow.commands.imports import ImportCommands
+from salesflow.commands.pipelines import RULE_DUE, PipelineCommands
 from salesflow.commands.process import ProcessCommands
 from salesflow.commands.routing import RoutingCommands
 from salesflow.commands.scoring import RESCORE_DUE, ScoringCommands
@@ -32,6 +33,7 @@ from salesflow.commands.segments import SegmentCommands
 from salesflow.commands.sequence_runs import STEP_DUE, EnrollmentIdFactory
 from salesflow.commands.sequences import PublishedSequence
 from salesflow.commands.work import DueIdFactory, as_ref, uuid_due_ids
+from salesflow.commands.worklist import WorkListCommands
 from salesflow.conditions import Condition
 from salesflow.due import RetryPolicy
 from salesflow.errors import ValidationError
@@ -65,6 +67,8 @@ R = TypeVar("R", bound=Record)
 
 
 class Salesflow(
+    PipelineCommands,
+    WorkListCommands,
     ProcessCommands,
     RoutingCommands,
     ScoringCommands,
@@ -134,6 +138,7 @@ class Salesflow(
             STEP_DUE: self._step_due,
             AB_DUE: self._ab_due,
             RESCORE_DUE: self._rescore_due,
+            RULE_DUE: self._rule_due,
         }
         if sequences is not None and not isinstance(sequences, RuntimeConfig):
             raise ValidationError(
@@ -153,6 +158,7 @@ class Salesflow(
         self._scoring_cache = {}
         self._process_cache = {}
         self._routing_cache = {}
+        self._pipeline_cache = {}
         self._pending_routes = WeakKeyDictionary()
 
     def close(self) -> None:

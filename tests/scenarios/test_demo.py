@@ -25,6 +25,12 @@ def test_demo_prints_every_standard_view(capsys: pytest.CaptureFixture[str]) -> 
         assert f"{title} — " in out
     assert "All leads — 24 lead(s)" in out
     assert "qualified into account" in out
+    assert "rule to_delivery  done" in out
+    assert "Six months later" in out
+    assert (
+        "repeat lead 'Service contract renewal: Fleet tracking, 40 trucks (Baltic Freight)'" in out
+    )
+    assert "waits in delivery/prep" in out
 
 
 def test_demo_leaves_a_consistent_sqlite_book(tmp_path: Path) -> None:
@@ -34,7 +40,7 @@ def test_demo_leaves_a_consistent_sqlite_book(tmp_path: Path) -> None:
     engine = Salesflow(open_store(url))
     try:
         every = engine.lead_view("all_leads", page_size=100)
-        assert every.total == 24
+        assert every.total == 25  # the book's 24 and the automation rules' repeat lead
         closed = engine.lead_view("closed_leads", page_size=100).items
         assert {lead.status for lead in closed} == {LeadStatus.QUALIFIED, LeadStatus.DISQUALIFIED}
         for lead in closed:

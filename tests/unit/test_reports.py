@@ -1,0 +1,112 @@
+"""Reports on leads, computed by the store (memory and SQLite give the same rows)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from salesflow.cli import main
+from salesflow.clock import FakeClock
+from salesflow.engine import Salesflow
+from salesflow.errors import ValidationError
+from salesflow.qualification import QualifyOptions
+from salesflow.reports import rate
+from salesflow.stores.url import open_store
+
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def book(url: str) -> tuple[Salesflow, FakeClock]:
+    clock = FakeClock(T0)
+    engine = Salesflow(open_store(url), clock=clock)
+    plan = [  # (source, owner, outcome)
+        ("web", "ana", "qualified"),
+        ("web", "ana", "disqualified:lost"),
+        ("web", "bo", None),
+        ("partner", "bo", "qualified"),
+        ("partner", "bo", "qualified"),
+        ("partner", "ana", "disqualified:cannot_contact"),
+        (None, "cy", "disqualified:lost"),
+    ]
+    for index, (source, owner, outcome) in enumerate(plan):
+        clock.advance(timedelta(days=1))
+        lead = engine.create_lead(
+            topic=f"Deal {index}",
+            last_name=f"P{index}",
+            source=source,
+            owner_id=owner,
+            company_name=f"Co {index}",
+        )
+        if outcome == "qualified":
+            engine.qualify_lead(lead.id, QualifyOptions(create_opportunity=True))
+        elif outcome is not None:
+            engine.disqualify_lead(lead.id, outcome.split(":")[1])
+    return engine, clock
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Salesflow:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'r.db'}"
+    return book(url)[0]
+
+
+def test_lead_sources_and_their_conversion(engine: Salesflow) -> None:
+    report = engine.report("lead_sources")
+    assert report.columns == ("source", "leads", "opportunities", "conversion")
+    assert [(str(r[0]), *r[1:]) for r in report.rows] == [
+        ("partner", 3, 2, Decimal("66.7")),  # ties keep the option-set order
+        ("web", 3, 1, Decimal("33.3")),
+        ("None", 1, 0, Decimal("0.0")),
+        ("all", 7, 3, Decimal("42.9")),
+    ]
+
+
+def test_conversion_by_owner(engine: Salesflow) -> None:
+    rows = engine.report("conversion_by_owner").rows
+    assert rows == (
+        ("bo", 3, 2, 0, 1, Decimal("100.0")),
+        ("ana", 3, 1, 2, 0, Decimal("33.3")),
+        ("cy", 1, 0, 1, 0, Decimal("0.0")),
+    )
+
+
+def test_disqualification_reasons_in_a_window(engine: Salesflow) -> None:
+    every = engine.report("disqualification_reasons").rows
+    assert every == (
+        ("lost", 2, Decimal("66.7")),
+        ("cannot_contact", 1, Decimal("33.3")),
+        ("all", 3, Decimal("100.0")),
+    )
+    late = engine.report("disqualification_reasons", since=T0 + timedelta(days=3)).rows
+    assert late == (
+        ("cannot_contact", 1, Decimal("50.0")),
+        ("lost", 1, Decimal("50.0")),
+        ("all", 2, Decimal("100.0")),
+    )
+    assert engine.report("lead_sources", until=T0).rows == (("all", 0, 0, None),)
+
+
+def test_bad_report_arguments(engine: Salesflow) -> None:
+    with pytest.raises(ValidationError, match="no report 'pipeline'"):
+        engine.report("pipeline")
+    with pytest.raises(ValidationError, match="since"):
+        engine.report("lead_sources", since=datetime(2026, 1, 1))
+
+
+def test_rate_rounds_half_even() -> None:
+    assert rate(1, 8) == Decimal("12.5")
+    assert rate(1, 3) == Decimal("33.3")
+    assert rate(0, 0) is None
+
+
+def test_the_cli_prints_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    book(url)[0].close()
+    assert main(["report", "conversion_by_owner", "--store", url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Conversion rate by owner (qualified of the leads decided)"
+    assert out[2].split() == ["owner", "leads", "qualified", "disqualified", "open", "conversion"]
+    assert out[4].split() == ["bo", "3", "2", "0", "1", "100.0", "%"]
