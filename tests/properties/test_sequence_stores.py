@@ -257,7 +257,8 @@ class Run:
         definition = self.definitions[e.sequence_id]
         step = self.manual(e)
         sent = sorted(
-            {h.step_id for h in e.history if h.kind in EMAIL_KINDS and h.outcome == "sent"}
+            # a manual email the seller completed was sent by hand: events count too
+            {h.step_id for h in e.history if h.kind in EMAIL_KINDS and h.outcome != "skipped"}
         )
         if op == 5:
             if e.status is EnrollmentStatus.PAUSED:
