@@ -269,10 +269,15 @@ class MarketingSettings:
         automatic_sales_ready: A score crossing the model's sales-ready threshold
             marks the lead sales-ready (and so skips teleprospecting). Off, only a
             user can mark it.
+        start_on_intake: Every lead intake creates (a form, an event registration,
+            a CSV import) starts the latest version of the standard marketing lead
+            process at Inquiry in the same unit of work (off by default: leads
+            start a process with `Salesflow.start_process`).
     """
 
     automated_marketing_qualification: bool = attrs.field(default=True, validator=flag)
     automatic_sales_ready: bool = attrs.field(default=True, validator=flag)
+    start_on_intake: bool = attrs.field(default=False, validator=flag)
 
 
 _DEFAULTS = MarketingSettings()

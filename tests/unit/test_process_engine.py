@@ -388,3 +388,33 @@ def test_state_documents_round_trip(engine: Salesflow) -> None:
     broken = {**state_to_dict(state), "history": [{"flow_id": L2O}]}
     with pytest.raises(ValidationError, match=r"history\[0\]"):
         state_from_dict(broken)
+
+
+def test_leads_from_intake_start_the_marketing_process_when_switched_on(
+    engine: Salesflow,
+) -> None:
+    from salesflow.intake import IntakeOptions, Submission
+
+    def arrive(email: str, **fields: object) -> str:
+        result = engine.intake(
+            Submission(
+                channel="landing_page",
+                form_id="spring",
+                fields={"topic": "Docks", "last_name": "Lind", "email": email, **fields},
+            ),
+            IntakeOptions(create_contact=True),
+        )
+        assert result.lead is not None
+        return result.lead.id
+
+    before = arrive("a@x.example")
+    assert engine.process_state(lead_ref(before)) is None  # off by default
+    engine.configure_marketing(MarketingSettings(start_on_intake=True))
+    assert engine.marketing_settings().start_on_intake
+    fresh = arrive("b@x.example")
+    assert stage_of(engine, fresh) == INQUIRY
+    engine.publish_scoring_model(scoring_model())
+    scored = arrive("c@x.example", country="Lithuania")  # scored in the same unit
+    state = engine.process_state(lead_ref(scored))
+    assert state is not None
+    assert [c.to_stage for c in state.history] == [INQUIRY, AUTOMATED_MARKETING_QUALIFICATION]

@@ -468,6 +468,7 @@ class ProcessCommands(LeadCommands):
                         settings.automated_marketing_qualification
                     ),
                     "automatic_sales_ready": settings.automatic_sales_ready,
+                    "start_on_intake": settings.start_on_intake,
                 },
                 expected_version=None if stored is None else stored.version,
                 now=work.now,
@@ -486,11 +487,17 @@ class ProcessCommands(LeadCommands):
         table = Table(
             stored.document,
             "",
-            ("schema", "automated_marketing_qualification", "automatic_sales_ready"),
+            (
+                "schema",
+                "automated_marketing_qualification",
+                "automatic_sales_ready",
+                "start_on_intake",
+            ),
         )
         return MarketingSettings(
             automated_marketing_qualification=table.flag("automated_marketing_qualification", True),
             automatic_sales_ready=table.flag("automatic_sales_ready", True),
+            start_on_intake=table.flag("start_on_intake", False),
         )
 
     def _marketing_rules(
@@ -566,6 +573,15 @@ class ProcessCommands(LeadCommands):
         )
 
     # --- hooks ----------------------------------------------------------------------
+
+    def _lead_created_by_intake(self, work: Work, lead: Lead, *, route: bool) -> None:
+        super()._lead_created_by_intake(work, lead, route=route)
+        if not self._settings(work).start_on_intake:
+            return
+        flow = self._flow(work, standard.MARKETING_LEAD_PROCESS.id, None)
+        # scores come later in this unit (scoring runs before the commit) and move
+        # the lead on by the marketing rules then
+        self._save(work, lead.ref, None, runtime.start(flow, lead.ref, by=None, now=work.now))
 
     def _lead_qualified(self, work: Work, lead: RecordRef, opportunity: RecordRef | None) -> None:
         super()._lead_qualified(work, lead, opportunity)
