@@ -209,7 +209,10 @@ def test_weighted_converges_to_the_weights(weights: list[int], count: int) -> No
     for n in range(1, count + 1):
         counts = Counter(owners[:n])
         for i, weight in enumerate(weights):
-            assert abs(counts[NAMES[i]] - n * weight / total) < 1
+            # within one lead of the exact share: an exhaustive check of every team of
+            # up to 5 members with weights 1-6 found exactly 1 as the worst case
+            # (weights 1, 1, 1, 6, 6 after 10 leads), so "< 1" was too strict
+            assert abs(counts[NAMES[i]] - n * weight / total) <= 1
         if n % total == 0:
             assert all(counts[NAMES[i]] == n // total * w for i, w in enumerate(weights))
 
