@@ -7,7 +7,9 @@ responsibility:
   `Grade` (field naming: ``lead.*``, ``contact.*``, ``account.*``);
 * `salesflow.scoring_validation` - `validate` / `require_valid`;
 * `salesflow.scoring_compile` - `compile_model` (one generated function per model
-  version), `score` with its explanation (`ScoreResult`, `RuleHit`, `NotScored`);
+  version, written by `salesflow.scoring_codegen`) and `score` with its explanation;
+* `salesflow.scoring_result` - what scoring answers: `ScoreResult`, `RuleHit`,
+  `NotScored`;
 * `salesflow.scoring_io` - `to_dict` / `from_dict` (schema-1 documents).
 
 Example (the reference's: City = London +70 and Country = England +40 → 110):

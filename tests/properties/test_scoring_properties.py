@@ -5,7 +5,7 @@ interactions; the explanation always sums to the score."""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -305,3 +305,139 @@ def test_scoring_is_order_independent(
             assert sum(hit.points for hit in result.explanation) == result.points
     else:
         assert second == first
+
+
+# --- many rules on few fields: the generated code's shortcuts -----------------------------
+#
+# The generator reads a field used by several rules once, inlines reads used once,
+# case-folds a field once for all its text tests and binds values as constants of the
+# code. Models of many rules over a few fields (option sets, text, mixed-kind custom
+# values, money) make every one of those paths common.
+
+AWARE = datetime(2026, 1, 1, tzinfo=UTC)
+DENSE_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "lead.job_title": st.sampled_from(["VP Sales", "vp", "Sales Director", "Straße", "SS", 3]),
+    "lead.rating": st.sampled_from(["hot", "warm", "cold", 1]),
+    "lead.source": st.sampled_from(["web", "seminar", "partner", "Web"]),
+    "lead.employees": st.integers(0, 600)
+    | st.sampled_from([10.5, Decimal("49.5"), "many", True, float("nan")]),
+    "lead.custom.segment": st.sampled_from(
+        ["smb", 3, 3.0, True, Decimal("3"), date(2026, 1, 1), AWARE, float("nan")]
+    ),
+    "account.annual_revenue": st.integers(0, 2_000_000) | st.just(Decimal("1000.5")),
+}
+TEXTS = ["vp", "SALES", "ss", "ß", "dir", "o"]
+
+
+@st.composite
+def dense_compares(draw: st.DrawFn) -> Compare:
+    name = draw(st.sampled_from(sorted(DENSE_VALUES)))
+    op = draw(st.sampled_from(list(Op)))
+    values = DENSE_VALUES[name]
+    if op in (Op.IS_NULL, Op.NOT_NULL):
+        return Compare(field=name, op=op)
+    if op in (Op.IN, Op.NOT_IN):
+        return Compare(
+            field=name, op=op, value=tuple(draw(st.lists(values, min_size=1, max_size=3)))
+        )
+    if op in (Op.STARTS_WITH, Op.CONTAINS):
+        return Compare(field=name, op=op, value=draw(st.sampled_from(TEXTS)))
+    return Compare(field=name, op=op, value=draw(values))
+
+
+def dense_conditions() -> st.SearchStrategy[Condition]:
+    inner = dense_compares()
+    return st.one_of(
+        inner,
+        inner,
+        inner,
+        st.lists(inner, min_size=1, max_size=3).map(lambda cs: AllOf(conditions=tuple(cs))),
+        st.lists(inner, min_size=1, max_size=3).map(lambda cs: AnyOf(conditions=tuple(cs))),
+        inner.map(lambda c: Not(condition=c)),
+    )
+
+
+@st.composite
+def dense_models(draw: st.DrawFn) -> ScoringModel:
+    rules_ = [
+        ScoringRule(
+            id=f"r{i}",
+            name=f"Rule {i}",
+            conditions=draw(st.lists(dense_conditions(), min_size=1, max_size=3)),
+            points=draw(st.integers(-50, 50).filter(bool)),
+        )
+        for i in range(draw(st.integers(1, 12)))
+    ]
+    return ScoringModel(
+        id="m",
+        name="Dense",
+        target="account",
+        audience=draw(st.none() | dense_conditions()),
+        rules=rules_,
+        sales_ready_threshold=-1_000_000,
+    )
+
+
+@st.composite
+def dense_records(draw: st.DrawFn) -> tuple[Lead, Contact | None, Account]:
+    # stores keep no NaN, so records cannot hold one (models may compare with one)
+    segment = draw(st.none() | DENSE_VALUES["lead.custom.segment"].filter(lambda v: v == v))
+    revenue = draw(st.none() | st.integers(0, 2_000_000) | st.just(Decimal("1000.5")))
+    the_lead = Lead(
+        id="l1",
+        topic="t",
+        last_name="Lee",
+        created_at=NOW,
+        modified_at=NOW,
+        job_title=draw(st.none() | st.sampled_from(["VP Sales", "vp", "Sales Director", "Straße"])),
+        rating=draw(st.none() | st.sampled_from(["hot", "warm", "cold"])),
+        source=draw(st.none() | st.sampled_from(["web", "seminar", "partner"])),
+        employees=draw(st.none() | st.integers(0, 600)),
+        custom={} if segment is None else {"segment": segment},
+        parent_account_id="a1",
+    )
+    account = Account(
+        id="a1",
+        name="Contoso",
+        created_at=NOW,
+        modified_at=NOW,
+        annual_revenue=None if revenue is None else Money(amount=revenue, currency="EUR"),
+    )
+    return the_lead, None, account
+
+
+def fired(model: ScoringModel, lead: Lead, account: Account) -> list[str] | None:
+    """The ids of the rules that fire, by the plain definition (``None``: not scored)."""
+
+    def value_of(name: str) -> Any:
+        scope, _, rest = name.partition(".")
+        return record_value(lead if scope == "lead" else account, rest)
+
+    if model.audience is not None and not evaluate(model.audience, value_of):
+        return None
+    return [
+        rule.id
+        for rule in model.rules
+        if all(evaluate(c, value_of) for c in rule.conditions if not isinstance(c, Interaction))
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(dense_models(), dense_records())
+def test_dense_models_score_like_the_plain_definition(
+    model: ScoringModel, record: tuple[Lead, Contact | None, Account]
+) -> None:
+    lead, _, account = record
+    compiled = compile_model(model)
+    expected = fired(model, lead, account)
+    points = compiled.points(lead, None, account)
+    result = score(compiled, lead=lead, account=account, now=NOW)
+    if expected is None:
+        assert points is None
+        assert not isinstance(result, ScoreResult)
+        return
+    by_id = {rule.id: rule.points for rule in model.rules}
+    assert points == sum(by_id[rule_id] for rule_id in expected)
+    assert isinstance(result, ScoreResult)
+    assert [hit.rule_id for hit in result.explanation] == expected
+    assert sum(hit.points for hit in result.explanation) == result.points == points

@@ -416,6 +416,27 @@ def test_score_checks_parents_and_now() -> None:
         score(compiled, lead=lead(), contact=contact(), now=datetime(2026, 1, 1))
 
 
+@pytest.mark.parametrize("name", ["scored_at", "next_change_at"])
+def test_score_result_refuses_naive_datetimes(name: str) -> None:
+    values: dict[str, Any] = {
+        "model_id": "m1",
+        "model_version": 1,
+        "lead_id": "l1",
+        "points": 0,
+        "grade": None,
+        "sales_ready": False,
+        "explanation": (),
+        "next_change_at": None,
+        "scored_at": NOW,
+    }
+    assert ScoreResult(**values).scored_at == NOW
+    with pytest.raises(ValidationError, match="naive datetime; attach a time zone") as caught:
+        ScoreResult(**values | {name: datetime(2026, 3, 2, 9, 0)})
+    assert caught.value.field == f"ScoreResult.{name}"
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        ScoreResult(**values | {name: "2026-03-02T09:00:00Z"})
+
+
 def test_contact_fields_read_empty_when_the_contact_is_missing() -> None:
     compiled = compile_model(
         model(
