@@ -10,12 +10,15 @@ at most 10 s. Every case runs in this one invocation, next to its baseline:
   work, on MemoryStore and on SQLite, over ``--contacts`` contacts;
 * intake: ``import_csv`` of ``--rows`` generated lead rows, every row matched
   against contacts and leads first, into MemoryStore and into a new SQLite file;
-  the baseline is parsing the same file with the ``csv`` module alone.
+  the baseline is parsing the same file with the ``csv`` module alone; with
+  ``--scoring``, also into SQLite with a scoring model published (every new lead is
+  scored in the unit that creates it).
 
 Run::
 
     .venv/bin/python bench/intake.py                     # 100,000 contacts and rows
     .venv/bin/python bench/intake.py --contacts 20000 --rows 20000
+    .venv/bin/python bench/intake.py --no-lookups --scoring   # the import, also scored
 
 Figures go to ``docs/performance.md``. Benchmarks may read the wall clock; the
 library may not.
@@ -34,7 +37,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from salesflow import Salesflow
+from salesflow.conditions import field
 from salesflow.party import Contact
+from salesflow.scoring import Grade, ScoringModel, ScoringRule
 from salesflow.stores.base import Store
 from salesflow.stores.memory import MemoryStore
 from salesflow.stores.url import open_store
@@ -128,7 +133,32 @@ def csv_text(n: int) -> str:
     return out.getvalue()
 
 
-def intake_cases(n: int) -> list[tuple[str, float, int]]:
+def scoring_model() -> ScoringModel:
+    """A small model every imported lead is scored by (they have no parent contact)."""
+    return ScoringModel(
+        id="bench",
+        name="Bench",
+        score_leads_without_parent=True,
+        sales_ready_threshold=50,
+        rules=[
+            ScoringRule(
+                id="lt",
+                name="In Lithuania",
+                conditions=[field("lead.country").eq("Lithuania")],
+                points=20,
+            ),
+            ScoringRule(
+                id="big",
+                name="Over 100 people",
+                conditions=[field("lead.employees").gt(100)],
+                points=40,
+            ),
+        ],
+        grades=[Grade(name="cold", low=None, high=49), Grade(name="hot", low=50, high=None)],
+    )
+
+
+def intake_cases(n: int, scoring: bool) -> list[tuple[str, float, int]]:
     text = csv_text(n)
     rows: list[tuple[str, float, int]] = []
 
@@ -136,11 +166,18 @@ def intake_cases(n: int) -> list[tuple[str, float, int]]:
         return sum(1 for _ in csv.reader(io.StringIO(text))) - 1
 
     rows.append(("csv module only (baseline)", *timed(parse_only)))
-    for name, url in (
-        ("import_csv MemoryStore", "memory://"),
-        ("import_csv SQLite", f"sqlite:///{tempfile.mkdtemp()}/intake.db"),
-    ):
+    cases = [
+        ("import_csv MemoryStore", "memory://", False),
+        ("import_csv SQLite", f"sqlite:///{tempfile.mkdtemp()}/intake.db", False),
+    ]
+    if scoring:
+        cases.append(
+            ("import_csv SQLite, scored", f"sqlite:///{tempfile.mkdtemp()}/scored.db", True)
+        )
+    for name, url, scored in cases:
         engine = Salesflow(open_store(url))
+        if scored:
+            engine.publish_scoring_model(scoring_model())
 
         def run(engine: Salesflow = engine) -> int:
             report = engine.import_csv(io.StringIO(text), kind="lead")
@@ -165,15 +202,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument(
+        "--scoring", action="store_true", help="also import into SQLite with a scoring model"
+    )
+    parser.add_argument("--no-lookups", action="store_true", help="only the CSV intake")
     args = parser.parse_args()
     print("salesflow intake benchmark")
     print(f"  python    {platform.python_version()}")
     print(f"  machine   {platform.machine()}, {os.cpu_count()} cpus")
     print(f"  load avg  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    table(
-        f"exact-match lookups, {args.contacts:,} contacts", "lookups", lookup_cases(args.contacts)
-    )
-    table(f"CSV intake, {args.rows:,} rows", "rows", intake_cases(args.rows))
+    if not args.no_lookups:
+        table(
+            f"exact-match lookups, {args.contacts:,} contacts",
+            "lookups",
+            lookup_cases(args.contacts),
+        )
+    table(f"CSV intake, {args.rows:,} rows", "rows", intake_cases(args.rows, args.scoring))
     print(f"\nload avg at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -16,7 +16,7 @@ import functools
 import re
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -188,12 +188,33 @@ def parse_cell(kind: RecordKind, field: str, cell: str) -> Any:
         ValidationError: the cell does not fit the field's type (the message says
             what the field takes).
     """
+    return _parser(kind, field)(cell)
+
+
+_TYPED = (bool, int, Decimal, date, datetime, Money)
+"""Field types whose cells are parsed (other fields take the text)."""
+
+
+@functools.cache
+def _parser(kind: RecordKind, field: str) -> Callable[[str], Any]:
+    """`parse_cell` for one field, its type looked up once (every row of a column
+    parses the same way)."""
+    if field.startswith("custom."):
+        return _text
+    tp = _field_type(_CLASSES[kind], field)
+    if tp in _TYPED or (isinstance(tp, type) and issubclass(tp, Enum)):
+        return functools.partial(_typed, tp, field)
+    return _text
+
+
+def _text(cell: str) -> str | None:
+    return cell.strip() or None
+
+
+def _typed(tp: Any, field: str, cell: str) -> Any:
     text = cell.strip()
     if not text:
         return None
-    if field.startswith("custom."):
-        return text
-    tp = _field_type(_CLASSES[kind], field)
     try:
         if tp is bool:
             folded = text.casefold()
@@ -296,13 +317,19 @@ def read_rows(
             value=None,
         )
     taken, ignored = column_mapping(kind, headers, mapping)
+    # Per taken column: its position, its field and the field's parser.
+    plan = [
+        (index, field, _parser(kind, field))
+        for index, header in enumerate(headers)
+        if (field := taken.get(header)) is not None
+    ]
 
     def rows() -> Iterator[ParsedRow]:
         try:
             for number, cells in enumerate(reader, start=2):
                 if not any(cell.strip() for cell in cells):
                     continue  # a blank line is not a row
-                if any(_NOT_UTF8.search(cell) for cell in cells):
+                if _NOT_UTF8.search("".join(cells)):
                     yield ParsedRow(
                         row=number,
                         rejection=Rejection(
@@ -323,9 +350,8 @@ def read_rows(
                 try:
                     fields = {
                         field: value
-                        for header, cell in zip(headers, cells, strict=True)
-                        if (field := taken.get(header)) is not None
-                        and (value := parse_cell(kind, field, cell)) is not None
+                        for index, field, parse in plan
+                        if (value := parse(cells[index])) is not None
                     }
                 except ValidationError as exc:
                     yield ParsedRow(row=number, rejection=Rejection(row=number, reason=str(exc)))

@@ -4,22 +4,28 @@ Rows are taken in batches of `IMPORT_BATCH` per unit of work (one commit per
 batch). A row that intake refuses (no last name for a new lead, a value the field
 does not take) is rejected with its reason; when that happens the batch's unit
 is rolled back and its rows are taken again one unit each, so a refused row never
-leaves part of itself behind and never takes other rows with it.
+leaves part of itself behind and never takes other rows with it. A batch looks its
+rows' email keys up together first (`IntakeBatch`), so rows that match nobody cost
+no lookup of their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from salesflow.commands.intake import IntakeCommands
+from salesflow.commands.intake import IntakeCommands, _country, _email_key, _Keys, _submitted
+from salesflow.commands.work import Work
 from salesflow.errors import SalesflowError, ValidationError
 from salesflow.imports import ImportReport, ParsedRow, Rejection, read_rows
 from salesflow.intake import Channel, IntakeOptions, RecordAction, Submission
-from salesflow.values import RecordKind, to_enum
+from salesflow.lead import Lead
+from salesflow.matching import MatchingStrategy
+from salesflow.party import Contact
+from salesflow.values import RecordKind, normalize_email, to_enum
 
-__all__ = ["IMPORT_BATCH", "ImportCommands"]
+__all__ = ["IMPORT_BATCH", "ImportCommands", "IntakeBatch"]
 
 IMPORT_BATCH = 500
 """How many rows one unit of work takes."""
@@ -115,8 +121,11 @@ class ImportCommands(IntakeCommands):
         try:
             actions = []
             with self._command() as work:
-                for row in batch:
-                    result = self._intake_in(work, _submission(row), options)
+                submissions = [_submission(row) for row in batch]
+                taken = IntakeBatch(work, self._strategy)
+                taken.prefetch(submissions, options)
+                for submission in submissions:
+                    result = self._intake_in(work, submission, options, taken)
                     actions.append(_action(result.lead_action, result.contact_action))
         except SalesflowError:
             # one row was refused: the batch rolled back; take the rows one by one
@@ -148,3 +157,111 @@ def _submission(row: ParsedRow) -> Submission:
 def _action(lead: RecordAction, contact: RecordAction) -> RecordAction:
     """What a row did: the lead's action when it concerned a lead, else the contact's."""
     return lead if lead is not RecordAction.NONE else contact
+
+
+class IntakeBatch:
+    """What intake reuses across many submissions taken in one unit of work (a CSV
+    import batch): the strategies, resolved once, and which email keys no contact
+    or lead has, found with one `find_ids_by` per kind for the whole batch
+    (`prefetch`) so that a new person costs no lookup.
+
+    A key stays known to be absent only while nothing in the unit could have given
+    it a record: intake's own writes (`wrote`) drop their keys, and a write by
+    anything else (the unit's ``written`` holds a record intake did not write)
+    drops everything it knew.
+
+    Args:
+        work: The unit of work the submissions are taken in.
+        resolve: Finds a strategy in the unit (`IntakeCommands._strategy`).
+    """
+
+    def __init__(
+        self,
+        work: Work,
+        resolve: Callable[[Work, str | None, RecordKind], MatchingStrategy],
+    ) -> None:
+        self._work = work
+        self._resolve = resolve
+        self._strategies: dict[tuple[str | None, RecordKind], MatchingStrategy] = {}
+        self._absent: dict[type[Any], set[str]] = {Contact: set(), Lead: set()}
+        self._mine: set[tuple[RecordKind, str]] = set()
+        # By id(): each entry holds its object, so the id is not reused meanwhile.
+        self._values: dict[int, tuple[Submission, Mapping[str, Any]]] = {}
+        self._keys: dict[
+            tuple[int, int, int],
+            tuple[Mapping[str, Any], MatchingStrategy, IntakeOptions, _Keys | None],
+        ] = {}
+
+    def values(self, submission: Submission) -> Mapping[str, Any]:
+        """The values ``submission`` brings (`_submitted`), worked out once."""
+        entry = self._values.get(id(submission))
+        if entry is None or entry[0] is not submission:
+            entry = (submission, _submitted(submission))
+            self._values[id(submission)] = entry
+        return entry[1]
+
+    def keys(
+        self,
+        strategy: MatchingStrategy,
+        values: Mapping[str, Any],
+        country: str | None,
+        options: IntakeOptions,
+    ) -> _Keys | None:
+        """`MatchingStrategy.keys` of ``values``, worked out once per strategy."""
+        slot = (id(values), id(strategy), id(options))
+        entry = self._keys.get(slot)
+        if entry is None or entry[0] is not values:
+            found = strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
+            entry = (values, strategy, options, found)
+            self._keys[slot] = entry
+        return entry[3]
+
+    def strategy(self, work: Work, strategy_id: str | None, target: RecordKind) -> MatchingStrategy:
+        """`IntakeCommands._strategy`, resolved once per batch (intake publishes none)."""
+        found = self._strategies.get((strategy_id, target))
+        if found is None:
+            found = self._resolve(work, strategy_id, target)
+            self._strategies[(strategy_id, target)] = found
+        return found
+
+    def prefetch(self, submissions: Iterable[Submission], options: IntakeOptions) -> None:
+        """Find which of the submissions' email keys no contact (and, when intake
+        takes leads, no lead) has: one `find_ids_by` per kind.
+
+        Raises:
+            NotFound, ValidationError: as `IntakeCommands._strategy` (an option
+                names an unknown strategy, or one of the other target).
+        """
+        work = self._work
+        targets: list[tuple[type[Any], MatchingStrategy]] = [
+            (Contact, self.strategy(work, options.contact_strategy, RecordKind.CONTACT))
+        ]
+        lead_strategy = self.strategy(work, options.lead_strategy, RecordKind.LEAD)
+        if options.leads:
+            targets.append((Lead, lead_strategy))
+        wanted: dict[type[Any], list[str]] = {cls: [] for cls, _ in targets}
+        for submission in submissions:
+            values = self.values(submission)
+            country = _country(values)
+            for cls, strategy in targets:
+                keys = self.keys(strategy, values, country, options)
+                if keys is not None:
+                    wanted[cls].append(_email_key(keys))
+        for cls, emails in wanted.items():
+            if emails:
+                found = work.uow.find_ids_by(cls, "email_key", emails)
+                self._absent[cls] = {key for key, ids in found.items() if not ids}
+
+    def absent(self, cls: type[Any], key: str) -> bool:
+        """Whether no record of ``cls`` has email key ``key`` (False: look it up)."""
+        if len(self._work.written) != len(self._mine):
+            # something other than intake wrote records in this unit: know nothing
+            self._absent = {Contact: set(), Lead: set()}
+            self._mine = {(ref.kind, ref.id) for ref in self._work.written}
+        return key in self._absent[cls]
+
+    def wrote(self, record: Contact | Lead) -> None:
+        """Intake stored ``record`` in the unit: its email key may now find it."""
+        self._mine.add((record.KIND, record.id))
+        if record.email:
+            self._absent[type(record)].discard(normalize_email(record.email))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -37,6 +37,9 @@ from salesflow.matching import (
 )
 from salesflow.party import Contact
 from salesflow.values import Record, RecordKind, check_fields, normalize_email
+
+if TYPE_CHECKING:
+    from salesflow.commands.imports import IntakeBatch
 
 __all__ = ["MATCHING_STRATEGY", "IntakeCommands"]
 
@@ -192,39 +195,62 @@ class IntakeCommands(EngineCore):
             return self._intake_in(work, submission, options)
 
     def _intake_in(
-        self, work: Work, submission: Submission, options: IntakeOptions
+        self,
+        work: Work,
+        submission: Submission,
+        options: IntakeOptions,
+        batch: IntakeBatch | None = None,
     ) -> IntakeResult:
-        values = submission.fields
-        if submission.form_id is not None:
-            values = {**values, "form_id": submission.form_id}
-        if submission.campaign_id is not None:
-            values = {**values, "campaign_id": submission.campaign_id}
-        country = values.get("country") if isinstance(values.get("country"), str) else None
+        values = _submitted(submission) if batch is None else batch.values(submission)
+        country = _country(values)
         reasons: list[str] = []
+        strategy = self._strategy if batch is None else batch.strategy
 
-        contact_strategy = self._strategy(work, options.contact_strategy, RecordKind.CONTACT)
+        contact_strategy = strategy(work, options.contact_strategy, RecordKind.CONTACT)
         contact = self._match(
-            work, Contact, contact_strategy, values, country, options, reasons, preferred=None
+            work,
+            Contact,
+            contact_strategy,
+            values,
+            country,
+            options,
+            reasons,
+            preferred=None,
+            batch=batch,
         )
-        lead_strategy = self._strategy(work, options.lead_strategy, RecordKind.LEAD)
+        lead_strategy = strategy(work, options.lead_strategy, RecordKind.LEAD)
 
         def child(candidate: Any) -> bool:
             return contact is not None and candidate.parent_contact_id == contact.id
 
         lead = (
             self._match(
-                work, Lead, lead_strategy, values, country, options, reasons, preferred=child
+                work,
+                Lead,
+                lead_strategy,
+                values,
+                country,
+                options,
+                reasons,
+                preferred=child,
+                batch=batch,
             )
             if options.leads
             else None
         )
 
         contact, contact_action = self._take_contact(work, contact, values, options, reasons)
+        if batch is not None and contact_action in _WRITES:
+            assert contact is not None
+            batch.wrote(contact)
         lead_action = RecordAction.NONE
         if options.leads:
             lead, lead_action = self._take_lead(
                 work, submission, lead, contact, values, options, reasons
             )
+            if batch is not None and lead_action in _WRITES:
+                assert lead is not None
+                batch.wrote(lead)
         interaction = self._record_submission(work, submission, contact, lead, reasons)
         return IntakeResult(
             lead=lead,
@@ -246,17 +272,26 @@ class IntakeCommands(EngineCore):
         reasons: list[str],
         *,
         preferred: Callable[[Any], bool] | None,
+        batch: IntakeBatch | None = None,
     ) -> Any:
-        keys = strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
+        keys = (
+            strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
+            if batch is None
+            else batch.keys(strategy, values, country, options)
+        )
         what = cls.__name__.lower()
         if keys is None:
             reasons.append(f"no {what} matched: the submission has no {INDEXED_FIELD}")
             return None
-        email = keys[INDEXED_FIELD]
-        assert email is not None
+        key = _email_key(keys)
+        candidates = (
+            []
+            if batch is not None and batch.absent(cls, key)
+            else work.uow.find_by(cls, "email_key", key)
+        )
         found = [
             r
-            for r in work.uow.find_by(cls, "email_key", normalize_email(email))
+            for r in candidates
             if strategy.matches(keys, _reader(r), country)
             and (options.match_inactive or _is_active(r))
         ]
@@ -279,6 +314,8 @@ class IntakeCommands(EngineCore):
         options: IntakeOptions,
         reasons: list[str],
     ) -> tuple[Contact | None, RecordAction]:
+        if contact is None and not options.create_contact:
+            return None, RecordAction.NONE
         taken = _split(values, _CONTACT_FIELDS, options.ignore_empty)
         if contact is not None:
             changes = _changes(contact, taken) if options.update_matched else {}
@@ -297,8 +334,6 @@ class IntakeCommands(EngineCore):
             )
             reasons.append(f"contact {contact.id!r} updated: {', '.join(sorted(changes))}")
             return saved, RecordAction.UPDATED
-        if not options.create_contact:
-            return None, RecordAction.NONE
         check_fields(Contact, taken, RECORD_SYSTEM, creating=True)
         created = Contact(
             id=self._ids(RecordKind.CONTACT), created_at=work.now, modified_at=work.now, **taken
@@ -491,3 +526,29 @@ def _content_id(submission: Submission) -> str:
         *(f"{k}={submission.fields[k]!r}" for k in sorted(submission.fields)),
     ]
     return "int-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+_WRITES = (RecordAction.CREATED, RecordAction.UPDATED)
+_Keys = dict[str, str | None]
+
+
+def _submitted(submission: Submission) -> Mapping[str, Any]:
+    """The values a submission brings, its form and campaign ids included."""
+    values = submission.fields
+    if submission.form_id is not None:
+        values = {**values, "form_id": submission.form_id}
+    if submission.campaign_id is not None:
+        values = {**values, "campaign_id": submission.campaign_id}
+    return values
+
+
+def _country(values: Mapping[str, Any]) -> str | None:
+    country = values.get("country")
+    return country if isinstance(country, str) else None
+
+
+def _email_key(keys: Mapping[str, str | None]) -> str:
+    """The ``email_key`` a strategy's keys look candidates up by."""
+    email = keys[INDEXED_FIELD]
+    assert email is not None
+    return normalize_email(email)

@@ -11,7 +11,7 @@ share their layout (`salesflow.stores.sql`) and query compilation
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC
 from decimal import Decimal
@@ -109,6 +109,10 @@ class PostgresDialect(Dialect):
     def store_value(self, ctype: ColumnType, value: Any) -> Any:
         """psycopg adapts every field type itself."""
         return value
+
+    def store_converter(self, ctype: ColumnType) -> Callable[[Any], Any] | None:
+        """None: psycopg adapts every field type itself."""
+        return None
 
     def load_value(self, ctype: ColumnType, raw: Any) -> Any:
         """The Python value of a column; datetimes in UTC like the records."""

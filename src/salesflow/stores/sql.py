@@ -58,6 +58,7 @@ from salesflow.stores.codec import RECORD_TYPES, Codec, decode_due_item, encode_
 from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction, dump_json, quote
 from salesflow.stores.sql_interactions import InteractionTable, InteractionUnit
 from salesflow.stores.sql_query import Params, order_clause, where_clause
+from salesflow.stores.sql_rows import document_decoder, document_encoder, row_writer
 from salesflow.stores.sql_scores import ScoreTable, ScoreUnit
 from salesflow.stores.sql_sequences import SequenceTables, SequenceUnit
 from salesflow.stores.sql_states import StateTable, StateUnit
@@ -163,6 +164,9 @@ class Table:
         )
         self.update_sql = f'UPDATE {self.name} SET {sets} WHERE "id" = {p} AND "version" = {p}'
         self._id_position = names.index("id")
+        self.encode = document_encoder(codec, kind)
+        self._decode = document_decoder(codec, kind)
+        self._row = row_writer(kind, dialect, self.columns, self.keys, self.encode)
         # The index `migrate_documents` walks: the document's schema number, then id.
         self.schema_index = f"sf_{kind.value}__doc_schema__id"
         self.schema_index_sql = (
@@ -195,25 +199,7 @@ class Table:
 
     def row(self, record: Record) -> list[Any]:
         """The values of every column for ``record``, in `column_names` order."""
-        store_value = self.dialect.store_value
-        values: list[Any] = []
-        folded: dict[str, str] = {}
-        for column in self.columns:
-            value = column.read(record)
-            if value is None:
-                values.append(None)
-                continue
-            if column.type is ColumnType.TEXT and not value.isascii():
-                folded[column.name] = value.casefold()
-            values.append(store_value(column.type, value))
-        values.extend(key.read(record) for key in self.keys)
-        for name, item in record.custom.items():
-            if isinstance(item, str) and not item.isascii():
-                folded[f"custom.{name}"] = item.casefold()
-        what = f"{type(record).__name__} {record.id!r}"
-        values.append(dump_json(folded, what) if folded else None)
-        values.append(dump_json(self.codec.encode(record), what))
-        return values
+        return self._row(record)
 
     def update_params(self, record: Record) -> list[Any]:
         """The parameters of `update_sql` that store ``record`` over its ``version - 1``."""
@@ -241,7 +227,7 @@ class Table:
 
     def decode(self, raw_doc: Any) -> Record:
         """The record stored in a ``doc`` column value."""
-        return self.codec.decode(self.kind, self.dialect.load_json(raw_doc))
+        return self._decode(self.dialect.load_json(raw_doc))
 
     def operand(self, name: str) -> Operand:
         """The operand of queryable field ``name`` (checked by the caller)."""

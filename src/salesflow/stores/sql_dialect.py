@@ -194,6 +194,12 @@ class Dialect(abc.ABC):
     def store_value(self, ctype: ColumnType, value: Any) -> Any:
         """The parameter that stores Python ``value`` (not ``None``) in a ``ctype`` column."""
 
+    def store_converter(self, ctype: ColumnType) -> Callable[[Any], Any] | None:
+        """`store_value` for ``ctype`` as one function, or ``None`` when it keeps the
+        value as it is; writing a row calls it for every column, so an engine whose
+        parameters are mostly the Python values says so here."""
+        return lambda value: self.store_value(ctype, value)
+
     @abc.abstractmethod
     def load_value(self, ctype: ColumnType, raw: Any) -> Any:
         """The Python value of a ``ctype`` column as the driver returned it."""
@@ -302,6 +308,10 @@ def number_value(value: int | float | Decimal) -> int | float | Decimal:
     return value
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# One encoder for every document: `json.dumps` with options builds a new one per call.
+
+
 def dump_json(value: Any, what: str) -> str:
     """JSON text for ``value``.
 
@@ -309,7 +319,7 @@ def dump_json(value: Any, what: str) -> str:
         ValidationError: ``value`` holds NaN or infinity, which JSON cannot carry.
     """
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return _JSON.encode(value)
     except ValueError as exc:
         raise ValidationError(
             f"{what} cannot be stored: {exc}; custom float values must be finite numbers",
