@@ -13,6 +13,7 @@ an item that failed for good. Storing and claiming items is the store's job
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "JsonValue",
     "RetryPolicy",
     "check_payload",
+    "copy_checked",
 ]
 
 JsonValue = str | int | float | bool | None | list[Any] | dict[str, Any]
@@ -51,6 +53,24 @@ def _json_copy(value: Any, where: str, depth: int, field: str = "DueItem.payload
             field=field,
             value=None,
         )
+    if type(value) is dict and depth < MAX_PAYLOAD_DEPTH:
+        # the common case, a flat dict of texts and numbers: checked here without a
+        # call per entry (the keys' and texts' checks are the same as below)
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                break
+            kind = type(item)
+            if kind is not str and item is not None and kind is not int and kind is not bool:
+                break
+            # plain ASCII without NUL passes `_check_text`: only the rest goes there
+            if "\x00" in key or not key.isascii():
+                _check_text(key, f"{where} key", field)
+            if kind is str and ("\x00" in item or not item.isascii()):
+                _check_text(item, f"{where}[{key!r}]", field)
+            flat[key] = item
+        else:
+            return flat
     if isinstance(value, str):
         _check_text(value, where, field)
         return value
@@ -88,16 +108,31 @@ def _json_copy(value: Any, where: str, depth: int, field: str = "DueItem.payload
     )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _check_text(text: str, where: str, field: str) -> None:
     # PostgreSQL cannot store NUL in JSON text, and no store can encode a lone
-    # surrogate: refused here, every store agrees
-    if "\x00" in text or any("\ud800" <= c <= "\udfff" for c in text):
+    # surrogate: refused here, every store agrees (ASCII text, most ids and keys,
+    # cannot hold a surrogate, so only other text is searched for one)
+    if "\x00" in text or (not text.isascii() and _SURROGATE.search(text) is not None):
         raise ValidationError(
             f"{where}={text!r} holds a NUL character or a lone surrogate, which stores "
             f"cannot keep; remove it",
             field=field,
             value=text,
         )
+
+
+def copy_checked(value: Any) -> Any:
+    """A deep copy of JSON data that was already checked (`check_payload`): dicts
+    and lists are copied, everything else is immutable and shared. For stores
+    handing out a stored item's payload without checking it again."""
+    if isinstance(value, dict):
+        return {k: copy_checked(v) if isinstance(v, dict | list) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_checked(v) if isinstance(v, dict | list) else v for v in value]
+    return value
 
 
 def check_payload(payload: Any, *, field: str = "DueItem.payload") -> dict[str, Any]:

@@ -25,9 +25,10 @@ from salesflow.values import (
     OwnerType,
     Record,
     RecordKind,
-    check_fields,
+    check_fields_fast,
     count,
     email,
+    evolve_fields,
     flag,
     normalize_email,
     optional_aware,
@@ -376,7 +377,7 @@ def new_lead(*, lead_id: str, fields: Mapping[str, Any], now: datetime) -> tuple
     Raises:
         ValidationError: a field is unknown, missing or malformed.
     """
-    check_fields(Lead, fields, SYSTEM_FIELDS, creating=True)
+    check_fields_fast(Lead, fields, SYSTEM_FIELDS, creating=True)
     lead = Lead(id=lead_id, created_at=now, modified_at=now, **fields)
     return lead, ev.LeadCreated(occurred_at=now, lead_id=lead.id)
 
@@ -399,9 +400,9 @@ def edit(lead: Lead, changes: Mapping[str, Any], *, now: datetime) -> tuple[Lead
         InvalidTransition: the lead is closed.
         ValidationError: a field is unknown or a value malformed.
     """
-    check_fields(Lead, changes, SYSTEM_FIELDS, creating=False)
+    check_fields_fast(Lead, changes, SYSTEM_FIELDS, creating=False)
     require_open(lead, "edited")
-    updated = attrs.evolve(lead, modified_at=now, **changes)
+    updated = evolve_fields(lead, modified_at=now, **changes)
     changed = tuple(sorted(k for k in changes if getattr(lead, k) != getattr(updated, k)))
     return updated, ev.LeadUpdated(occurred_at=now, lead_id=lead.id, fields=changed)
 
@@ -409,7 +410,7 @@ def edit(lead: Lead, changes: Mapping[str, Any], *, now: datetime) -> tuple[Lead
 def mark_contacted(lead: Lead, *, now: datetime) -> tuple[Lead, ev.Event]:
     """Set an open lead's reason from New to Contacted."""
     require_open(lead, "marked contacted")
-    updated = attrs.evolve(lead, status_reason=LeadStatusReason.CONTACTED.value, modified_at=now)
+    updated = evolve_fields(lead, status_reason=LeadStatusReason.CONTACTED.value, modified_at=now)
     return updated, ev.LeadUpdated(occurred_at=now, lead_id=lead.id, fields=("status_reason",))
 
 
@@ -450,7 +451,7 @@ def disqualify(
             state=lead.status.value,
             event="disqualify",
         ) from refused
-    updated = attrs.evolve(
+    updated = evolve_fields(
         lead, status=status, status_reason=reason, closed_at=now, modified_at=now
     )
     return updated, ev.LeadDisqualified(occurred_at=now, lead_id=lead.id, reason=reason)
@@ -464,7 +465,7 @@ def reactivate(lead: Lead, *, now: datetime) -> tuple[Lead, ev.Event]:
     """
     previous = lead.status
     status = fire(LeadLifecycle, lead.status.value, "reactivate", what=describe(lead))
-    updated = attrs.evolve(
+    updated = evolve_fields(
         lead,
         status=status,
         status_reason=LeadStatusReason.NEW.value,
@@ -477,7 +478,7 @@ def reactivate(lead: Lead, *, now: datetime) -> tuple[Lead, ev.Event]:
 def assign(lead: Lead, owner_id: str, owner_type: OwnerType, *, now: datetime) -> Lead:
     """Give an open lead to another user or team."""
     require_open(lead, "assigned")
-    return attrs.evolve(lead, owner_id=owner_id, owner_type=owner_type, modified_at=now)
+    return evolve_fields(lead, owner_id=owner_id, owner_type=owner_type, modified_at=now)
 
 
 def matching_email(lead: Lead) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum, StrEnum
+from types import MemberDescriptorType
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 import attrs
@@ -26,8 +27,13 @@ __all__ = [
     "RecordKind",
     "RecordRef",
     "check_fields",
+    "check_fields_fast",
+    "custom_fields_fast",
+    "evolve_fields",
     "normalize_email",
     "normalize_name",
+    "ref_of",
+    "shallow_copy",
 ]
 
 CustomValue: TypeAlias = str | int | float | bool | Decimal | date | datetime | None
@@ -399,3 +405,207 @@ class Record:
     def ref(self) -> RecordRef:
         """A `RecordRef` that points at this record."""
         return RecordRef(kind=self.KIND, id=self.id)
+
+
+# --- copies and trusted changes of attrs instances --------------------------------
+
+_T = TypeVar("_T")
+
+_COPIERS: dict[type, Callable[[Any], Any]] = {}
+
+
+def _setters(cls: type, namespace: dict[str, Any]) -> dict[str, str]:
+    """For each field, the name under which ``namespace`` gets a function that sets
+    it on an instance without running the class's ``__setattr__`` hooks: the slot's
+    own descriptor (``object.__setattr__`` looks the descriptor up on every call,
+    which makes it several times slower), or ``object.__setattr__`` for a field
+    without a slot."""
+    names: dict[str, str] = {}
+    namespace["_set"] = object.__setattr__
+    for i, a in enumerate(attrs.fields(cls)):
+        slot = next((k.__dict__[a.name] for k in cls.__mro__ if a.name in k.__dict__), None)
+        if isinstance(slot, MemberDescriptorType):
+            namespace[f"_slot_{i}"] = slot.__set__
+            names[a.name] = f"_slot_{i}(twin, "
+        else:
+            names[a.name] = f"_set(twin, {a.name!r}, "
+    return names
+
+
+def _copier(cls: type) -> Callable[[Any], Any]:
+    # One straight-line function per class: no loop over the fields, no getattr and
+    # no descriptor look-up per field, about three times faster than a loop.
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    setters = _setters(cls, namespace)
+    body = "".join(f"    {setter}value.{name})\n" for name, setter in setters.items())
+    source = f"def copy(value):\n    twin = _new(_cls)\n{body}    return twin\n"
+    exec(source, namespace)  # the source is built from the class's own field names
+    copy: Callable[[Any], Any] = namespace["copy"]
+    return copy
+
+
+def shallow_copy(value: _T) -> _T:
+    """A shallow copy of an attrs instance that runs none of its converters or
+    validators: its values were checked when it was built.
+
+    For copies of records that stay as they are (stores copying in and out); the
+    copy shares mutable field values (``custom`` dicts, mappings) with ``value``, so
+    copy those too when a holder could change them in place.
+    """
+    cls = type(value)
+    copier = _COPIERS.get(cls)
+    if copier is None:
+        copier = _COPIERS[cls] = _copier(cls)
+    twin: _T = copier(value)
+    return twin
+
+
+_EVOLVERS: dict[tuple[type, tuple[str, ...]], Callable[..., Any]] = {}
+
+
+def _evolver(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
+    """A function ``(value, *new_values)`` that copies ``value`` with the fields
+    ``names`` set to the new values, converted and validated as the class does it
+    (converters first, then validators, as attrs' own ``__init__``); straight-line
+    code generated once per class and set of changed fields."""
+    fields = {a.name: a for a in attrs.fields(cls)}
+    unknown = [name for name in names if name not in fields or not fields[name].init]
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {unknown[0]!r} to change")
+    if hasattr(cls, "__attrs_post_init__") or hasattr(cls, "__attrs_pre_init__"):
+        # checks across fields run only when the whole instance is built
+        return lambda value, *new: attrs.evolve(value, **dict(zip(names, new, strict=True)))
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_cls": cls,
+        "_disabled": attrs.validators.get_disabled,
+    }
+    setters = _setters(cls, namespace)
+    lines = ["def evolve(value, " + ", ".join(f"new_{i}" for i in range(len(names))) + "):"]
+    lines.append("    twin = _new(_cls)")
+    for name, a in fields.items():
+        if name in names:
+            continue
+        if a.converter is not None and any(w in str(a.type) for w in ("dict", "list", "set")):
+            # attrs.evolve hands the old value to the converter, which makes a new
+            # container (a record's custom dict): the copy must not share it either
+            lines.append(f"    held = value.{name}")
+            lines.append("    if type(held) in (dict, list, set):")
+            lines.append("        held = type(held)(held)")
+            lines.append(f"    {setters[name]}held)")
+        else:
+            lines.append(f"    {setters[name]}value.{name})")
+    checks = []
+    # in the class's field order, as attrs converts and validates: with several bad
+    # values, the same one is reported
+    order = list(fields)
+    for i, name in sorted(enumerate(names), key=lambda pair: order.index(pair[1])):
+        a = fields[name]
+        converter = a.converter
+        if converter is not None and (
+            isinstance(converter, attrs.Converter) or not callable(converter)
+        ):
+            return lambda value, *new: attrs.evolve(value, **dict(zip(names, new, strict=True)))
+        if converter is not None:
+            namespace[f"_conv_{i}"] = converter
+            lines.append(f"    {setters[name]}_conv_{i}(new_{i}))")
+        else:
+            lines.append(f"    {setters[name]}new_{i})")
+        if a.validator is not None:
+            namespace[f"_val_{i}"] = a.validator
+            namespace[f"_attr_{i}"] = a
+            checks.append(f"        _val_{i}(twin, _attr_{i}, twin.{name})")
+    if checks:
+        lines.append("    if not _disabled():")
+        lines.extend(checks)
+    lines.append("    return twin")
+    exec("\n".join(lines) + "\n", namespace)  # built from the class's own field names
+    evolve: Callable[..., Any] = namespace["evolve"]
+    return evolve
+
+
+def evolve_fields(value: _T, **changes: Any) -> _T:
+    """`attrs.evolve` for changes the engine makes to an already valid instance: a
+    copy with ``changes`` applied, running the converters and validators of the
+    changed fields only.
+
+    `attrs.evolve` builds a new instance from scratch, so every field of a record is
+    converted and validated again on every change; the unchanged fields were checked
+    when ``value`` was built (and, on the mutable entities, on every assignment), so
+    checking them again finds nothing. The changed fields are checked exactly as the
+    class checks them, so a bad value is refused with the same error.
+
+    Raises:
+        TypeError: ``changes`` names a field ``value`` does not have.
+        ValidationError: a changed value is refused by its field's validator or
+            converter.
+    """
+    key = (type(value), tuple(changes))
+    evolve = _EVOLVERS.get(key)
+    if evolve is None:
+        evolve = _EVOLVERS[key] = _evolver(*key)
+    twin: _T = evolve(value, *changes.values())
+    return twin
+
+
+def ref_of(record: Record) -> RecordRef:
+    """``record.ref`` without running `RecordRef`'s converter: the kind is the
+    record class's own `RecordKind` member, so there is nothing to convert. For
+    the engine's bookkeeping, which takes a record's reference on every write."""
+    ref = object.__new__(RecordRef)
+    object.__setattr__(ref, "kind", record.KIND)
+    object.__setattr__(ref, "id", record.id)
+    return ref
+
+
+_FIELD_SETS: dict[tuple[type, frozenset[str]], tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def check_fields_fast(
+    cls: type, fields: Mapping[str, Any], system: frozenset[str], *, creating: bool
+) -> None:
+    """`check_fields` with the class's editable and required field names worked out
+    once per class: fields that pass cost two set comparisons; anything else goes to
+    `check_fields`, which raises its error.
+
+    Raises:
+        ValidationError: as `check_fields`.
+    """
+    key = (cls, system)
+    sets = _FIELD_SETS.get(key)
+    if sets is None:
+        editable = frozenset(a.name for a in attrs.fields(cls) if a.name not in system)
+        required = frozenset(
+            a.name for a in attrs.fields(cls) if a.name in editable and a.default is attrs.NOTHING
+        )
+        sets = _FIELD_SETS[key] = (editable, required)
+    names = fields.keys()
+    if names <= sets[0] and (not creating or sets[1] <= names):
+        return
+    check_fields(cls, fields, system, creating=creating)
+
+
+_GOOD_KEYS: set[str] = set()
+
+
+def custom_fields_fast(value: Mapping[str, Any]) -> dict[str, CustomValue]:
+    """`custom_fields` for the engine's own tags (text values under fixed names): the
+    same result, checked without the general converter's type tests. Keys seen valid
+    before skip the name check; anything but short texts under valid names goes to
+    `custom_fields`, which converts it or raises its error.
+
+    Raises:
+        ValidationError: as `custom_fields`.
+    """
+    result: dict[str, CustomValue] = {}
+    for key, item in value.items():
+        if (
+            type(item) is not str
+            or len(item) > 4000
+            or (key not in _GOOD_KEYS and (type(key) is not str or not _CUSTOM_KEY.match(key)))
+        ):
+            return custom_fields(value)
+        if len(_GOOD_KEYS) < 1024:
+            _GOOD_KEYS.add(key)
+        result[key] = item
+    return result

@@ -17,6 +17,7 @@ from salesflow.sequences.templates import TEMPLATES, load_template
 from salesflow.stores.url import open_store
 from salesflow.testing import ResponseModel, run_monte_carlo
 from salesflow.testing.engine_run import run_on_engine
+from salesflow.values import RecordRef
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -82,6 +83,28 @@ def test_the_same_seed_gives_the_same_engine_run() -> None:
     assert runs[0] == runs[1]
 
 
+def test_records_created_beforehand_give_the_same_run() -> None:
+    """A benchmark creates the leads first (to time that apart): connecting them
+    plays the same run as letting `run_on_engine` create them."""
+    definition = load_template("high_volume_outbound_prospecting")
+    model = ResponseModel(call_outcomes={"answered": 0.3, "no_answer": 0.7})
+    runs = []
+    for given in (False, True):
+        engine = engine_on()
+        engine.publish_sequence(definition)
+        records: int | list[RecordRef] = 40
+        if given:
+            records = [
+                engine.create_lead(
+                    topic=f"Simulated {i}", last_name=f"Simulated {i}", owner_id="owner"
+                ).ref
+                for i in range(40)
+            ]
+        runs.append(run_on_engine(engine, definition.id, records=records, model=model, seed=4))
+    assert runs[0] == runs[1]
+    assert runs[0].records == 40
+
+
 def test_run_on_engine_refuses_a_real_clock_and_no_records() -> None:
     definition = load_template("no_show_follow_up")
     engine = Salesflow()
@@ -92,6 +115,9 @@ def test_run_on_engine_refuses_a_real_clock_and_no_records() -> None:
     faked.publish_sequence(definition)
     with pytest.raises(ValidationError, match="records=0"):
         run_on_engine(faked, definition.id, records=0, model=ResponseModel(), seed=1)
+    for refs in ([], ["lead-1"]):
+        with pytest.raises(ValidationError, match="sequence of RecordRef"):
+            run_on_engine(faked, definition.id, records=refs, model=ResponseModel(), seed=1)  # type: ignore[arg-type]
 
 
 def test_simulate_prints_the_funnel_in_memory_and_through_a_store(tmp_path: Path) -> None:

@@ -454,6 +454,59 @@ def test_connect_refuses_a_record_already_on_the_sequence(
     assert [e.id for e in engine.enrollments(lead, running=True)] == [again.id]
 
 
+def test_connect_many_connects_each_record_as_connect_does() -> None:
+    one_by_one, together = ListSink(), ListSink()
+    engines = [make_engine(FakeClock(T0), one_by_one), make_engine(FakeClock(T0), together)]
+    for engine in engines:
+        engine.publish_sequence(mail_then_watch())
+    first, second = engines
+    refs = [new_lead(first, owner).ref for owner in ("ann", "bob", "ann")]
+    assert [new_lead(second, owner).ref for owner in ("ann", "bob", "ann")] == refs
+    singly = [first.connect(ref, "s") for ref in refs]
+    batch = second.connect_many(refs, "s")
+    assert batch == singly
+    assert [e.owner_id for e in batch] == ["ann", "bob", "ann"]
+    assert second.enrollments(sequence_id="s") == first.enrollments(sequence_id="s")
+    for ref in refs:
+        assert second.timeline(ref) == first.timeline(ref)
+    assert second.due_items() == first.due_items()
+    assert together.events == one_by_one.events  # one batch, the same events in order
+    assert [
+        e.owner_id for e in second.connect_many([new_lead(second).ref], "s", owner_id="cy")
+    ] == ["cy"]
+
+
+def test_the_activity_tags_are_checked_as_custom_fields(clock: FakeClock, sink: ListSink) -> None:
+    engine = Salesflow(MemoryStore(), clock=clock, sink=sink, enrollment_ids=lambda: "e" * 4001)
+    engine.publish_sequence(call_then_book())
+    lead = new_lead(engine)
+    before = len(sink.events)
+    with pytest.raises(ValidationError, match=r"custom\.enrollment_id has 4001 characters"):
+        engine.connect(lead, "s")
+    assert_nothing_changed(engine, sink, lead, before)
+
+
+def test_connect_many_is_all_or_nothing(engine: Salesflow, sink: ListSink) -> None:
+    engine.publish_sequence(call_then_book())
+    fine = new_lead(engine)
+    closed = new_lead(engine)
+    engine.disqualify_lead(closed.id, "cannot_contact")
+    for records, error, match in [
+        ([fine, closed], InvalidTransition, "only open leads"),
+        ([fine, fine], InvalidTransition, "already on sequence 's'"),
+        ([fine, RecordRef(kind=RecordKind.LEAD, id="lead-404")], NotFound, "lead-404"),
+        ([fine, "lead-1"], ValidationError, "regarding="),
+    ]:
+        before = len(sink.events)
+        with pytest.raises(error, match=match):
+            engine.connect_many(records, "s")  # type: ignore[arg-type]
+        assert_nothing_changed(engine, sink, fine, before)
+    with pytest.raises(ValidationError, match="list or tuple"):
+        engine.connect_many(fine, "s")  # type: ignore[arg-type]
+    assert engine.connect_many([], "s") == []
+    assert [e.record for e in engine.connect_many((fine,), "s")] == [fine.ref]
+
+
 def test_connect_refuses_an_inactive_or_unknown_sequence_and_an_unknown_record(
     engine: Salesflow, sink: ListSink
 ) -> None:

@@ -101,7 +101,7 @@ class SegmentCommands(SequenceCommands):
 
     def _before_commit(self, work: Work) -> None:
         super()._before_commit(work)
-        if not any(ref.kind is not RecordKind.ACTIVITY for ref in work.written):
+        if not work.written or all(ref.kind is RecordKind.ACTIVITY for ref in work.written):
             return
         active = [self._segment(s) for s in work.uow.definitions(SEGMENT) if s.state == ACTIVE]
         if not active:

@@ -60,7 +60,14 @@ from salesflow.sequences.enrollment import (
 )
 from salesflow.sequences.io import from_dict
 from salesflow.stores.base import record_value
-from salesflow.values import Record, RecordKind, RecordRef, check_fields
+from salesflow.values import (
+    Record,
+    RecordKind,
+    RecordRef,
+    check_fields,
+    custom_fields_fast,
+    evolve_fields,
+)
 
 __all__ = [
     "SEQUENCE",
@@ -366,7 +373,9 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
                     assert isinstance(action, Unschedule)
                     work.uow.cancel_due_by_key(step_due_key(e.id))
             if e.activity_id != activity_id:
-                e = attrs.evolve(e, activity_id=activity_id)
+                # the advance's enrollment is the runtime's new copy, not yet stored
+                # or handed out: set the field the runtime leaves to the engine
+                e.activity_id = activity_id
             if before is None:
                 work.uow.add_enrollment(e)
             else:
@@ -399,20 +408,46 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
         return e
 
     def _sequence_activity(
-        self, work: Work, e: Enrollment, step_id: str, kind: StepKind, **fields: Any
+        self,
+        work: Work,
+        e: Enrollment,
+        step_id: str,
+        kind: StepKind,
+        *,
+        subject: str,
+        owner_id: str | None,
+        due_at: datetime,
+        description: str | None = None,
+        linkedin_action: act.LinkedInAction | None = None,
+        state: act.ActivityState = act.ActivityState.OPEN,
+        closed_at: datetime | None = None,
     ) -> act.Activity:
         """A step's activity on the record's timeline, tagged with the enrollment
         (``custom``: sequence_id, enrollment_id, sequence_step) so that closing it
         from the timeline finds the step."""
-        return act.Activity(
-            id=self._ids(RecordKind.ACTIVITY),
+        activity_id = self._ids(RecordKind.ACTIVITY)
+        # The tags are checked as the class's converter checks them (same result, same
+        # errors), by the converter's fast path for texts; the class then gets them
+        # as they are rather than converting them a second time.
+        tags = custom_fields_fast(
+            {"sequence_id": e.sequence_id, "enrollment_id": e.id, "sequence_step": step_id}
+        )
+        activity = act.Activity(
+            id=activity_id,
             created_at=work.now,
             modified_at=work.now,
             kind=_ACTIVITY_KIND[kind],
             regarding=e.record,
-            custom={"sequence_id": e.sequence_id, "enrollment_id": e.id, "sequence_step": step_id},
-            **fields,
+            subject=subject,
+            description=description,
+            owner_id=owner_id,
+            due_at=due_at,
+            linkedin_action=linkedin_action,
+            state=state,
+            closed_at=closed_at,
         )
+        object.__setattr__(activity, "custom", tags)
+        return activity
 
     def _open_activity(self, work: Work, before: Enrollment | None) -> act.Activity | None:
         if before is None or before.activity_id is None:
@@ -429,7 +464,7 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
         if activity is None:
             return
         done = isinstance(action, CompleteActivity)
-        closed = attrs.evolve(
+        closed = evolve_fields(
             activity,
             state=act.ActivityState.COMPLETED if done else act.ActivityState.CANCELED,
             outcome=action.outcome if isinstance(action, CompleteActivity) else None,
@@ -446,7 +481,7 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
     def _reschedule(self, work: Work, before: Enrollment | None, due_at: datetime) -> None:
         activity = self._open_activity(work, before)
         if activity is not None:
-            work.update(attrs.evolve(activity, due_at=due_at, modified_at=work.now))
+            work.update(evolve_fields(activity, due_at=due_at, modified_at=work.now))
             work.events.append(
                 ev.ActivityUpdated(
                     occurred_at=work.now, activity_id=activity.id, fields=("due_at",)

@@ -9,7 +9,7 @@ all of it is performed is in `salesflow.commands.sequence_runs`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import attrs
@@ -56,7 +56,7 @@ class PublishedSequence:
 
 
 class SequenceCommands(ABTestCommands):
-    """Sequences: publish and deactivate definitions, connect records, up next,
+    """Sequences: publish and deactivate definitions, connect records (one or many), up next,
     complete/skip/snooze steps, email events, pause/resume, disconnect."""
 
     # --- definitions ------------------------------------------------------------------
@@ -190,6 +190,48 @@ class SequenceCommands(ABTestCommands):
         ref = as_ref(record)
         with self._command() as work:
             return self._connect_in(work, ref, sequence_id, owner_id)
+
+    def connect_many(
+        self,
+        records: Sequence[RecordRef | Record],
+        sequence_id: str,
+        *,
+        owner_id: str | None = None,
+    ) -> list[Enrollment]:
+        """Connect several records to a sequence in one unit of work: all of them or
+        none (a list's or a view's selection added to a sequence at once).
+
+        Each record is connected as `connect` connects it, in the order given, and
+        the events of all of them are published together after the one commit. One
+        command instead of one per record saves the per-command work (and, on SQL
+        stores, a transaction per record).
+
+        Args:
+            records: The records (or their `RecordRef` values).
+            sequence_id: The sequence.
+            owner_id: Who gets the steps of every record; each record's own owner
+                by default.
+
+        Returns:
+            The new enrollments, in the order of ``records``.
+
+        Raises:
+            ValidationError: ``records`` is not a list or tuple of records, or a
+                record is of another type than the sequence's.
+            NotFound: a record or the sequence does not exist.
+            InvalidTransition: the sequence is inactive, a record is closed, or a
+                record is on the sequence already (a record given twice is too);
+                nothing is connected then.
+        """
+        if not isinstance(records, list | tuple):
+            raise ValidationError(
+                f"records={records!r} must be a list or tuple of records or RecordRef values",
+                field="records",
+                value=records,
+            )
+        refs = [as_ref(record) for record in records]
+        with self._command() as work:
+            return [self._connect_in(work, ref, sequence_id, owner_id) for ref in refs]
 
     # --- reads ------------------------------------------------------------------------
 

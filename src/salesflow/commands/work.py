@@ -20,7 +20,7 @@ from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
 from salesflow.stores.base import UnitOfWork
-from salesflow.values import Record, RecordKind, RecordRef
+from salesflow.values import Record, RecordKind, RecordRef, ref_of
 
 __all__ = [
     "CREATED",
@@ -77,13 +77,13 @@ class Work:
     def add(self, record: Record) -> None:
         """Store a new record in this unit (see `UnitOfWork.add`)."""
         self.uow.add(record)
-        self.written[record.ref] = (None, record)
+        self.written[ref_of(record)] = (None, record)
 
     def update(self, record: Record) -> Record:
         """Store a changed record in this unit (see `UnitOfWork.update`); the unit
         remembers the record as it was first read, for `written`."""
         saved = self.uow.update(record)
-        ref = record.ref
+        ref = ref_of(record)
         earlier = self.written.get(ref)
         before = earlier[0] if earlier is not None else self._read.get(ref)
         self.written[ref] = (before, saved)
@@ -172,7 +172,7 @@ class Work:
                 value=record_id,
             )
         record = self.uow.get(cls, record_id)
-        self._read.setdefault(record.ref, record)
+        self._read.setdefault(ref_of(record), record)
         if expected_version is not None and record.version != expected_version:
             raise VersionConflict(
                 cls.__name__, record_id, expected=expected_version, actual=record.version

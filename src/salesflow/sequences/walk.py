@@ -14,8 +14,6 @@ import zlib
 from collections.abc import Mapping
 from datetime import datetime
 
-import attrs
-
 from salesflow.clock import require_aware
 from salesflow.conditions import evaluate
 from salesflow.errors import InvalidDefinition, InvalidTransition, ValidationError
@@ -63,6 +61,7 @@ from salesflow.sequences.enrollment import (
     Unschedule,
     move,
 )
+from salesflow.values import shallow_copy
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -136,7 +135,17 @@ def variant_for(step: ABTestStep, enrollment_id: str) -> str:
 class Run:
     """One command's work in progress: a private copy of the enrollment plus output."""
 
-    __slots__ = ("actions", "budget", "config", "definition", "e", "events", "facts", "now")
+    __slots__ = (
+        "actions",
+        "budget",
+        "config",
+        "definition",
+        "e",
+        "events",
+        "facts",
+        "now",
+        "steps",
+    )
 
     def __init__(
         self,
@@ -147,6 +156,7 @@ class Run:
         facts: RecordFacts | None,
     ) -> None:
         self.definition = definition
+        self.steps = steps_of(definition)
         self.e = enrollment
         self.now = now
         self.config = config
@@ -178,7 +188,9 @@ def begin(
             value=(definition.id, definition.version),
         )
     now = require_aware(now, "now")
-    copy = attrs.evolve(enrollment, version=enrollment.version + 1)
+    # the runtime's private copy; only the version changes here, so nothing to check
+    copy = shallow_copy(enrollment)
+    copy.version = enrollment.version + 1
     return Run(definition, copy, now, config, facts)
 
 
@@ -193,7 +205,7 @@ def _timed(e: Enrollment, steps: Mapping[str, Step]) -> bool:
 
 def finish(run: Run, before: Enrollment) -> Advance:
     """The result, with the due item brought in line with the new state."""
-    steps = steps_of(run.definition)
+    steps = run.steps
     e = run.e
     if _timed(e, steps):
         assert e.due_at is not None
@@ -209,14 +221,24 @@ def finish(run: Run, before: Enrollment) -> Advance:
     return Advance(enrollment=e, actions=tuple(run.actions), events=tuple(run.events))
 
 
+_AFTER: dict[tuple[int, datetime, Span, bool, bool], tuple[object, datetime]] = {}
+
+
 def _after(run: Run, span: Span) -> datetime:
     calendar = run.config.calendars.for_owner(run.e.owner_id)
-    return calendar.schedule_after(
-        run.now,
-        span,
-        skip_non_working=run.definition.skip_non_working_time,
-        count_working_days=run.config.count_working_days,
-    )
+    skip = run.definition.skip_non_working_time
+    working = run.config.count_working_days
+    # The answer depends only on these (calendars are frozen), and the enrollments of
+    # one run_due batch share ``now`` and their steps' spans: remember recent answers.
+    key = (id(calendar), run.now, span, skip, working)
+    hit = _AFTER.get(key)
+    if hit is not None and hit[0] is calendar:
+        return hit[1]
+    due = calendar.schedule_after(run.now, span, skip_non_working=skip, count_working_days=working)
+    if len(_AFTER) >= 1024:
+        _AFTER.clear()
+    _AFTER[key] = (calendar, due)
+    return due
 
 
 def record(run: Run, step: Step, outcome: str) -> None:
@@ -252,7 +274,7 @@ def _complete(run: Run, outcome: str | None) -> None:
 def exit_now(run: Run, reason: ExitReason) -> None:
     e = run.e
     if e.current_step is not None:
-        step = steps_of(run.definition)[e.current_step]
+        step = run.steps[e.current_step]
         if step_kind(step).manual:
             run.actions.append(CancelActivity(step_id=step.id))
     e.status = move(e.status, "exit", what=str(e))
@@ -309,7 +331,7 @@ def decide(run: Run, step: ConditionStep, verdict: bool) -> str:
 
 def enter(run: Run, step_id: str | None) -> None:
     """Enter ``step_id`` and run automated steps until something must wait."""
-    steps = steps_of(run.definition)
+    steps = run.steps
     e = run.e
     while True:
         if step_id is None:
@@ -430,7 +452,7 @@ def manual_current(run: Run, step_id: str, verb: str) -> ActivityStep:
             state=e.status.value,
             event=verb,
         )
-    step = steps_of(run.definition)[step_id]
+    step = run.steps[step_id]
     if not isinstance(step, ActivityStep) or not step.kind.manual:
         raise InvalidTransition(
             f"{e} cannot {verb} step {step_id!r}: it is a {step_kind(step).value} step, which "
@@ -447,6 +469,6 @@ def early(run: Run) -> None:
     e = run.e
     if e.current_step is None:
         return
-    step = steps_of(run.definition)[e.current_step]
+    step = run.steps[e.current_step]
     if isinstance(step, ConditionStep) and step.advance_early and verdict(run, step):
         enter(run, decide(run, step, True))

@@ -20,7 +20,7 @@ import attrs
 from salesflow.activity import Activity, timeline_key
 from salesflow.conditions import compile_predicate
 from salesflow.definitions import StateDocument, StoredDefinition
-from salesflow.due import DueItem, check_payload
+from salesflow.due import DueItem, check_payload, copy_checked
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
 from salesflow.interactions import Interaction
 from salesflow.scoring_compile import ScoreResult
@@ -51,34 +51,28 @@ from salesflow.stores.codec import (
     encode_interaction,
     encode_score,
 )
-from salesflow.values import Record, RecordKind, RecordRef
+from salesflow.values import Record, RecordKind, RecordRef, shallow_copy
 
 __all__ = ["MemoryStore"]
 
 R = TypeVar("R", bound=Record)
 
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(a.name for a in attrs.fields(cls))
-    return names
+_VERSION_LIMIT = 2**62
+"""The highest version `Record` accepts (its validator); below it, one more is fine."""
 
 
-T = TypeVar("T")
+def _due_in(item: DueItem) -> DueItem:
+    # A caller may have changed the payload it passed since the item was built:
+    # check the copy kept, as a store that encodes it would.
+    twin = shallow_copy(item)
+    object.__setattr__(twin, "payload", check_payload(item.payload))
+    return twin
 
 
-def _shallow(value: T) -> T:
-    """A shallow copy of an attrs instance without running its converters or
-    validators (its values were checked when it was built); several times faster
-    than `copy.copy` on slotted classes, and copies happen on every read and write."""
-    cls = type(value)
-    twin = object.__new__(cls)
-    for name in _field_names(cls):
-        object.__setattr__(twin, name, getattr(value, name))
+def _copy_due(item: DueItem) -> DueItem:
+    # the payload was checked when the item was built: copy it, do not check it again
+    twin = shallow_copy(item)
+    object.__setattr__(twin, "payload", copy_checked(item.payload))
     return twin
 
 
@@ -95,15 +89,16 @@ def _interaction_keys(interaction: Interaction) -> list[tuple[str, str]]:
 
 def _copy_enrollment(enrollment: Enrollment) -> Enrollment:
     # the mappings are the only mutable parts a holder could change in place
-    twin = _shallow(enrollment)
-    twin.email_events = dict(enrollment.email_events)
-    twin.call_outcomes = dict(enrollment.call_outcomes)
-    twin.variants = dict(enrollment.variants)
+    twin = shallow_copy(enrollment)
+    set_field = object.__setattr__
+    set_field(twin, "email_events", dict(enrollment.email_events))
+    set_field(twin, "call_outcomes", dict(enrollment.call_outcomes))
+    set_field(twin, "variants", dict(enrollment.variants))
     return twin
 
 
 def _clone(record: R) -> R:
-    twin = _shallow(record)
+    twin = shallow_copy(record)
     # The stored values were checked when the record was built; setting the copy
     # through the class would run the custom-field converter again on every read.
     object.__setattr__(twin, "custom", dict(record.custom))
@@ -349,10 +344,14 @@ class _MemoryUnit:
         self._done = False
         # Due items this unit stored (new or replacing) and committed ones it deleted.
         self._due_added: dict[str, DueItem] = {}
+        self._due_added_keys: dict[str, str] = {}  # key -> id of the items in _due_added
         self._due_removed: set[str] = set()
         self._claimed: set[str] = set()
         self._definitions: dict[tuple[str, str, int], StoredDefinition] = {}
         self._enrollments: dict[str, Enrollment] = {}
+        # the ids of the enrollments this unit added, by record (a record never
+        # changes), so that connecting many records does not scan them all each time
+        self._enrollments_by_record: dict[RecordRef, list[str]] = {}
         self._interactions: dict[str, Interaction] = {}
         self._pending_index: dict[tuple[RecordKind, str], dict[str, set[str]]] = {}
         self._scores: list[ScoreResult] = []
@@ -410,7 +409,11 @@ class _MemoryUnit:
                 type(record).__name__, record.id, expected=record.version, actual=stored.version
             )
         saved = _clone(record)
-        saved.version = record.version + 1
+        if record.version < _VERSION_LIMIT:
+            # one more than a version the class accepted: no need to validate it again
+            object.__setattr__(saved, "version", record.version + 1)
+        else:
+            saved.version = record.version + 1  # the class refuses it
         self._pending.setdefault(record.KIND, {})[record.id] = saved
         self._index_pending(saved)
         return _clone(saved)
@@ -526,9 +529,9 @@ class _MemoryUnit:
         return self._store._due.get(item_id)
 
     def _due_by_key(self, key: str) -> DueItem | None:
-        for item in self._due_added.values():
-            if item.key == key:
-                return item
+        added = self._due_added_keys.get(key)
+        if added is not None:
+            return self._due_added[added]
         item_id = self._store._due_keys.get(key)
         if item_id is None or item_id in self._due_removed or item_id in self._due_added:
             return None
@@ -537,10 +540,17 @@ class _MemoryUnit:
     def _due_delete(self, item_id: str) -> bool:
         if self._due_current(item_id) is None:
             return False
-        self._due_added.pop(item_id, None)
+        added = self._due_added.pop(item_id, None)
+        if added is not None and self._due_added_keys.get(added.key or "") == item_id:
+            del self._due_added_keys[added.key or ""]
         if item_id in self._store._due:
             self._due_removed.add(item_id)
         return True
+
+    def _add_due(self, item: DueItem) -> None:
+        self._due_added[item.id] = item
+        if item.key is not None:
+            self._due_added_keys[item.key] = item.id
 
     def schedule(self, item: DueItem) -> DueItem:
         if not isinstance(item, DueItem):
@@ -550,10 +560,10 @@ class _MemoryUnit:
         if item.key is not None:
             existing = self._due_by_key(item.key)
             if existing is not None:
-                return attrs.evolve(existing)
+                return _copy_due(existing)
         if self._due_current(item.id) is not None:
             raise AlreadyExists("DueItem", item.id)
-        self._due_added[item.id] = attrs.evolve(item)
+        self._add_due(_due_in(item))
         return item
 
     def cancel_due(self, item_id: str) -> bool:
@@ -582,7 +592,7 @@ class _MemoryUnit:
         found.sort(key=lambda item: item.order_key)
         claimed = found[:limit]
         self._claimed.update(item.id for item in claimed)
-        return [attrs.evolve(item) for item in claimed]
+        return [_copy_due(item) for item in claimed]
 
     def complete_due(self, item_id: str) -> bool:
         return self._due_delete(item_id)
@@ -602,7 +612,7 @@ class _MemoryUnit:
             return False
         self._due_delete(current.id)
         if new is not None:
-            self._due_added[new.id] = attrs.evolve(new)
+            self._add_due(_due_in(new))
         return True
 
     def next_due_at(self) -> datetime | None:
@@ -624,7 +634,7 @@ class _MemoryUnit:
         if subject is not None:
             items = [item for item in items if item.subject == subject]
         items.sort(key=lambda item: item.order_key)
-        return [attrs.evolve(item) for item in items]
+        return [_copy_due(item) for item in items]
 
     # --- definitions ----------------------------------------------------------------
 
@@ -696,6 +706,7 @@ class _MemoryUnit:
                 "Enrollment", enrollment.id, expected=enrollment.version - 1, actual=0
             )
         self._enrollments[enrollment.id] = _copy_enrollment(enrollment)
+        self._enrollments_by_record.setdefault(enrollment.record, []).append(enrollment.id)
 
     def update_enrollment(self, enrollment: Enrollment) -> None:
         if not isinstance(enrollment, Enrollment):
@@ -727,11 +738,13 @@ class _MemoryUnit:
         store = self._store
         if record is not None:
             ids = set(store._by_record.get(record, ()))
+            ids.update(self._enrollments_by_record.get(record, ()))
         elif sequence_id is not None:
             ids = set(store._by_sequence.get(sequence_id, ()))
+            ids.update(self._enrollments)
         else:
             ids = set(store._enrollments)
-        ids.update(self._enrollments)
+            ids.update(self._enrollments)
         found = []
         for enrollment_id in sorted(ids):
             e = self._enrollment(enrollment_id)
@@ -871,29 +884,40 @@ class _MemoryUnit:
         return [s for s in found if s is not None]
 
     def commit(self) -> None:
-        self._store._states.update(self._states)
-        self._states = {}
-        for score in self._scores:
-            self._store._scores.setdefault(score.lead_id, []).append(score)
-        self._scores = []
-        for interaction in self._interactions.values():
-            self._store._store_interaction(interaction)
-        self._interactions = {}
-        for definition in self._definitions.values():
-            self._store._store_definition(definition)
-        self._definitions = {}
-        for enrollment in self._enrollments.values():
-            self._store._store_enrollment(enrollment)
-        self._enrollments = {}
-        for records in self._pending.values():
-            for record in records.values():
-                self._store._store(record)
-        self._pending = {}
-        self._pending_index = {}
-        for item_id in self._due_removed:
-            self._store._drop_due(item_id)
-        for item in self._due_added.values():
-            self._store._drop_due(item.id)
-            self._store._store_due(item)
-        self._due_removed = set()
-        self._due_added = {}
+        # each kind of write only when the unit made some: many units write one kind
+        store = self._store
+        if self._states:
+            store._states.update(self._states)
+            self._states = {}
+        if self._scores:
+            for score in self._scores:
+                store._scores.setdefault(score.lead_id, []).append(score)
+            self._scores = []
+        if self._interactions:
+            for interaction in self._interactions.values():
+                store._store_interaction(interaction)
+            self._interactions = {}
+        if self._definitions:
+            for definition in self._definitions.values():
+                store._store_definition(definition)
+            self._definitions = {}
+        if self._enrollments:
+            for enrollment in self._enrollments.values():
+                store._store_enrollment(enrollment)
+            self._enrollments = {}
+            self._enrollments_by_record = {}
+        if self._pending:
+            for records in self._pending.values():
+                for record in records.values():
+                    store._store(record)
+            self._pending = {}
+            self._pending_index = {}
+        if self._due_removed or self._due_added:
+            for item_id in self._due_removed:
+                store._drop_due(item_id)
+            for item in self._due_added.values():
+                store._drop_due(item.id)
+                store._store_due(item)
+            self._due_removed = set()
+            self._due_added = {}
+            self._due_added_keys = {}

@@ -2,7 +2,7 @@
 
 `salesflow.testing.montecarlo.run_monte_carlo` walks a compiled definition in
 memory; this runs the same kind of experiment through the engine on any store:
-records are created and connected with `Salesflow.connect`, sellers complete or
+records are created and connected (`Salesflow.connect_many`), sellers complete or
 skip their manual steps, customers' email events come in through
 `Salesflow.record_email_event`, and the fake clock jumps from due item to due item
 (`run_due`). Every activity, history entry, event and due item is really written,
@@ -38,6 +38,7 @@ from salesflow.sequences.enrollment import (
     StepCompleted,
     StepStarted,
 )
+from salesflow.sequences.walk import steps_of
 from salesflow.testing.funnel import ACTIVE, Funnel, OutcomeTimes, StepFunnel, WorkloadStats
 from salesflow.testing.response import ResponseModel
 from salesflow.values import RecordKind, RecordRef
@@ -52,6 +53,14 @@ _EMAIL_EVENTS = (
 )
 
 
+_CONNECT_BATCH = 500
+"""How many records one `connect_many` call connects at most."""
+
+
+_PLAYED = frozenset({StepStarted, StepCompleted, SendEmailRequested})
+"""The events the players react to (these classes have no subclasses)."""
+
+
 class _Tee:
     """Passes events on to the engine's own sink and keeps the ones the players need."""
 
@@ -61,9 +70,7 @@ class _Tee:
 
     def publish(self, events: Sequence[Event]) -> None:
         self.inner.publish(events)
-        self.seen.extend(
-            e for e in events if isinstance(e, StepStarted | StepCompleted | SendEmailRequested)
-        )
+        self.seen += [e for e in events if type(e) in _PLAYED]
 
 
 def _create(engine: Salesflow, kind: RecordKind, index: int, owner: str) -> RecordRef:
@@ -92,7 +99,7 @@ def run_on_engine(
     engine: Salesflow,
     sequence_id: str,
     *,
-    records: int,
+    records: int | Sequence[RecordRef],
     model: ResponseModel,
     seed: int,
     owners: Sequence[str] = ("owner",),
@@ -105,7 +112,10 @@ def run_on_engine(
     Args:
         engine: An engine on a `FakeClock` (its clock is moved).
         sequence_id: A published, active sequence.
-        records: How many records to create and connect (>= 1).
+        records: How many new records to create and connect (>= 1), or the
+            records to connect, already created (so that a benchmark can time
+            creating them apart from the run); record ``i`` is still connected with
+            ``owners[i % len(owners)]`` as the enrollment's owner.
         model: What sellers and customers do.
         seed: Seeds the run's only random generator.
         owners: Record ``i`` is owned by ``owners[i % len(owners)]``.
@@ -126,13 +136,27 @@ def run_on_engine(
             field="clock",
             value=clock,
         )
-    if isinstance(records, bool) or not isinstance(records, int) or records < 1:
+    given: Sequence[RecordRef] | None = None
+    if isinstance(records, Sequence) and not isinstance(records, str):
+        given = records
+        if not given or not all(isinstance(r, RecordRef) for r in given):
+            raise ValidationError(
+                "records must be a whole number >= 1 or a non-empty sequence of RecordRef "
+                "(record.ref) values",
+                field="records",
+                value=records,
+            )
+        count = len(given)
+    elif isinstance(records, bool) or not isinstance(records, int) or records < 1:
         raise ValidationError(
             f"records={records!r} must be a whole number >= 1", field="records", value=records
         )
+    else:
+        count = records
     if not owners:
         raise ValidationError("owners must name at least one owner", field="owners", value=owners)
     definition = engine.get_sequence(sequence_id).definition
+    steps = steps_of(definition)  # by_id builds its dict on every call
     start = clock.now()
     end = start + horizon
     rng = random.Random(seed)
@@ -163,7 +187,7 @@ def run_on_engine(
             elif isinstance(event, SendEmailRequested | StepCompleted):
                 if isinstance(event, StepCompleted):
                     # a seller's email is sent when its step is completed
-                    step = definition.by_id.get(event.step_id)
+                    step = steps.get(event.step_id)
                     if step is None or step_kind(step) is not StepKind.EMAIL:
                         continue
                     if event.outcome == "skipped":
@@ -188,13 +212,23 @@ def run_on_engine(
 
     try:
         ids: list[str] = []
-        for i in range(records):
+        # Records are connected in batches of one owner (`connect_many`, one unit of
+        # work each), in order, at the same instant: the enrollments and events of
+        # one `connect` per record, without a command per record.
+        batch: list[RecordRef] = []
+        for i in range(count):
             owner = owners[i % len(owners)]
-            ref = _create(engine, definition.record_type, i, owner)
-            ids.append(engine.connect(ref, sequence_id, owner_id=owner).id)
-            react()
+            ref = (
+                given[i] if given is not None else _create(engine, definition.record_type, i, owner)
+            )
+            batch.append(ref)
+            last = i + 1 == count or owners[(i + 1) % len(owners)] != owner
+            if last or len(batch) == _CONNECT_BATCH:
+                ids.extend(e.id for e in engine.connect_many(batch, sequence_id, owner_id=owner))
+                batch = []
+                react()
             if progress is not None and (i + 1) % 1000 == 0:
-                progress(i + 1, records)
+                progress(i + 1, count)
         while True:
             due = engine.next_due_at()
             at = plan[0][0] if plan else None
@@ -211,11 +245,13 @@ def run_on_engine(
             while engine.run_due(limit=1000):
                 react()
         if progress is not None:
-            progress(records, records)
+            progress(count, count)
     finally:
         engine.sink = tee.inner
-    enrollments = [engine.enrollment(i) for i in ids]
-    return funnel_of(definition, enrollments, seed=seed, start=start, records=records)
+    # one read of the sequence's enrollments rather than one per record
+    stored = {e.id: e for e in engine.enrollments(sequence_id=sequence_id)}
+    enrollments = [stored[i] for i in ids]
+    return funnel_of(definition, enrollments, seed=seed, start=start, records=count)
 
 
 def _play(
@@ -232,7 +268,7 @@ def _play(
             engine.skip_step(enrollment_id, step_id)
         elif what == "complete":
             outcome = None
-            if step_kind(definition.by_id[step_id]) is StepKind.CALL:
+            if step_kind(steps_of(definition)[step_id]) is StepKind.CALL:
                 outcome = _draw_outcome(rng, model.call_outcomes)
             engine.complete_step(enrollment_id, step_id, outcome=outcome)
         else:
