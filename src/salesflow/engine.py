@@ -28,6 +28,7 @@ from salesflow.commands.imports import ImportCommands
 from salesflow.commands.pipelines import RULE_DUE, PipelineCommands
 from salesflow.commands.process import ProcessCommands
 from salesflow.commands.routing import RoutingCommands
+from salesflow.commands.sales import SalesCommands
 from salesflow.commands.scoring import RESCORE_DUE, ScoringCommands
 from salesflow.commands.segments import SegmentCommands
 from salesflow.commands.sequence_runs import STEP_DUE, EnrollmentIdFactory
@@ -67,6 +68,7 @@ R = TypeVar("R", bound=Record)
 
 
 class Salesflow(
+    SalesCommands,
     PipelineCommands,
     WorkListCommands,
     ProcessCommands,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
@@ -757,7 +758,6 @@ def test_a_database_at_layout_4_gets_the_score_and_state_tables(store: PostgresS
 
 @needs_server
 def test_a_database_at_layout_5_gets_the_state_table(store: PostgresStore) -> None:
-    assert STORE_SCHEMA_VERSION == 6
     put(store, lead(1))
     use_sequences(store)
     use_interactions(store)
@@ -777,7 +777,7 @@ def test_a_database_at_layout_5_gets_the_state_table(store: PostgresStore) -> No
     finally:
         upgraded.close()
     version, tables, _ = layout(store.schema)
-    assert version == "6"
+    assert version == str(STORE_SCHEMA_VERSION)
     assert "sf_states" in tables
 
 
@@ -1143,3 +1143,37 @@ def test_state_reads_use_the_primary_key(
     # reading the key in order; either way it reads the primary key, not the table.
     for sql, params in statements:
         assert "sf_states_pkey" in plan(sql, params)
+
+
+@needs_server
+def test_a_database_at_layout_6_gets_the_new_opportunity_column(store: PostgresStore) -> None:
+    import psycopg
+
+    from salesflow.opportunity import Opportunity, set_lines
+    from salesflow.pricing import OpportunityLine, PriceList
+    from salesflow.values import Money
+
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    old = Opportunity(id="opp-1", created_at=t0, modified_at=t0, name="Before lines")
+    put(store, old)
+    store.close()
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE "{store.schema}".sf_opportunity DROP COLUMN "price_list_id"')
+    stamp_layout(store.schema, 6)
+    upgraded = PostgresStore(DSN, schema=store.schema)
+    try:
+        with upgraded.unit_of_work() as uow:
+            assert uow.get(Opportunity, "opp-1") == old  # what layout 6 held stays
+            prices = PriceList(id="eu", name="EU", currency="EUR", items={})
+            fee = Money(amount="100", currency="EUR")
+            line = OpportunityLine(description="Setup", quantity=Decimal(1), unit_price=fee)
+            lined, _ = set_lines(old, [line], price_list=prices, now=t0)
+            uow.update(lined)
+            uow.commit()
+        with upgraded.unit_of_work() as uow:
+            assert uow.get(Opportunity, "opp-1").price_list_id == "eu"
+            found = uow.query(Opportunity, Query(where=field("price_list_id").eq("eu")))
+            assert [o.id for o in found.items] == ["opp-1"]
+    finally:
+        upgraded.close()
+    assert layout(store.schema)[0] == str(STORE_SCHEMA_VERSION)

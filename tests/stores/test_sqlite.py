@@ -742,7 +742,6 @@ def test_a_database_at_layout_4_gets_the_score_and_state_tables(
 
 
 def test_a_database_at_layout_5_gets_the_state_table(store: SQLiteStore, path: Path) -> None:
-    assert STORE_SCHEMA_VERSION == 6
     put(store, lead(1))
     use_sequences(store)
     use_interactions(store)
@@ -764,7 +763,7 @@ def test_a_database_at_layout_5_gets_the_state_table(store: SQLiteStore, path: P
     finally:
         upgraded.close()
     version, tables, _ = layout(path)
-    assert version == "6"
+    assert version == str(STORE_SCHEMA_VERSION)
     assert "sf_states" in tables
 
 
@@ -918,3 +917,38 @@ def test_state_reads_use_the_primary_key(
     assert "USING INDEX sqlite_autoindex_sf_states_1 (kind=? AND key=?)" in one
     assert "USING INDEX sqlite_autoindex_sf_states_1 (kind=?)" in every
     assert "TEMP B-TREE" not in every  # the key gives the order too
+
+
+def test_a_database_at_layout_6_gets_the_new_opportunity_column(
+    store: SQLiteStore, path: Path
+) -> None:
+    from decimal import Decimal
+
+    from salesflow.opportunity import Opportunity, set_lines
+    from salesflow.pricing import OpportunityLine, PriceList
+    from salesflow.values import Money
+
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    old = Opportunity(id="opp-1", created_at=t0, modified_at=t0, name="Before lines")
+    put(store, old)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute('ALTER TABLE sf_opportunity DROP COLUMN "price_list_id"')
+        conn.execute("UPDATE sf_meta SET value = '6' WHERE key = 'schema_version'")
+    upgraded = SQLiteStore(path)
+    try:
+        with upgraded.unit_of_work() as uow:
+            assert uow.get(Opportunity, "opp-1") == old  # what layout 6 held stays
+            prices = PriceList(id="eu", name="EU", currency="EUR", items={})
+            fee = Money(amount="100", currency="EUR")
+            line = OpportunityLine(description="Setup", quantity=Decimal(1), unit_price=fee)
+            lined, _ = set_lines(old, [line], price_list=prices, now=t0)
+            uow.update(lined)
+            uow.commit()
+        with upgraded.unit_of_work() as uow:
+            assert uow.get(Opportunity, "opp-1").price_list_id == "eu"
+            found = uow.query(Opportunity, Query(where=field("price_list_id").eq("eu")))
+            assert [o.id for o in found.items] == ["opp-1"]
+    finally:
+        upgraded.close()
+    assert layout(path)[0] == str(STORE_SCHEMA_VERSION)

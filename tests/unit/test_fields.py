@@ -39,7 +39,9 @@ SYSTEM: dict[type[Record], set[str]] = {
     },
     Contact: RECORD_SYSTEM,
     Account: RECORD_SYSTEM,
-    Opportunity: RECORD_SYSTEM | {"status", "close_reason", "actual_close_date"},
+    # lines and their price list change only through set_opportunity_lines & co.
+    Opportunity: RECORD_SYSTEM
+    | {"status", "close_reason", "actual_close_date", "price_list_id", "lines"},
     # an activity's kind, subject and regarding record are the command's own arguments
     Activity: RECORD_SYSTEM | {"state", "closed_at", "regarding", "kind", "subject"},
 }

@@ -13,7 +13,12 @@ from salesflow.commands.core import EngineCore
 from salesflow.commands.work import CREATED, UPDATED, Work, fields_changed, require_editable
 from salesflow.fields import AccountFields, ContactFields, OpportunityFields
 from salesflow.lifecycle import fire
-from salesflow.opportunity import Opportunity, OpportunityLifecycle, OpportunityStatus
+from salesflow.opportunity import (
+    SYSTEM_FIELDS,
+    Opportunity,
+    OpportunityLifecycle,
+    OpportunityStatus,
+)
 from salesflow.party import Account, Contact
 from salesflow.values import Record, check_fields
 
@@ -23,7 +28,7 @@ R = TypeVar("R", bound=Record)
 
 RECORD_SYSTEM = frozenset({"id", "version", "created_at", "modified_at"})
 """The fields every record has that only the engine sets."""
-_OPPORTUNITY_SYSTEM = RECORD_SYSTEM | {"status", "close_reason", "actual_close_date"}
+_OPPORTUNITY_SYSTEM = SYSTEM_FIELDS  # lines change only through set_opportunity_lines & co.
 
 
 class RecordCommands(EngineCore):

@@ -32,7 +32,10 @@ from salesflow.errors import StoreError, ValidationError
 from salesflow.interactions import Interaction
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
+from salesflow.orders import Invoice, Order
 from salesflow.party import Account, Contact
+from salesflow.pricing import PriceList, Product
+from salesflow.quotes import Quote
 from salesflow.scoring_compile import RuleHit, ScoreResult
 from salesflow.sequences.definition import EmailEvent, StepKind
 from salesflow.sequences.enrollment import (
@@ -47,6 +50,8 @@ __all__ = [
     "CURRENT_SCHEMA",
     "DUE_ITEM_SCHEMA",
     "RECORD_TYPES",
+    "SALES_SCHEMA",
+    "SALES_TYPES",
     "Codec",
     "Migration",
     "decode_custom_value",
@@ -54,12 +59,15 @@ __all__ = [
     "decode_due_item",
     "decode_enrollment",
     "decode_interaction",
+    "decode_sales",
+    "decode_sales_as",
     "decode_score",
     "encode_custom_value",
     "encode_definition",
     "encode_due_item",
     "encode_enrollment",
     "encode_interaction",
+    "encode_sales",
     "encode_score",
     "format_datetime",
 ]
@@ -570,3 +578,81 @@ def decode_score(document: Mapping[str, Any]) -> ScoreResult:
         raise StoreError(
             f"stored score of lead {document.get('lead_id')!r} cannot be read: {exc}"
         ) from exc
+
+
+# --- opportunity to cash: catalogue and sales documents --------------------------------
+
+SalesValue = Product | PriceList | Quote | Order | Invoice
+"""What `encode_sales` writes: a catalogue entry or a sales document."""
+
+S = TypeVar("S", Product, PriceList, Quote, Order, Invoice)
+
+SALES_TYPES: dict[str, type[SalesValue]] = {
+    "product": Product,
+    "price_list": PriceList,
+    "quote": Quote,
+    "order": Order,
+    "invoice": Invoice,
+}
+"""The catalogue and sales document classes by the ``"type"`` their documents carry."""
+
+SALES_SCHEMA = 1
+"""The schema number of product, price list, quote, order and invoice documents."""
+
+_SALES_TYPE_NAMES = {cls: name for name, cls in SALES_TYPES.items()}
+
+
+def encode_sales(value: SalesValue) -> dict[str, Any]:
+    """The JSON-able document of a product, price list, quote, order or invoice.
+
+    The fields are encoded like a record's (type-directed from the attrs fields,
+    `Money` as ``{"amount", "currency"}``, ``Decimal`` as text); the document adds
+    ``"schema"`` and ``"type"`` (a key of `SALES_TYPES`). Computed totals are not
+    stored: they are the sums of the lines.
+    """
+    doc: dict[str, Any] = {"schema": SALES_SCHEMA, "type": _SALES_TYPE_NAMES[type(value)]}
+    doc.update(_attrs_codec(type(value))[0](value))
+    return doc
+
+
+def decode_sales(document: Mapping[str, Any]) -> SalesValue:
+    """The value of a document written by `encode_sales`.
+
+    Raises:
+        StoreError: the document is from a newer schema, of an unknown type, or not valid.
+    """
+    doc = dict(document)
+    schema = doc.pop("schema", None)
+    kind = doc.pop("type", None)
+    if schema != SALES_SCHEMA:
+        raise StoreError(
+            f"stored {kind or 'sales document'} {doc.get('id')!r} has schema {schema!r}; this "
+            f"salesflow reads schema {SALES_SCHEMA} (upgrade salesflow)"
+        )
+    cls = SALES_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise StoreError(
+            f"stored sales document {doc.get('id')!r} has type {kind!r}; known types are "
+            f"{', '.join(sorted(SALES_TYPES))}"
+        )
+    try:
+        value = _attrs_codec(cls)[1](doc)
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"stored {kind} {doc.get('id')!r} cannot be read: {exc}") from exc
+    assert isinstance(value, cls)
+    return value
+
+
+def decode_sales_as(cls: type[S], document: Mapping[str, Any]) -> S:
+    """`decode_sales` for a known class, typed.
+
+    Raises:
+        StoreError: as `decode_sales`, or the document is of another type.
+    """
+    value = decode_sales(document)
+    if not isinstance(value, cls):
+        raise StoreError(
+            f"stored document {document.get('id')!r} has type {document.get('type')!r}, not "
+            f"{_SALES_TYPE_NAMES[cls]!r}"
+        )
+    return value

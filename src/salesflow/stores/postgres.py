@@ -88,6 +88,14 @@ class PostgresDialect(Dialect):
             [self.schema, name],
         )
 
+    def table_columns(self, name: str) -> tuple[str, list[Any]]:
+        """The columns of table ``name`` in this dialect's schema."""
+        return (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s",
+            [self.schema, name],
+        )
+
     def sql_type(self, ctype: ColumnType) -> str:
         """The PostgreSQL column type of ``ctype``."""
         return _TYPES[ctype]

@@ -84,7 +84,7 @@ __all__ = [
 
 R = TypeVar("R", bound=Record)
 
-STORE_SCHEMA_VERSION = 6
+STORE_SCHEMA_VERSION = 7
 """The table layout this salesflow writes; a database stamped newer is refused, one
 stamped older is upgraded when opened (the missing tables and indexes are created).
 
@@ -349,6 +349,8 @@ def open_schema(
     for table in tables:
         for statement in table.ddl():
             session.change(statement)
+        if found is not None:
+            _add_missing_columns(session, dialect, table)
     extra = DueTable(dialect).ddl() + SequenceTables(dialect).ddl()
     extra += InteractionTable(dialect).ddl() + ScoreTable(dialect).ddl()
     extra += StateTable(dialect).ddl()
@@ -359,6 +361,25 @@ def open_schema(
         f'ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value"',
         ["schema_version", str(STORE_SCHEMA_VERSION)],
     )
+
+
+def _add_missing_columns(session: Session, dialect: Dialect, table: Table) -> None:
+    """Give an existing record table the columns a newer record class has (layout 7
+    added ``sf_opportunity.price_list_id``). A new column is empty on the old rows,
+    which is right for a field that did not exist when they were written (it
+    decodes to its default); no index covers it."""
+    raw = f"sf_{table.kind.value}"
+    have = {row[0] for row in session.fetch(*dialect.table_columns(raw))}
+    types = {c.name: c.type for c in table.columns}
+    for name in table.column_names:
+        if name in have:
+            continue
+        sql_type = (
+            dialect.doc_type
+            if name in ("folded", "doc")
+            else dialect.sql_type(types.get(name, ColumnType.TEXT))
+        )
+        session.change(f"ALTER TABLE {table.name} ADD COLUMN {quote(name)} {sql_type}")
 
 
 # --- migration ------------------------------------------------------------------------

@@ -171,6 +171,11 @@ class Dialect(abc.ABC):
         """A query (and its parameters) that returns a row when index ``name`` exists."""
 
     @abc.abstractmethod
+    def table_columns(self, name: str) -> tuple[str, list[Any]]:
+        """A query (and its parameters) that returns one row per column of table
+        ``name``, the column's name first."""
+
+    @abc.abstractmethod
     def sql_type(self, ctype: ColumnType) -> str:
         """The column type (with collation) that stores ``ctype``."""
 

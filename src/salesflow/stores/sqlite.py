@@ -80,6 +80,10 @@ class SQLiteDialect(Dialect):
         """Look index ``name`` up in the catalogue."""
         return "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [name]
 
+    def table_columns(self, name: str) -> tuple[str, list[Any]]:
+        """The columns of table ``name``, from its ``table_info`` pragma."""
+        return "SELECT name FROM pragma_table_info(?)", [name]
+
     def sql_type(self, ctype: ColumnType) -> str:
         """The SQLite column type of ``ctype``."""
         return _TYPES[ctype]
