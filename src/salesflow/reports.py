@@ -1,9 +1,11 @@
-"""Reports on leads: where they come from and how many become opportunities, who
-converts best, and why leads are disqualified.
+"""Reports on leads and sequences: where leads come from and how many become
+opportunities, who converts best, why leads are disqualified, how long qualifying
+takes, and how well sequences convert against the previous equal period.
 
-Each report is a handful of grouped counts the store computes (``GROUP BY`` in
-SQLite and PostgreSQL, a pass over the records in memory; see
-`salesflow.stores.base.UnitOfWork.group_counts`) combined here into rows. A
+Each report is a handful of grouped counts and durations the store computes
+(``GROUP BY`` in SQLite and PostgreSQL, a pass over the records in memory; see
+`UnitOfWork.group_counts`, `UnitOfWork.span_stats` and
+`UnitOfWork.sequence_conversions`) combined here into rows. A
 `Report` has a title, column names and rows of plain values, ready for a table (the
 CLI's ``salesflow report NAME``) or a chart.
 
@@ -15,7 +17,7 @@ inclusive, ``until`` exclusive), so "leads of the last 90 days" is
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any
@@ -25,6 +27,7 @@ import attrs
 from salesflow.conditions import Condition, all_of, field
 from salesflow.lead import Lead
 from salesflow.stores.base import GroupCount, Query, UnitOfWork
+from salesflow.values import RecordKind
 
 __all__ = ["REPORTS", "Report", "ReportName", "rate"]
 
@@ -35,6 +38,8 @@ class ReportName(StrEnum):
     LEAD_SOURCES = "lead_sources"
     CONVERSION_BY_OWNER = "conversion_by_owner"
     DISQUALIFICATION_REASONS = "disqualification_reasons"
+    TIME_TO_QUALIFY = "time_to_qualify"
+    SEQUENCE_SUCCESS = "sequence_success"
 
 
 @attrs.frozen(kw_only=True)
@@ -46,17 +51,23 @@ class Report:
         title: A heading for people.
         columns: The column names.
         rows: The rows, each a tuple of plain values (text, whole numbers, `Decimal`
-            percentages, or None).
+            rates and days, or None).
+        units: Per column, what its numbers count (``"%"``, ``"days"``, or ``""``),
+            shown after them in `table`.
     """
 
     name: str
     title: str
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
+    units: tuple[str, ...] = ()
 
     def table(self) -> str:
         """The report as an aligned text table (what the CLI prints)."""
-        cells = [self.columns] + [tuple(_cell(v) for v in row) for row in self.rows]
+        units = self.units or ("",) * len(self.columns)
+        cells = [self.columns] + [
+            tuple(_cell(v, u) for v, u in zip(row, units, strict=True)) for row in self.rows
+        ]
         widths = [max(len(str(r[i])) for r in cells) for i in range(len(self.columns))]
         lines = [self.title, ""]
         for index, row in enumerate(cells):
@@ -66,12 +77,11 @@ class Report:
         return "\n".join(line.rstrip() for line in lines)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, unit: str) -> str:
     if value is None:
         return "-"
-    if isinstance(value, Decimal):
-        return f"{value} %"
-    return str(getattr(value, "value", value))
+    text = str(getattr(value, "value", value))
+    return f"{text} {unit}" if unit else text
 
 
 def rate(part: int, whole: int) -> Decimal | None:
@@ -127,6 +137,7 @@ def lead_sources(uow: UnitOfWork, since: datetime | None, until: datetime | None
         name=ReportName.LEAD_SOURCES.value,
         title="Where leads come from and how many become opportunities",
         columns=("source", "leads", "opportunities", "conversion"),
+        units=("", "", "", "%"),
         rows=(*rows, ("all", total, won, rate(won, total))),
     )
 
@@ -146,6 +157,7 @@ def conversion_by_owner(uow: UnitOfWork, since: datetime | None, until: datetime
         name=ReportName.CONVERSION_BY_OWNER.value,
         title="Conversion rate by owner (qualified of the leads decided)",
         columns=("owner", "leads", "qualified", "disqualified", "open", "conversion"),
+        units=("", "", "", "", "", "%"),
         rows=tuple(rows),
     )
 
@@ -164,13 +176,117 @@ def disqualification_reasons(
         name=ReportName.DISQUALIFICATION_REASONS.value,
         title="Disqualified leads by reason",
         columns=("reason", "leads", "share"),
+        units=("", "", "%"),
         rows=(*rows, ("all", total, rate(total, total))),
     )
 
 
-REPORTS: dict[ReportName, Callable[[UnitOfWork, datetime | None, datetime | None], Report]] = {
-    ReportName.LEAD_SOURCES: lead_sources,
-    ReportName.CONVERSION_BY_OWNER: conversion_by_owner,
-    ReportName.DISQUALIFICATION_REASONS: disqualification_reasons,
+def _days(seconds: float) -> Decimal:
+    return (Decimal(repr(seconds)) / 86400).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN)
+
+
+def time_to_qualify(
+    uow: UnitOfWork, since: datetime | None, until: datetime | None, now: datetime
+) -> Report:
+    """Per owner: leads qualified and the days from creation to qualification
+    (average, fastest, slowest); then everyone."""
+    query = Query(where=_window(since, until, field("status").eq("qualified")))
+    by_owner = uow.span_stats(Lead, query, "created_at", "closed_at", "owner_id")
+    overall = uow.span_stats(Lead, query, "created_at", "closed_at")
+    rows = [
+        (s.value, s.count, _days(s.mean_seconds), _days(s.min_seconds), _days(s.max_seconds))
+        for s in sorted(by_owner, key=lambda s: (s.mean_seconds, str(s.value)))
+    ]
+    for s in overall:
+        rows.append(
+            ("all", s.count, _days(s.mean_seconds), _days(s.min_seconds), _days(s.max_seconds))
+        )
+    return Report(
+        name=ReportName.TIME_TO_QUALIFY.value,
+        title="Days from a lead's creation to its qualification",
+        columns=("owner", "qualified", "average", "fastest", "slowest"),
+        units=("", "", "days", "days", "days"),
+        rows=tuple(rows),
+    )
+
+
+PERIODS = (30, 90, 180, 365)
+"""The windows of `sequence_success`, in days."""
+
+
+def sequence_success(
+    uow: UnitOfWork, since: datetime | None, until: datetime | None, now: datetime
+) -> Report:
+    """For lead and opportunity sequences, over the last 30, 90, 180 and 365 days
+    (ending at ``until``, or now): records connected, those converted (a lead
+    qualified into an opportunity, an opportunity won), the success rate, and the
+    same for the previous equal period with the change in percentage points.
+    ``since`` is not used: each period sets its own start."""
+    end = until if until is not None else now
+    rows = []
+    for kind in (RecordKind.LEAD, RecordKind.OPPORTUNITY):
+        for days in PERIODS:
+            span = timedelta(days=days)
+            current = {c.sequence_id: c for c in uow.sequence_conversions(kind, end - span, end)}
+            before = {
+                c.sequence_id: c for c in uow.sequence_conversions(kind, end - 2 * span, end - span)
+            }
+            for sequence_id in sorted(current.keys() | before.keys()):
+                now_c = current.get(sequence_id)
+                was_c = before.get(sequence_id)
+                rate_now = rate(now_c.converted, now_c.connected) if now_c else None
+                rate_was = rate(was_c.converted, was_c.connected) if was_c else None
+                change = (
+                    rate_now - rate_was if rate_now is not None and rate_was is not None else None
+                )
+                rows.append(
+                    (
+                        kind.value,
+                        sequence_id,
+                        days,
+                        now_c.connected if now_c else 0,
+                        now_c.converted if now_c else 0,
+                        rate_now,
+                        was_c.connected if was_c else 0,
+                        was_c.converted if was_c else 0,
+                        rate_was,
+                        change,
+                    )
+                )
+    return Report(
+        name=ReportName.SEQUENCE_SUCCESS.value,
+        title="Sequence success rate (records converted of those connected), against the "
+        "previous equal period",
+        columns=(
+            "record type",
+            "sequence",
+            "days",
+            "connected",
+            "converted",
+            "success",
+            "before: connected",
+            "converted",
+            "success",
+            "change",
+        ),
+        units=("", "", "days", "", "", "%", "", "", "%", "points"),
+        rows=tuple(rows),
+    )
+
+
+def _lead_report(
+    make: Callable[[UnitOfWork, datetime | None, datetime | None], Report],
+) -> Callable[[UnitOfWork, datetime | None, datetime | None, datetime], Report]:
+    return lambda uow, since, until, now: make(uow, since, until)
+
+
+REPORTS: dict[
+    ReportName, Callable[[UnitOfWork, datetime | None, datetime | None, datetime], Report]
+] = {
+    ReportName.LEAD_SOURCES: _lead_report(lead_sources),
+    ReportName.CONVERSION_BY_OWNER: _lead_report(conversion_by_owner),
+    ReportName.DISQUALIFICATION_REASONS: _lead_report(disqualification_reasons),
+    ReportName.TIME_TO_QUALIFY: time_to_qualify,
+    ReportName.SEQUENCE_SUCCESS: sequence_success,
 }
-"""Each report's function."""
+"""Each report's function: ``(unit of work, since, until, now) -> Report``."""

@@ -952,3 +952,28 @@ def test_a_database_at_layout_6_gets_the_new_opportunity_column(
     finally:
         upgraded.close()
     assert layout(path)[0] == str(STORE_SCHEMA_VERSION)
+
+
+def test_a_database_at_layout_7_gets_the_enrollment_connection_column(
+    store: SQLiteStore, path: Path
+) -> None:
+    use_sequences(store)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute('DROP INDEX "sf_enrollments__connected"')
+        conn.execute('ALTER TABLE sf_enrollments DROP COLUMN "connected_at"')
+        conn.execute("UPDATE sf_meta SET value = '7' WHERE key = 'schema_version'")
+    upgraded = SQLiteStore(path)
+    try:
+        with upgraded.unit_of_work() as uow:
+            assert uow.enrollments() == [enrollment(1)]  # what layout 7 held stays
+            connected = attrs.evolve(enrollment(2), connected_at=datetime(2026, 3, 2, tzinfo=UTC))
+            uow.add_enrollment(connected)
+            uow.commit()
+        with upgraded.unit_of_work() as uow:
+            assert uow.find_enrollment(connected.id) == connected
+    finally:
+        upgraded.close()
+    version, _, indexes = layout(path)
+    assert version == str(STORE_SCHEMA_VERSION)
+    assert "sf_enrollments__connected" in indexes

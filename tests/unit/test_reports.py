@@ -110,3 +110,67 @@ def test_the_cli_prints_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert out[0] == "Conversion rate by owner (qualified of the leads decided)"
     assert out[2].split() == ["owner", "leads", "qualified", "disqualified", "open", "conversion"]
     assert out[4].split() == ["bo", "3", "2", "0", "1", "100.0", "%"]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 't.db'}"
+
+
+def test_time_to_qualify_by_owner(url: str) -> None:
+    clock = FakeClock(T0)
+    engine = Salesflow(open_store(url), clock=clock)
+    plan = {"ana": [2, 4], "bo": [1]}  # days until each lead is qualified
+    leads = [
+        (engine.create_lead(topic="t", last_name=f"{o}{i}", owner_id=o, company_name="Co"), d)
+        for o, days in plan.items()
+        for i, d in enumerate(days)
+    ]
+    engine.create_lead(topic="t", last_name="open", owner_id="bo")  # never qualified
+    for lead, days in sorted(leads, key=lambda pair: pair[1]):
+        clock.set(T0 + timedelta(days=days))
+        engine.qualify_lead(lead.id)
+    report = engine.report("time_to_qualify")
+    assert report.rows == (
+        ("bo", 1, Decimal("1.0"), Decimal("1.0"), Decimal("1.0")),
+        ("ana", 2, Decimal("3.0"), Decimal("2.0"), Decimal("4.0")),
+        ("all", 3, Decimal("2.3"), Decimal("1.0"), Decimal("4.0")),
+    )
+    assert engine.report("time_to_qualify", since=T0 + timedelta(days=9)).rows == ()
+
+
+def test_sequence_success_against_the_previous_period(url: str) -> None:
+    from salesflow.sequences import load_template
+
+    clock = FakeClock(T0 - timedelta(days=60))
+    engine = Salesflow(open_store(url), clock=clock)
+    engine.publish_sequence(load_template("high_volume_outbound_prospecting"))
+
+    def connect(days_ago: int, qualify: bool) -> None:
+        clock.set(T0 - timedelta(days=days_ago))
+        lead = engine.create_lead(topic="t", last_name=f"L{days_ago}", company_name="Co")
+        engine.connect(lead, "high_volume_outbound_prospecting")
+        if qualify:
+            engine.qualify_lead(lead.id, QualifyOptions(create_opportunity=True))
+
+    connect(45, True)
+    connect(40, True)  # previous 30 days: 2 of 2
+    connect(12, False)
+    connect(11, False)
+    connect(10, True)  # last 30 days: 1 of 3
+    clock.set(T0)
+    rows = {(r[0], r[2]): r for r in engine.report("sequence_success").rows}
+    assert rows[("lead", 30)][1:] == (
+        "high_volume_outbound_prospecting",
+        30,
+        3,
+        1,
+        Decimal("33.3"),
+        2,
+        2,
+        Decimal("100.0"),
+        Decimal("-66.7"),
+    )
+    assert rows[("lead", 90)][3:6] == (5, 3, Decimal("60.0"))
+    assert rows[("lead", 90)][6:] == (0, 0, None, None)
+    assert not any(r[0] == "opportunity" for r in engine.report("sequence_success").rows)

@@ -34,7 +34,8 @@ class WorkListCommands(EngineCore):
         until: datetime | None = None,
     ) -> Report:
         """Compute a report (see `salesflow.reports`) over the leads created in
-        ``[since, until)`` (all leads when both are None).
+        ``[since, until)`` (all leads when both are None); ``sequence_success``
+        compares periods ending at ``until`` (or now) instead.
 
         Raises:
             ValidationError: an unknown report name, or a naive ``since``/``until``.
@@ -50,7 +51,7 @@ class WorkListCommands(EngineCore):
             if value is not None:
                 require_aware(value, label)
         with self._read() as uow:
-            return REPORTS[chosen](uow, since, until)
+            return REPORTS[chosen](uow, since, until, self.now())
 
     def work_list(
         self,

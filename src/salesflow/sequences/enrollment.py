@@ -194,6 +194,8 @@ class Enrollment:
         history: Every finished step, in order.
         outcome: The end step's outcome once completed.
         exit_reason: Why it exited, once exited.
+        connected_at: When the record was connected (None for enrollments stored
+            before salesflow kept it); the sequence reports count from it.
         version: For optimistic concurrency; one higher after every change.
     """
 
@@ -215,6 +217,7 @@ class Enrollment:
     history: tuple[HistoryEntry, ...] = ()
     outcome: str | None = None
     exit_reason: ExitReason | None = None
+    connected_at: datetime | None = None
     version: int = 1
 
     @property

@@ -157,6 +157,7 @@ def start(
         record=record,
         owner_id=owner_id,
         step_owner_id=owner_id,
+        connected_at=now,
         version=0,
     )
     run = begin(definition, enrollment, now, config, facts)

@@ -36,20 +36,25 @@ from salesflow.sequences.enrollment import Enrollment
 from salesflow.values import Money, Record, RecordKind, RecordRef, normalize_email, normalize_name
 
 __all__ = [
+    "CONVERTIBLE",
     "Column",
     "ColumnType",
     "GroupCount",
     "LookupKey",
     "Page",
     "Query",
+    "SequenceConversion",
     "SortKey",
+    "SpanStats",
     "Store",
     "StoredDefinition",
     "UnitOfWork",
     "check_claim",
     "check_comparison",
+    "check_conversion_window",
     "check_fields",
     "check_interaction_lookup",
+    "check_span",
     "column_type",
     "columns_of",
     "derived_columns",
@@ -498,6 +503,79 @@ class GroupCount:
     count: int
 
 
+@attrs.frozen
+class SpanStats:
+    """How long from one date-time field to another over a group of records (see
+    `UnitOfWork.span_stats`).
+
+    Attributes:
+        value: The group's value of the grouping field (None without grouping).
+        count: How many records have both fields set.
+        mean_seconds: The average, in seconds.
+        min_seconds: The shortest.
+        max_seconds: The longest.
+    """
+
+    value: Any
+    count: int
+    mean_seconds: float
+    min_seconds: float
+    max_seconds: float
+
+
+@attrs.frozen
+class SequenceConversion:
+    """How many records connected to one sequence in a window converted (see
+    `UnitOfWork.sequence_conversions`)."""
+
+    sequence_id: str
+    connected: int
+    converted: int
+
+
+CONVERTIBLE = (RecordKind.LEAD, RecordKind.OPPORTUNITY)
+"""The record kinds whose conversion the sequence reports count: a lead qualified
+into an opportunity, an opportunity won."""
+
+
+def check_span(kind: RecordKind, start: str, end: str, group_by: str | None) -> None:
+    """Refuse `UnitOfWork.span_stats` fields that are not date-time fields of
+    ``kind`` (or a grouping field ``kind`` cannot be queried on).
+
+    Raises:
+        ValidationError: the first field at fault.
+    """
+    check_fields(kind, [start, end] + ([group_by] if group_by is not None else []))
+    for name in (start, end):
+        if column_type(kind, name) is not ColumnType.DATETIME:
+            raise ValidationError(
+                f"{kind.value}.{name} is not a date-time field; span statistics measure "
+                "from one date-time field to another (e.g. created_at to closed_at)",
+                field=name,
+                value=name,
+            )
+
+
+def check_conversion_window(kind: RecordKind, since: datetime, until: datetime) -> None:
+    """Refuse `UnitOfWork.sequence_conversions` arguments.
+
+    Raises:
+        ValidationError: ``kind`` has no conversion, or a bound is naive.
+    """
+    if kind not in CONVERTIBLE:
+        raise ValidationError(
+            f"sequence conversions are counted for leads (qualified into an opportunity) "
+            f"and opportunities (won), not {kind.value} records",
+            field="kind",
+            value=kind,
+        )
+    for label, value in (("since", since), ("until", until)):
+        if not isinstance(value, datetime) or value.utcoffset() is None:
+            raise ValidationError(
+                f"{label}={value!r} must be a timezone-aware datetime", field=label, value=value
+            )
+
+
 class UnitOfWork(Protocol):
     """One all-or-nothing transaction over the store.
 
@@ -549,6 +627,34 @@ class UnitOfWork(Protocol):
         """Count the records matching ``query`` (ignoring its paging) per value of
         ``field``, ordered as sorting by ``field`` orders them (`sort_order`): empty
         first, an option-set field in option order."""
+        ...
+
+    def span_stats(
+        self, cls: type[R], query: Query, start: str, end: str, group_by: str | None = None
+    ) -> list[SpanStats]:
+        """Durations from date-time field ``start`` to ``end`` over the records
+        matching ``query`` (its paging ignored) that have both set, per value of
+        ``group_by`` (ordered as sorting by it orders them) or over all of them (one
+        row, ``value`` None, when any record counts; none otherwise). Computed by the
+        database in SQL stores.
+
+        Raises:
+            ValidationError: a field is unknown or not a date-time field (`check_span`).
+        """
+        ...
+
+    def sequence_conversions(
+        self, kind: RecordKind, since: datetime, until: datetime
+    ) -> list[SequenceConversion]:
+        """Per sequence (by id), the enrollments of ``kind`` records connected in
+        ``[since, until)`` and how many of their records have converted: a lead
+        qualified into an opportunity, an opportunity won. Enrollments without a
+        connection time (stored before salesflow kept one) are not counted. Computed
+        by the database in SQL stores, through an index on (kind, connection time).
+
+        Raises:
+            ValidationError: see `check_conversion_window`.
+        """
         ...
 
     def timeline(self, ref: RecordRef) -> list[Activity]:

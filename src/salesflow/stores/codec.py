@@ -364,6 +364,7 @@ def encode_enrollment(enrollment: Enrollment) -> dict[str, Any]:
         ],
         "outcome": e.outcome,
         "exit_reason": None if e.exit_reason is None else e.exit_reason.value,
+        "connected_at": _optional_time(e.connected_at),
         "version": e.version,
     }
 
@@ -414,6 +415,8 @@ def decode_enrollment(document: Mapping[str, Any]) -> Enrollment:
             ),
             outcome=document["outcome"],
             exit_reason=None if exit_reason is None else ExitReason(exit_reason),
+            # documents stored before connected_at existed leave it out
+            connected_at=_read_time(document.get("connected_at")),
             version=document["version"],
         )
     except (ValidationError, KeyError, TypeError, ValueError) as exc:

@@ -29,9 +29,13 @@ from salesflow.stores.base import (
     GroupCount,
     Page,
     Query,
+    SequenceConversion,
+    SpanStats,
     check_claim,
+    check_conversion_window,
     check_fields,
     check_interaction_lookup,
+    check_span,
     field_reader,
     lookup_keys,
     search_keys,
@@ -497,6 +501,55 @@ class _MemoryUnit:
             limit=query.limit,
         )
 
+    def span_stats(
+        self, cls: type[R], query: Query, start: str, end: str, group_by: str | None = None
+    ) -> list[SpanStats]:
+        kind = cls.KIND
+        check_span(kind, start, end, group_by)
+        read_start, read_end = field_reader(kind, start), field_reader(kind, end)
+        read_group = field_reader(kind, group_by) if group_by is not None else None
+        spans: dict[Any, list[float]] = {}
+        for record in self._matching(cls, query):
+            began, ended = read_start(record), read_end(record)
+            if began is None or ended is None:
+                continue
+            value = read_group(record) if read_group is not None else None
+            spans.setdefault(value, []).append((ended - began).total_seconds())
+        found = [
+            SpanStats(
+                value=value,
+                count=len(seconds),
+                mean_seconds=sum(seconds) / len(seconds),
+                min_seconds=min(seconds),
+                max_seconds=max(seconds),
+            )
+            for value, seconds in spans.items()
+        ]
+        if group_by is None:
+            return found
+        order = sort_order(kind, group_by)
+        return sorted(found, key=lambda stats: order(stats.value))
+
+    def sequence_conversions(
+        self, kind: RecordKind, since: datetime, until: datetime
+    ) -> list[SequenceConversion]:
+        check_conversion_window(kind, since, until)
+        counts: dict[str, list[int]] = {}
+        for e in self.enrollments():
+            if e.record.kind is not kind or e.connected_at is None:
+                continue
+            if not since <= e.connected_at < until:
+                continue
+            record = self._current(kind, e.record.id)
+            tally = counts.setdefault(e.sequence_id, [0, 0])
+            tally[0] += 1
+            if record is not None and _converted(record):
+                tally[1] += 1
+        return [
+            SequenceConversion(sequence_id=sid, connected=n, converted=won)
+            for sid, (n, won) in sorted(counts.items())
+        ]
+
     def group_counts(self, cls: type[R], query: Query, field: str) -> list[GroupCount]:
         check_fields(cls.KIND, [field])
         counts: dict[Any, int] = {}
@@ -921,3 +974,14 @@ class _MemoryUnit:
             self._due_removed = set()
             self._due_added = {}
             self._due_added_keys = {}
+
+
+def _converted(record: Record) -> bool:
+    """A lead qualified into an opportunity, or a won opportunity."""
+    status = getattr(record, "status", None)
+    value = getattr(status, "value", status)
+    if record.KIND is RecordKind.LEAD:
+        return (
+            value == "qualified" and getattr(record, "qualifying_opportunity_id", None) is not None
+        )
+    return bool(value == "won")

@@ -88,6 +88,10 @@ class PostgresDialect(Dialect):
             [self.schema, name],
         )
 
+    def seconds_between(self, start: str, end: str) -> str:
+        """Seconds from ``start`` to ``end`` (``timestamptz``)."""
+        return f"EXTRACT(EPOCH FROM ({end} - {start}))"
+
     def table_columns(self, name: str) -> tuple[str, list[Any]]:
         """The columns of table ``name`` in this dialect's schema."""
         return (

@@ -58,6 +58,7 @@ from salesflow.stores.codec import RECORD_TYPES, Codec, decode_due_item, encode_
 from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction, dump_json, quote
 from salesflow.stores.sql_interactions import InteractionTable, InteractionUnit
 from salesflow.stores.sql_query import Params, order_clause, where_clause
+from salesflow.stores.sql_reports import ReportUnit
 from salesflow.stores.sql_rows import document_decoder, document_encoder, row_writer
 from salesflow.stores.sql_scores import ScoreTable, ScoreUnit
 from salesflow.stores.sql_sequences import SequenceTables, SequenceUnit
@@ -84,7 +85,7 @@ __all__ = [
 
 R = TypeVar("R", bound=Record)
 
-STORE_SCHEMA_VERSION = 7
+STORE_SCHEMA_VERSION = 8
 """The table layout this salesflow writes; a database stamped newer is refused, one
 stamped older is upgraded when opened (the missing tables and indexes are created).
 
@@ -351,7 +352,14 @@ def open_schema(
             session.change(statement)
         if found is not None:
             _add_missing_columns(session, dialect, table)
-    extra = DueTable(dialect).ddl() + SequenceTables(dialect).ddl()
+    sequences = SequenceTables(dialect)
+    enrollment_columns = set()
+    if found is not None and session.fetch(*dialect.table_exists("sf_enrollments")):
+        enrollment_columns = {r[0] for r in session.fetch(*dialect.table_columns("sf_enrollments"))}
+    extra = DueTable(dialect).ddl() + sequences.ddl()
+    if enrollment_columns and "connected_at" not in enrollment_columns:
+        extra += sequences.upgrade()
+    extra.append(sequences.connected_index())
     extra += InteractionTable(dialect).ddl() + ScoreTable(dialect).ddl()
     extra += StateTable(dialect).ddl()
     for statement in extra:
@@ -534,7 +542,7 @@ class Layout:
         )
 
 
-class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit):
+class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, ReportUnit):
     """The `UnitOfWork` operations on one transaction of a SQL store (the definition
     and enrollment ones are inherited from `SequenceUnit`, the interaction ones from
     `InteractionUnit`, the lead-score ones from `ScoreUnit`, the running-state ones

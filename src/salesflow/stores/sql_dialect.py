@@ -171,6 +171,10 @@ class Dialect(abc.ABC):
         """A query (and its parameters) that returns a row when index ``name`` exists."""
 
     @abc.abstractmethod
+    def seconds_between(self, start: str, end: str) -> str:
+        """An expression: the seconds from date-time expression ``start`` to ``end``."""
+
+    @abc.abstractmethod
     def table_columns(self, name: str) -> tuple[str, list[Any]]:
         """A query (and its parameters) that returns one row per column of table
         ``name``, the column's name first."""

@@ -47,6 +47,7 @@ _ENROLLMENT_COLUMNS = (
     "status",
     "due_at",
     "version",
+    "connected_at",
     "doc",
 )
 
@@ -134,13 +135,29 @@ class SequenceTables:
             f'"id" {text} PRIMARY KEY, "sequence_id" {text} NOT NULL, '
             f'"sequence_version" {number} NOT NULL, "record_kind" {text} NOT NULL, '
             f'"record_id" {text} NOT NULL, "status" {text} NOT NULL, "due_at" {when}, '
-            f'"version" {number} NOT NULL, "doc" {d.doc_type} NOT NULL)',
+            f'"version" {number} NOT NULL, "connected_at" {when}, '
+            f'"doc" {d.doc_type} NOT NULL)',
             # Ending in "id", the indexes also give the order the lookups return.
             f'CREATE INDEX IF NOT EXISTS "sf_enrollments__record" ON {self.enrollments} '
             f'("record_kind", "record_id", "id")',
             f'CREATE INDEX IF NOT EXISTS "sf_enrollments__sequence" ON {self.enrollments} '
             f'("sequence_id", "status", "id")',
         ]
+
+    def upgrade(self) -> list[str]:
+        """What a table from before layout 8 needs, after `ddl`: the ``connected_at``
+        column (enrollments stored before it stay without one) and its index."""
+        when = self.dialect.sql_type(ColumnType.DATETIME)
+        return [
+            f'ALTER TABLE {self.enrollments} ADD COLUMN "connected_at" {when}',
+        ]
+
+    def connected_index(self) -> str:
+        """The index the sequence reports read enrollments by: kind and connection."""
+        return (
+            f'CREATE INDEX IF NOT EXISTS "sf_enrollments__connected" ON {self.enrollments} '
+            f'("record_kind", "connected_at")'
+        )
 
     def definition_row(self, definition: StoredDefinition) -> list[Any]:
         """The values of the ``sf_definitions`` columns for ``definition``."""
@@ -165,6 +182,9 @@ class SequenceTables:
             e.status.value,
             None if e.due_at is None else self.dialect.store_value(ColumnType.DATETIME, e.due_at),
             e.version,
+            None
+            if e.connected_at is None
+            else self.dialect.store_value(ColumnType.DATETIME, e.connected_at),
             dump_json(encode_enrollment(e), f"enrollment {e.id!r}"),
         ]
 

@@ -80,6 +80,10 @@ class SQLiteDialect(Dialect):
         """Look index ``name`` up in the catalogue."""
         return "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [name]
 
+    def seconds_between(self, start: str, end: str) -> str:
+        """Seconds from ``start`` to ``end`` (ISO 8601 texts) by Julian day numbers."""
+        return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
     def table_columns(self, name: str) -> tuple[str, list[Any]]:
         """The columns of table ``name``, from its ``table_info`` pragma."""
         return "SELECT name FROM pragma_table_info(?)", [name]

@@ -46,6 +46,7 @@ from salesflow.party import Account, Competitor, Contact, Stakeholder
 from salesflow.stores.base import Query, SortKey, Store, record_value, search_keys
 from salesflow.stores.codec import Codec
 from salesflow.testing.contract_interactions import InteractionContract
+from salesflow.testing.contract_reports import ReportContract
 from salesflow.testing.contract_scores import ScoreContract
 from salesflow.testing.contract_sequences import SequenceContract
 from salesflow.testing.contract_states import StateContract
@@ -95,7 +96,9 @@ def upgraded_codec() -> Codec:
     return Codec(migrations={(RecordKind.LEAD, 1): tier_to_segment}, current={RecordKind.LEAD: 2})
 
 
-class StoreContract(SequenceContract, InteractionContract, ScoreContract, StateContract, abc.ABC):
+class StoreContract(
+    SequenceContract, InteractionContract, ScoreContract, StateContract, ReportContract, abc.ABC
+):
     """Behaviour every `Store` must have. Subclass it in a ``Test*`` class.
 
     The definition and enrollment tests come from `SequenceContract`."""
