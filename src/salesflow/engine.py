@@ -22,7 +22,7 @@ from salesflow import events as ev
 from salesflow.clock import Clock, SystemClock
 from salesflow.commands.ab_tests import AB_DUE, ABTestDecided, ABTestResult
 from salesflow.commands.activities import ActivityCommands
-from salesflow.commands.core import RECORD_CLASSES, IdFactory, uuid_ids
+from salesflow.commands.core import RECORD_CLASSES, IdFactory, sequential_ids, uuid_ids
 from salesflow.commands.due import DueHandler
 from salesflow.commands.imports import ImportCommands
 from salesflow.commands.pipelines import RULE_DUE, PipelineCommands
@@ -54,6 +54,7 @@ __all__ = [
     "IdFactory",
     "PublishedSequence",
     "Salesflow",
+    "sequential_ids",
     "uuid_enrollment_ids",
     "uuid_ids",
 ]
@@ -89,7 +90,8 @@ class Salesflow(
             views); UTC weeks starting Monday by default.
         reasons: The status reasons leads may carry; add your own disqualify
             reasons with ``StatusReasons().with_disqualify_reasons(...)``.
-        ids: Makes ids for new records; random UUIDs by default.
+        ids: Makes ids for new records; `sequential_ids` by default (a random
+            prefix per process, then a counter), `uuid_ids` for random UUIDs.
         retry: How failed due items are retried (`RetryPolicy`): 1, 2, 4, 8 minutes,
             then deleted after 5 failed attempts, by default.
         due_ids: Makes ids for new due items; ``due-`` and a random UUID by default
@@ -129,7 +131,7 @@ class Salesflow(
         self.sink: ev.EventSink = sink if sink is not None else ev.NullSink()
         self.calendar = calendar if calendar is not None else OrganizationCalendar()
         self.reasons = reasons if reasons is not None else StatusReasons()
-        self._ids: IdFactory = ids if ids is not None else uuid_ids
+        self._ids: IdFactory = ids if ids is not None else sequential_ids
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError(
                 f"retry={retry!r} must be a RetryPolicy(...)", field="retry", value=retry

@@ -8,7 +8,7 @@ and events; they never touch a store or a clock.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -371,14 +371,28 @@ def describe(lead: Lead) -> str:
     return f"Lead {lead.id!r}"
 
 
+_BLANK = Lead(
+    id="blank",
+    created_at=datetime(2000, 1, 1, tzinfo=UTC),
+    modified_at=datetime(2000, 1, 1, tzinfo=UTC),
+    topic="-",
+    last_name="-",
+)
+"""A valid lead with every default: new leads are copies of it with the given fields
+set (`evolve_fields` checks exactly those), since an import builds thousands and the
+50 defaults need no checking each time."""
+
+
 def new_lead(*, lead_id: str, fields: Mapping[str, Any], now: datetime) -> tuple[Lead, ev.Event]:
     """Build a new open lead from host-supplied fields.
 
     Raises:
         ValidationError: a field is unknown, missing or malformed.
     """
+    # the required fields are among ``fields`` (checked here), so nothing of the
+    # blank lead's placeholders is left
     check_fields_fast(Lead, fields, SYSTEM_FIELDS, creating=True)
-    lead = Lead(id=lead_id, created_at=now, modified_at=now, **fields)
+    lead = evolve_fields(_BLANK, id=lead_id, created_at=now, modified_at=now, **fields)
     return lead, ev.LeadCreated(occurred_at=now, lead_id=lead.id)
 
 

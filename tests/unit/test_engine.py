@@ -13,7 +13,7 @@ import pytest
 from salesflow import events as ev
 from salesflow.activity import Activity, ActivityKind, ActivityState
 from salesflow.clock import FakeClock
-from salesflow.engine import Salesflow, uuid_ids
+from salesflow.engine import Salesflow, sequential_ids, uuid_ids
 from salesflow.errors import (
     InvalidTransition,
     NotFound,
@@ -927,7 +927,25 @@ def test_records_are_listed_through_queries(engine: Salesflow) -> None:
     assert [lead.last_name for lead in every(engine, Lead)] == ["N0", "N1", "N2"]
 
 
-def test_the_default_ids_are_the_kind_and_a_random_uuid() -> None:
+def test_the_default_ids_rise_within_a_process_and_differ_after_a_fork() -> None:
+    from salesflow.commands import core
+
+    made = [sequential_ids(RecordKind.LEAD) for _ in range(300)]
+    assert made == sorted(made)
+    assert len(set(made)) == 300
+    kind, _, hex_part = made[0].partition("-")
+    assert kind == "lead"
+    assert len(hex_part) == 32
+    int(hex_part, 16)
+    prefix = core._SEQUENCE.prefix
+    core._SEQUENCE.reset()  # what a forked child does
+    try:
+        assert not sequential_ids(RecordKind.LEAD).startswith(f"lead-{prefix}")
+    finally:
+        core._SEQUENCE.prefix = prefix
+
+
+def test_uuid_ids_are_the_kind_and_a_random_uuid() -> None:
     made = {uuid_ids(RecordKind.LEAD) for _ in range(3)}
     assert len(made) == 3
     for value in made:

@@ -517,3 +517,50 @@ def test_status_reason_values_are_the_documented_ones() -> None:
         "no_longer_interested",
         "canceled",
     ]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"topic": "Laptops", "last_name": "Ruiz"},
+        {
+            "topic": " Laptops ",
+            "last_name": "Ruiz",
+            "first_name": "Ana",
+            "email": "ana@contoso.example",
+            "rating": "hot",
+            "source": "web",
+            "custom": {"tier": "gold"},
+            "estimated_close_date": date(2026, 5, 1),
+            "do_not_email": True,
+        },
+    ],
+)
+def test_new_lead_is_the_lead_the_constructor_builds(fields: dict[str, object]) -> None:
+    from salesflow.lead import new_lead
+
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    made, _ = new_lead(lead_id="lead-1", fields=fields, now=now)
+    assert made == Lead(id="lead-1", created_at=now, modified_at=now, **fields)  # type: ignore[arg-type]
+    if "custom" in fields:
+        assert made.custom is not fields["custom"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"topic": "t", "last_name": "x" * 51},
+        {"topic": "t", "last_name": "x", "email": "not an email"},
+        {"topic": "t", "last_name": "x", "rating": "lukewarm"},
+        {"topic": "", "last_name": "x"},
+    ],
+)
+def test_new_lead_refuses_what_the_constructor_refuses(fields: dict[str, object]) -> None:
+    from salesflow.lead import new_lead
+
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    with pytest.raises(ValidationError) as by_constructor:
+        Lead(id="lead-1", created_at=now, modified_at=now, **fields)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError) as by_new_lead:
+        new_lead(lead_id="lead-1", fields=fields, now=now)
+    assert str(by_new_lead.value) == str(by_constructor.value)

@@ -473,6 +473,7 @@ class ProcessCommands(LeadCommands):
                 expected_version=None if stored is None else stored.version,
                 now=work.now,
             )
+            work.memo.pop(MARKETING_SETTINGS, None)
         return settings
 
     def marketing_settings(self) -> MarketingSettings:
@@ -481,6 +482,14 @@ class ProcessCommands(LeadCommands):
             return self._settings(work)
 
     def _settings(self, work: Work) -> MarketingSettings:
+        held = work.memo.get(MARKETING_SETTINGS)
+        if isinstance(held, MarketingSettings):
+            return held
+        settings = self._read_settings(work)
+        work.memo[MARKETING_SETTINGS] = settings
+        return settings
+
+    def _read_settings(self, work: Work) -> MarketingSettings:
         stored = work.uow.get_state(MARKETING_SETTINGS, _SETTINGS_KEY)
         if stored is None:
             return MarketingSettings()

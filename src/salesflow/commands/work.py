@@ -73,6 +73,9 @@ class Work:
         self.in_hand: set[str] = set()
         # Interactions this unit recorded: scoring re-scores the people they concern.
         self.recorded: list[Interaction] = []
+        # Settings and definitions read once per unit (an import creates hundreds of
+        # leads in one), by whoever reads them; a command that changes one drops it.
+        self.memo: dict[str, Any] = {}
 
     def add(self, record: Record) -> None:
         """Store a new record in this unit (see `UnitOfWork.add`)."""
