@@ -584,8 +584,8 @@ def test_a_lead_pipeline_follows_the_leads_interactions(world: World) -> None:
             triggers=[Trigger(event="form_submitted", stage="engaged")],
         )
     )
-    lead = world.engine.create_lead(topic="Docks", last_name="Kim")
-    world.engine.place_in_pipeline(lead, "leads")
+    lead = world.engine.create_pipeline_lead("leads", topic="Docks", last_name="Kim")
+    assert world.engine.pipeline_item(lead).history[0].via == "created"  # type: ignore[union-attr]
     world.engine.record_interaction(kind="landing_page_submitted", lead_id=lead.id, occurred_at=T0)
     assert world.engine.pipeline_item(lead).stage == "engaged"  # type: ignore[union-attr]
 
