@@ -23,6 +23,8 @@ __all__ = [
     "RuleRun",
     "RuleStatus",
     "StageMove",
+    "entry_from_dict",
+    "entry_to_dict",
     "from_dict",
     "to_dict",
 ]
@@ -158,34 +160,87 @@ def to_dict(item: PipelineItem) -> dict[str, Any]:
         "stage": item.stage,
         "entered_at": _time(item.entered_at),
         "entry": item.entry,
-        "history": [
-            {
-                "from": m.from_stage,
-                "to": m.to_stage,
-                "at": _time(m.at),
-                "by": m.by,
-                "via": m.via,
-                "pipeline": m.pipeline,
-            }
-            for m in item.history
-        ],
-        "runs": [
-            {
-                "entry": r.entry,
-                "stage": r.stage,
-                "rule": r.rule,
-                "version": r.version,
-                "status": r.status.value,
-                "due_at": _time(r.due_at),
-                "finished_at": _time(r.finished_at),
-                "reason": r.reason,
-            }
-            for r in item.runs
-        ],
+        "history": [_move_to(m) for m in item.history],
+        "runs": [_run_to(r) for r in item.runs],
         "auto_complete": list(item.auto_complete),
         "copy_of": _ref(item.copy_of),
         "lineage": list(item.lineage),
     }
+
+
+def _move_to(m: StageMove) -> dict[str, Any]:
+    return {
+        "from": m.from_stage,
+        "to": m.to_stage,
+        "at": _time(m.at),
+        "by": m.by,
+        "via": m.via,
+        "pipeline": m.pipeline,
+    }
+
+
+def _run_to(r: RuleRun) -> dict[str, Any]:
+    return {
+        "entry": r.entry,
+        "stage": r.stage,
+        "rule": r.rule,
+        "version": r.version,
+        "status": r.status.value,
+        "due_at": _time(r.due_at),
+        "finished_at": _time(r.finished_at),
+        "reason": r.reason,
+    }
+
+
+def entry_to_dict(move: StageMove, runs: tuple[RuleRun, ...]) -> dict[str, Any]:
+    """A past stage entry (the move into it and its rule runs) as a JSON-able document:
+    the engine archives each entry when the item leaves it, so the document it
+    rewrites on every move holds only the current entry."""
+    return {"move": _move_to(move), "runs": [_run_to(r) for r in runs]}
+
+
+def entry_from_dict(data: object) -> tuple[StageMove, tuple[RuleRun, ...]]:
+    """The move and runs of a document written by `entry_to_dict`.
+
+    Raises:
+        ValidationError: the document is malformed.
+    """
+    table = Table(data, "", ("move", "runs"), required=("move", "runs"))
+    return _move_from(table.data["move"], "move"), tuple(
+        _run_from(raw, f"runs[{i}]") for i, raw in enumerate(table.items("runs"))
+    )
+
+
+def _move_from(raw: object, path: str) -> StageMove:
+    m = Table(raw, path, ("from", "to", "at", "by", "via", "pipeline"))
+    at = _read_time(m, "at")
+    assert at is not None
+    return StageMove(
+        from_stage=m.optional_text("from"),
+        to_stage=m.text("to"),
+        at=at,
+        by=m.optional_text("by"),
+        via=m.text("via"),
+        pipeline=m.text("pipeline"),
+    )
+
+
+def _run_from(raw: object, path: str) -> RuleRun:
+    r = Table(
+        raw,
+        path,
+        ("entry", "stage", "rule", "version", "status", "due_at", "finished_at", "reason"),
+    )
+    return RuleRun(
+        entry=r.integer("entry"),
+        stage=r.text("stage"),
+        rule=r.text("rule"),
+        version=r.integer("version"),
+        status=RuleStatus(r.text("status")),
+        due_at=_read_time(r, "due_at"),
+        finished_at=_read_time(r, "finished_at"),
+        reason=r.optional_text("reason"),
+    )
 
 
 def _read_time(table: Table, key: str) -> datetime | None:
@@ -223,40 +278,10 @@ def from_dict(data: object) -> PipelineItem:
         ),
         required=("record", "pipeline", "stage", "entered_at", "entry"),
     )
-    history = []
-    for index, raw in enumerate(table.items("history", [])):
-        m = Table(raw, f"history[{index}]", ("from", "to", "at", "by", "via", "pipeline"))
-        at = _read_time(m, "at")
-        assert at is not None
-        history.append(
-            StageMove(
-                from_stage=m.optional_text("from"),
-                to_stage=m.text("to"),
-                at=at,
-                by=m.optional_text("by"),
-                via=m.text("via"),
-                pipeline=m.text("pipeline"),
-            )
-        )
-    runs = []
-    for index, raw in enumerate(table.items("runs", [])):
-        r = Table(
-            raw,
-            f"runs[{index}]",
-            ("entry", "stage", "rule", "version", "status", "due_at", "finished_at", "reason"),
-        )
-        runs.append(
-            RuleRun(
-                entry=r.integer("entry"),
-                stage=r.text("stage"),
-                rule=r.text("rule"),
-                version=r.integer("version"),
-                status=RuleStatus(r.text("status")),
-                due_at=_read_time(r, "due_at"),
-                finished_at=_read_time(r, "finished_at"),
-                reason=r.optional_text("reason"),
-            )
-        )
+    history = [
+        _move_from(raw, f"history[{index}]") for index, raw in enumerate(table.items("history", []))
+    ]
+    runs = [_run_from(raw, f"runs[{index}]") for index, raw in enumerate(table.items("runs", []))]
     record = _read_ref(table.data["record"], "record")
     entered = _read_time(table, "entered_at")
     assert record is not None

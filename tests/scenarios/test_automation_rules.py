@@ -222,8 +222,11 @@ def test_moved_back_out_of_closed_won_before_six_months_no_repeat_lead(world: Wo
     deal = world.deal()
     world.engine.move_stage(deal, "won", by="u1")
     world.run_until(T0 + timedelta(days=60))
-    item = world.engine.move_stage(deal, "invoice", by="u2")
+    now_in = world.engine.move_stage(deal, "invoice", by="u2")
+    assert (now_in.stage, now_in.entry, len(now_in.history)) == ("invoice", 3, 1)
     assert world.engine.get(Opportunity, deal.id).status is OpportunityStatus.OPEN  # reopened
+    item = world.engine.pipeline_item(deal)
+    assert item is not None
     [run] = item.runs_of_entry(2)
     assert (run.status, run.reason) == (RuleStatus.CANCELED, "the item left the stage")
     assert world.engine.due_items() == []
@@ -404,7 +407,9 @@ def test_leaving_the_stage_cancels_the_waiting_rules_too(world: World) -> None:
     publish_sales(world, first, second)
     deal = world.deal()
     world.engine.move_stage(deal, "approval")
-    item = world.engine.move_stage(deal, "new")
+    world.engine.move_stage(deal, "new")
+    item = world.engine.pipeline_item(deal)
+    assert item is not None
     assert [(r.rule, r.status) for r in item.runs_of_entry(2)] == [
         ("first", RuleStatus.CANCELED),
         ("second", RuleStatus.CANCELED),
@@ -621,3 +626,22 @@ def test_refusals_change_nothing(world: World) -> None:
     assert world.engine.pipeline("sales", 1).version == 1
     stage_events = world.events(PipelineStageChanged)
     assert len(stage_events) == 1
+
+
+def test_an_items_document_holds_only_its_current_entry(world: World) -> None:
+    publish_sales(world, CALL)
+    deal = world.deal()
+    for n in range(30):
+        world.engine.move_stage(deal, "approval" if n % 2 == 0 else "new")
+    with world.engine.store.unit_of_work() as uow:
+        current = uow.get_state("pipeline", str(deal.ref))
+    assert current is not None
+    assert len(current.document["history"]) == 1  # past entries live in archives
+    assert len(current.document["runs"]) == 0  # the last move entered "new": no rules
+    item = world.engine.pipeline_item(deal)
+    assert item is not None
+    assert len(item.history) == 31
+    assert [r.status for r in item.runs] == [RuleStatus.DONE] * 15
+    calls = [a for a in world.engine.timeline(deal.ref) if isinstance(a, Activity)]
+    assert len(calls) == 15
+    assert all(c.state is ActivityState.COMPLETED for c in calls)  # each left entry closed it

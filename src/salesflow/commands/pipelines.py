@@ -110,11 +110,14 @@ class PipelineCommands(RuleRuns):
     # --- items ----------------------------------------------------------------------
 
     def pipeline_item(self, record: Record | RecordRef) -> PipelineItem | None:
-        """Where ``record`` is: its pipeline, stage, history and rule runs (None when
-        it is in no pipeline)."""
+        """Where ``record`` is: its pipeline, stage, the history of every move and the
+        rule runs of every stage entry (None when it is in no pipeline). The moves
+        themselves return the current entry only (its move and runs), since an item
+        keeps each left entry in a document of its own and a move need not read them
+        back."""
         ref = as_ref(record)
         with self._pipeline_read() as work:
-            return self._item(work, ref)[1]
+            return self._full_item(work, ref)
 
     def create_deal(
         self,
@@ -213,13 +216,18 @@ class PipelineCommands(RuleRuns):
                 )
             target = pipeline.stage(stage) if stage is not None else pipeline.stages[0]
             self._require_movable(work, ref)
-            result = self._enter(work, ref, pipeline, target.id, by=by, via="user", depth=0)
+            self._enter(work, ref, pipeline, target.id, by=by, via="user", depth=0)
+            result = self._item(work, ref)[1]
+        assert result is not None
         return result
 
     def move_stage(
         self, record: Record | RecordRef, stage: str, *, by: str | None = None
     ) -> PipelineItem:
         """Move an item to ``stage`` of its pipeline (any stage, forwards or back).
+
+        Returns the item's current entry: its stage, the move into it and its rule
+        runs (`pipeline_item` has the whole history).
 
         Moving into a won or lost stage wins or loses an opportunity; moving it from
         such a stage into an open one reopens it. Every rule of the stage left that
@@ -241,10 +249,11 @@ class PipelineCommands(RuleRuns):
                 )
             pipeline = self._pipeline(work, item.pipeline, None)
             pipeline.stage(stage)
-            if stage == item.stage:
-                return item
-            self._require_movable(work, ref)
-            result = self._enter(work, ref, pipeline, stage, by=by, via="user", depth=0)
+            if stage != item.stage:
+                self._require_movable(work, ref)
+                self._enter(work, ref, pipeline, stage, by=by, via="user", depth=0)
+            result = self._item(work, ref)[1]
+        assert result is not None
         return result
 
     def fire_trigger(
@@ -259,8 +268,8 @@ class PipelineCommands(RuleRuns):
         current stage or an earlier one (and the trigger does not allow going back).
 
         Returns:
-            The item after the move, or None when nothing moved (no pipeline, no
-            trigger, or the trigger does not apply).
+            The item's new entry (as `move_stage` returns it), or None when nothing
+            moved (no pipeline, no trigger, or the trigger does not apply).
 
         Raises:
             ValidationError: ``event`` is not a `TriggerEvent`.
@@ -297,9 +306,10 @@ class PipelineCommands(RuleRuns):
                 return None
             if not self._movable(work, ref):
                 return None
-            return self._enter(
+            self._enter(
                 work, ref, pipeline, trigger.stage, by=None, via=f"trigger:{event.value}", depth=0
             )
+            return self._item(work, ref)[1]
         return None
 
     # --- automatic triggers ---------------------------------------------------------

@@ -35,6 +35,10 @@ from salesflow.pipeline_events import (
 )
 from salesflow.pipeline_state import (
     PipelineItem,
+    RuleRun,
+    StageMove,
+    entry_from_dict,
+    entry_to_dict,
 )
 from salesflow.pipeline_state import (
     from_dict as item_from_dict,
@@ -59,7 +63,10 @@ from salesflow.rules import (
 from salesflow.stores.base import record_value
 from salesflow.values import Record, RecordKind, RecordRef
 
-__all__ = ["MAX_COPY_DEPTH", "RuleActions"]
+__all__ = ["ENTRY_ARCHIVE", "MAX_COPY_DEPTH", "RuleActions"]
+
+ENTRY_ARCHIVE = "pipeline_entry"
+"""The state kind of an item's past stage entries (key ``<kind>:<id>#<entry>``)."""
 
 MAX_COPY_DEPTH = 10
 """How many generations of copies a deal may have."""
@@ -140,16 +147,62 @@ class RuleActions(SegmentCommands, ActivityCommands):
         return found
 
     def _item(self, work: Work, ref: RecordRef) -> tuple[int | None, PipelineItem | None]:
+        """The item's current state: its stage, the move into it and the current
+        entry's runs (past entries are archived, see `_archive`); read once per unit
+        of work, which then keeps it up to date through `_put`."""
+        key = f"{PIPELINE}:{ref}"
+        held = work.memo.get(key)
+        if held is not None:
+            return held  # type: ignore[no-any-return]
         doc = work.uow.get_state(PIPELINE, str(ref))
-        if doc is None:
-            return None, None
-        return doc.version, item_from_dict(doc.document)
+        found = (None, None) if doc is None else (doc.version, item_from_dict(doc.document))
+        work.memo[key] = found
+        return found
 
     def _put(self, work: Work, version: int | None, item: PipelineItem) -> int:
         stored = work.uow.put_state(
             PIPELINE, str(item.record), item_to_dict(item), expected_version=version, now=work.now
         )
+        work.memo[f"{PIPELINE}:{item.record}"] = (stored.version, item)
         return stored.version
+
+    def _archive(self, work: Work, item: PipelineItem) -> None:
+        """Keep a left entry (the move into it and its final runs) in a document of its
+        own, so the item's document stays small however often it moves."""
+        work.uow.put_state(
+            ENTRY_ARCHIVE,
+            f"{item.record}#{item.entry}",
+            entry_to_dict(item.history[-1], item.runs_of_entry()),
+            expected_version=None,
+            now=work.now,
+        )
+
+    def _archived(
+        self, work: Work, ref: RecordRef, entry: int
+    ) -> tuple[int, StageMove, tuple[RuleRun, ...]] | None:
+        doc = work.uow.get_state(ENTRY_ARCHIVE, f"{ref}#{entry}")
+        if doc is None:
+            return None
+        move, runs = entry_from_dict(doc.document)
+        return doc.version, move, runs
+
+    def _full_item(self, work: Work, ref: RecordRef) -> PipelineItem | None:
+        """The item with the history of every move and the runs of every entry."""
+        item = self._item(work, ref)[1]
+        if item is None:
+            return None
+        moves: list[StageMove] = []
+        runs: list[RuleRun] = []
+        for entry in range(1, item.entry):
+            found = self._archived(work, ref, entry)
+            if found is not None:
+                moves.append(found[1])
+                runs.extend(found[2])
+        return attrs.evolve(
+            item,
+            history=(*moves, *item.history[-1:]),
+            runs=(*runs, *item.runs_of_entry()),
+        )
 
     def _require_type(self, pipeline: Pipeline, kind: RecordKind) -> None:
         if pipeline.record_type is not kind:

@@ -12,7 +12,7 @@ import attrs
 from salesflow import activity as act
 from salesflow import events as ev
 from salesflow.commands.core import RECORD_CLASSES
-from salesflow.commands.rule_actions import RuleActions
+from salesflow.commands.rule_actions import ENTRY_ARCHIVE, RuleActions
 from salesflow.commands.work import Work
 from salesflow.conditions import evaluate
 from salesflow.due import DueItem
@@ -31,6 +31,7 @@ from salesflow.pipeline_state import (
     RuleRun,
     RuleStatus,
     StageMove,
+    entry_to_dict,
 )
 from salesflow.pipelines import Pipeline, StageKind
 from salesflow.rules import (
@@ -84,6 +85,12 @@ class RuleRuns(RuleActions):
         version, before = self._item(work, ref)
         if before is not None:
             self._leave(work, before)
+            self._archive(
+                work,
+                attrs.evolve(
+                    before, runs=tuple(self._closed(work, ref, r) for r in before.runs_of_entry())
+                ),
+            )
         self._sync_record(work, ref, pipeline.stage(stage_id).kind, stage_id)
         entry = 1 if before is None else before.entry + 1
         move = StageMove(
@@ -94,7 +101,7 @@ class RuleRuns(RuleActions):
             via=via,
             pipeline=pipeline.id,
         )
-        runs = [] if before is None else [self._closed(work, before.record, r) for r in before.runs]
+        runs: list[RuleRun] = []
         rules = pipeline.rules_of(stage_id)
         for index, rule in enumerate(rules):
             waits = rule.run is RunMode.AFTER_PREVIOUS and index > 0
@@ -113,7 +120,7 @@ class RuleRuns(RuleActions):
             stage=stage_id,
             entered_at=work.now,
             entry=entry,
-            history=(() if before is None else before.history) + (move,),
+            history=(move,),  # the earlier moves are in the entries' archives
             runs=tuple(runs),
             auto_complete=(),
             copy_of=copy_of if before is None else before.copy_of,
@@ -267,11 +274,33 @@ class RuleRuns(RuleActions):
     ) -> None:
         version, item = self._item(work, ref)
         assert item is not None
-        runs = tuple(
-            attrs.evolve(r, **changes) if r.entry == entry and r.rule == rule_id else r
-            for r in item.runs
+        if entry == item.entry:
+            runs = tuple(attrs.evolve(r, **changes) if r.rule == rule_id else r for r in item.runs)
+            self._put(work, version, attrs.evolve(item, runs=runs))
+            return
+        # a rule that moved its item finishes after its entry was archived
+        found = self._archived(work, ref, entry)
+        assert found is not None
+        archived_version, move, archived = found
+        work.uow.put_state(
+            ENTRY_ARCHIVE,
+            f"{ref}#{entry}",
+            entry_to_dict(
+                move,
+                tuple(attrs.evolve(r, **changes) if r.rule == rule_id else r for r in archived),
+            ),
+            expected_version=archived_version,
+            now=work.now,
         )
-        self._put(work, version, attrs.evolve(item, runs=runs))
+
+    def _run_of(self, work: Work, ref: RecordRef, entry: int, rule_id: str) -> RuleRun | None:
+        item = self._item(work, ref)[1]
+        if item is not None and item.entry == entry:
+            return item.run(entry, rule_id)
+        found = self._archived(work, ref, entry)
+        if found is None:
+            return None
+        return next((r for r in found[2] if r.rule == rule_id), None)
 
     def _run(self, work: Work, ref: RecordRef, entry: int, rule_id: str, depth: int) -> None:
         _, item = self._item(work, ref)
@@ -311,7 +340,7 @@ class RuleRuns(RuleActions):
     ) -> None:
         _version, item = self._item(work, ref)
         assert item is not None
-        run = item.run(entry, rule_id)
+        run = self._run_of(work, ref, entry, rule_id)
         assert run is not None
         self._update_run(
             work, ref, entry, rule_id, status=status, finished_at=work.now, reason=reason
