@@ -13,11 +13,12 @@ action marks the run failed with the error's message; it never undoes the move.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Unpack
 
 import attrs
 
+from salesflow import events as ev
 from salesflow.commands.records import RECORD_SYSTEM
 from salesflow.commands.rule_actions import MAX_COPY_DEPTH
 from salesflow.commands.rule_runs import MAX_MOVES, RULE_DUE, RuleRuns
@@ -135,25 +136,20 @@ class PipelineCommands(RuleRuns):
             ValidationError: a field is unknown, missing or malformed, or the pipeline
                 is not for opportunities.
         """
-        with self._command() as work:
-            pipeline = self._pipeline(work, pipeline_id, None)
-            self._require_type(pipeline, RecordKind.OPPORTUNITY)
-            target = pipeline.stage(stage_id) if stage_id is not None else pipeline.stages[0]
-            check_fields(
-                Opportunity, dict(fields), RECORD_SYSTEM | {"status", "stage"}, creating=True
-            )
+        check_fields(Opportunity, dict(fields), RECORD_SYSTEM | {"status", "stage"}, creating=True)
+
+        def build(work: Work) -> tuple[Record, ev.Event]:
             deal = Opportunity(
                 id=self._ids(RecordKind.OPPORTUNITY),
                 created_at=work.now,
                 modified_at=work.now,
                 **fields,
             )
-            work.check_references(deal)
-            work.add(deal)
-            work.events.append(CREATED[RecordKind.OPPORTUNITY](work.now, deal.id))
-            self._enter(work, deal.ref, pipeline, target.id, by=by, via="created", depth=0)
-            saved = work.get(Opportunity, deal.id)
-        return saved
+            return deal, CREATED[RecordKind.OPPORTUNITY](work.now, deal.id)
+
+        made = self._create_in(pipeline_id, RecordKind.OPPORTUNITY, stage_id, by, build)
+        assert isinstance(made, Opportunity)
+        return made
 
     def create_pipeline_lead(
         self,
@@ -171,18 +167,33 @@ class PipelineCommands(RuleRuns):
             ValidationError: a field is unknown, missing or malformed, or the pipeline
                 is not for leads.
         """
+
+        def build(work: Work) -> tuple[Record, ev.Event]:
+            return new_lead(lead_id=self._ids(RecordKind.LEAD), fields=dict(fields), now=work.now)
+
+        made = self._create_in(pipeline_id, RecordKind.LEAD, stage_id, by, build)
+        assert isinstance(made, Lead)
+        return made
+
+    def _create_in(
+        self,
+        pipeline_id: str,
+        kind: RecordKind,
+        stage_id: str | None,
+        by: str | None,
+        build: Callable[[Work], tuple[Record, ev.Event]],
+    ) -> Record:
+        """Create the record ``build`` makes in a stage of ``pipeline_id``, one unit."""
         with self._command() as work:
             pipeline = self._pipeline(work, pipeline_id, None)
-            self._require_type(pipeline, RecordKind.LEAD)
+            self._require_type(pipeline, kind)
             target = pipeline.stage(stage_id) if stage_id is not None else pipeline.stages[0]
-            lead, created = new_lead(
-                lead_id=self._ids(RecordKind.LEAD), fields=dict(fields), now=work.now
-            )
-            work.check_references(lead)
-            work.add(lead)
+            record, created = build(work)
+            work.check_references(record)
+            work.add(record)
             work.events.append(created)
-            self._enter(work, lead.ref, pipeline, target.id, by=by, via="created", depth=0)
-            saved = work.get(Lead, lead.id)
+            self._enter(work, record.ref, pipeline, target.id, by=by, via="created", depth=0)
+            saved = work.get(type(record), record.id)
         return saved
 
     def place_in_pipeline(
