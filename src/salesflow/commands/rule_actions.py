@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -225,21 +225,21 @@ class RuleActions(SegmentCommands, ActivityCommands):
                 event="move",
             )
 
-    def _enter(
-        self,
-        work: Work,
-        ref: RecordRef,
-        pipeline: Pipeline,
-        stage_id: str,
-        *,
-        by: str | None,
-        via: str,
-        depth: int,
-        copy_of: RecordRef | None = None,
-        lineage: tuple[str, ...] = (),
-    ) -> PipelineItem:
-        """Enter ``stage_id`` (see `salesflow.commands.rule_runs.RuleRuns._enter`)."""
-        raise NotImplementedError  # pragma: no cover - RuleRuns supplies it
+    if TYPE_CHECKING:  # `salesflow.commands.rule_runs.RuleRuns` defines it
+
+        def _enter(
+            self,
+            work: Work,
+            ref: RecordRef,
+            pipeline: Pipeline,
+            stage_id: str,
+            *,
+            by: str | None,
+            via: str,
+            depth: int,
+            copy_of: RecordRef | None = None,
+            lineage: tuple[str, ...] = (),
+        ) -> PipelineItem: ...
 
     def _perform(
         self,
