@@ -645,3 +645,45 @@ def test_an_items_document_holds_only_its_current_entry(world: World) -> None:
     calls = [a for a in world.engine.timeline(deal.ref) if isinstance(a, Activity)]
     assert len(calls) == 15
     assert all(c.state is ActivityState.COMPLETED for c in calls)  # each left entry closed it
+
+
+def test_two_workers_run_each_delayed_rule_once(url: str, tmp_path: Path) -> None:
+    if url.startswith("memory"):
+        pytest.skip("two workers share a database; a MemoryStore lives in one process")
+    import threading
+
+    first = World(url, tmp_path)
+    try:
+        publish_sales(first, RENEWAL)
+        deals = [first.deal(name=f"Deal {n}") for n in range(60)]
+        for deal in deals:
+            first.engine.move_stage(deal, "won")
+        first.clock.set(datetime(2026, 8, 1, tzinfo=UTC))
+        sinks = [ListSink(), ListSink()]
+        workers = [
+            Salesflow(open_store(url), clock=first.clock, sink=sink, ids=first.ids)
+            for sink in sinks
+        ]
+        errors: list[BaseException] = []
+
+        def work(engine: Salesflow) -> None:
+            try:
+                while engine.run_due(limit=7):
+                    pass
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for worker in workers:
+            worker.close()
+        assert errors == []
+        made = [e for sink in sinks for e in sink.events if isinstance(e, RepeatLeadCreated)]
+        assert sorted(e.source for e in made) == sorted(f"opportunity:{d.id}" for d in deals)
+        assert first.engine.query(Lead, Query(limit=1000)).total == 60
+        assert first.engine.due_items() == []
+    finally:
+        first.engine.close()
