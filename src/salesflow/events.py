@@ -43,6 +43,7 @@ __all__ = [
     "OpportunityCreated",
     "OpportunityReopened",
     "OpportunityUpdated",
+    "TeamSaved",
 ]
 
 
@@ -75,6 +76,21 @@ class LeadAssigned(Event):
     lead_id: str
     owner_id: str
     previous_owner_id: str | None
+
+
+@attrs.frozen(kw_only=True)
+class TeamSaved(Event):
+    """A routing team was stored (new, or replacing the team with its id).
+
+    Attributes:
+        team_id: The team.
+        members: Its members' user ids, in round-robin order.
+        available: Those who take leads now (active and not away).
+    """
+
+    team_id: str
+    members: tuple[str, ...]
+    available: tuple[str, ...]
 
 
 @attrs.frozen(kw_only=True)

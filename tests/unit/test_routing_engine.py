@@ -315,3 +315,20 @@ def test_a_late_policy_leaves_existing_leads_alone(engine: Salesflow) -> None:
     engine.publish_routing_policy(policy())
     assert engine.get_lead(lead_id).owner_id is None
     assert engine.route_lead(lead_id).follow_ups[0].due_at == MONDAY + timedelta(hours=1)
+
+
+def test_saving_a_team_publishes_who_takes_leads(engine: Salesflow, sink: ListSink) -> None:
+    from salesflow.events import TeamSaved
+
+    away = Team(
+        id="baltic",
+        name="Baltic team",
+        members=[Member(user_id="ana"), Member(user_id="jonas", away=True), Member(user_id="rita")],
+    )
+    engine.save_team(away)
+    [saved] = [e for e in sink.events if isinstance(e, TeamSaved)]
+    assert (saved.team_id, saved.members, saved.available) == (
+        "baltic",
+        ("ana", "jonas", "rita"),
+        ("ana", "rita"),
+    )

@@ -187,6 +187,14 @@ class RoutingCommands(LeadCommands):
                 expected_version=None if stored is None else stored.version,
                 now=work.now,
             )
+            work.events.append(
+                ev.TeamSaved(
+                    occurred_at=work.now,
+                    team_id=team.id,
+                    members=tuple(m.user_id for m in team.members),
+                    available=tuple(m.user_id for m in team.members if m.active and not m.away),
+                )
+            )
         return team
 
     def teams(self) -> list[Team]:
