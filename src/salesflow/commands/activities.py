@@ -13,7 +13,7 @@ from salesflow import events as ev
 from salesflow import lead as leads
 from salesflow.commands.core import RECORD_CLASSES
 from salesflow.commands.records import RECORD_SYSTEM, RecordCommands
-from salesflow.commands.work import as_ref
+from salesflow.commands.work import Work, as_ref
 from salesflow.fields import ActivityFields
 from salesflow.lead import Lead
 from salesflow.lifecycle import fire
@@ -74,30 +74,38 @@ class ActivityCommands(RecordCommands):
 
     def _close_activity(self, activity_id: str, event: str, outcome: str | None) -> act.Activity:
         with self._command() as work:
-            activity = work.get(act.Activity, activity_id)
-            state = fire(
-                act.ActivityLifecycle,
-                activity.state.value,
-                event,
-                what=f"Activity {activity_id!r}",
+            saved = self._close_activity_in(
+                work, work.get(act.Activity, activity_id), event, outcome
             )
-            updated = attrs.evolve(
-                activity,
-                state=state,
-                outcome=outcome if outcome is not None else activity.outcome,
-                closed_at=work.now,
-                modified_at=work.now,
-            )
-            saved = work.update(updated)
-            closed: ev.Event = (
-                ev.ActivityCompleted(occurred_at=work.now, activity_id=activity_id)
-                if event == "complete"
-                else ev.ActivityCanceled(occurred_at=work.now, activity_id=activity_id)
-            )
-            work.events.append(closed)
-            assert isinstance(saved, act.Activity)
-            self._activity_closed(work, saved, event)
+        return saved
+
+    def _close_activity_in(
+        self, work: Work, activity: act.Activity, event: str, outcome: str | None
+    ) -> act.Activity:
+        """Complete or cancel ``activity`` in ``work`` through its lifecycle, publish
+        the event and tell the hooks (a sequence step it belongs to moves on)."""
+        state = fire(
+            act.ActivityLifecycle,
+            activity.state.value,
+            event,
+            what=f"Activity {activity.id!r}",
+        )
+        updated = attrs.evolve(
+            activity,
+            state=state,
+            outcome=outcome if outcome is not None else activity.outcome,
+            closed_at=work.now,
+            modified_at=work.now,
+        )
+        saved = work.update(updated)
+        closed: ev.Event = (
+            ev.ActivityCompleted(occurred_at=work.now, activity_id=activity.id)
+            if event == "complete"
+            else ev.ActivityCanceled(occurred_at=work.now, activity_id=activity.id)
+        )
+        work.events.append(closed)
         assert isinstance(saved, act.Activity)
+        self._activity_closed(work, saved, event)
         return saved
 
     def complete_activity(self, activity_id: str, *, outcome: str | None = None) -> act.Activity:

@@ -10,7 +10,6 @@ from typing import Any
 import attrs
 
 from salesflow import activity as act
-from salesflow import events as ev
 from salesflow.commands.core import RECORD_CLASSES
 from salesflow.commands.rule_actions import ENTRY_ARCHIVE, RuleActions
 from salesflow.commands.work import Work
@@ -159,17 +158,8 @@ class RuleRuns(RuleActions):
     def _leave(self, work: Work, item: PipelineItem) -> None:
         for activity_id in item.auto_complete:
             activity = work.uow.find(act.Activity, activity_id)
-            if activity is None or activity.state is not act.ActivityState.OPEN:
-                continue
-            done = attrs.evolve(
-                activity,
-                state=act.ActivityState.COMPLETED,
-                closed_at=work.now,
-                modified_at=work.now,
-            )
-            work.update(done)
-            work.events.append(ev.ActivityCompleted(occurred_at=work.now, activity_id=activity_id))
-            self._activity_closed(work, done, "complete")
+            if activity is not None and activity.state is act.ActivityState.OPEN:
+                self._close_activity_in(work, activity, "complete", None)
         for run in item.runs_of_entry():
             if run.status in OPEN_STATUSES:
                 work.events.append(
