@@ -33,6 +33,7 @@ from salesflow.rules import (
     After,
     AutomationRule,
     ChangeStage,
+    ConnectSequence,
     CopyDeal,
     CreateRepeatLead,
     Delay,
@@ -687,3 +688,66 @@ def test_two_workers_run_each_delayed_rule_once(url: str, tmp_path: Path) -> Non
         assert first.engine.due_items() == []
     finally:
         first.engine.close()
+
+
+def test_a_rule_connects_the_deal_to_a_sequence(world: World) -> None:
+    from salesflow.sequences.definition import (
+        ActivityStep,
+        EndStep,
+        SequenceDefinition,
+        Span,
+        WaitStep,
+    )
+
+    world.engine.publish_sequence(
+        SequenceDefinition(
+            id="closing",
+            name="Closing",
+            record_type="opportunity",
+            entry="call",
+            steps=[
+                ActivityStep(id="call", kind="call", subject="Call about the contract", next="w"),
+                WaitStep(id="w", span=Span(days=1), next="task"),
+                ActivityStep(id="task", kind="task", subject="Send the contract", next="done"),
+                EndStep(id="done", outcome="done"),
+            ],
+        )
+    )
+    publish_sales(
+        world,
+        AutomationRule(id="seq", stage="approval", action=ConnectSequence(sequence="closing")),
+        AutomationRule(
+            id="nowhere", stage="invoice", action=ConnectSequence(sequence="not-published")
+        ),
+    )
+    deal = world.deal()
+    world.engine.move_stage(deal, "approval")
+    [enrollment] = world.engine.enrollments(deal)
+    assert (enrollment.sequence_id, enrollment.owner_id) == ("closing", "u1")
+    world.engine.move_stage(deal, "invoice")
+    item = world.engine.pipeline_item(deal)
+    assert item is not None
+    [failed] = [r for r in item.runs if r.rule == "nowhere"]
+    assert failed.status is RuleStatus.FAILED
+    assert failed.reason is not None
+    assert "not-published" in failed.reason
+
+
+def test_only_in_the_owners_working_time(url: str, tmp_path: Path) -> None:
+    tokyo = OrganizationCalendar(timezone="Asia/Tokyo")  # Monday to Friday 08:00-17:00 JST
+    w = World(url, tmp_path, calendars=Calendars(owners={"u1": tokyo}))
+    try:
+        rule = AutomationRule(
+            id="chase",
+            stage="approval",
+            timing=After(delay=Delay(hours=1)),
+            working_time="owner",
+            action=Notify(message="chase"),
+        )
+        publish_sales(w, rule)
+        deal = w.deal()  # owned by u1
+        item = w.engine.move_stage(deal, "approval")  # Friday 10:00 UTC is 19:00 in Tokyo
+        # 20:00 JST Friday is after hours: Monday 08:00 JST is Sunday 23:00 UTC
+        assert item.runs_of_entry()[0].due_at == datetime(2026, 2, 1, 23, tzinfo=UTC)
+    finally:
+        w.engine.close()
