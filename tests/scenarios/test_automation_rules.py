@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from uuid import uuid4
 
@@ -28,6 +29,7 @@ from salesflow.pipeline_events import (
 )
 from salesflow.pipeline_state import RuleStatus
 from salesflow.pipelines import Pipeline, Stage, Trigger
+from salesflow.pricing import OpportunityLine, PriceList, Product
 from salesflow.rules import (
     ActivityDue,
     After,
@@ -47,7 +49,7 @@ from salesflow.sequences.enrollment import RuntimeConfig
 from salesflow.stores.base import Query, Store
 from salesflow.stores.url import open_store
 from salesflow.testing.simulate import simulate
-from salesflow.values import RecordKind
+from salesflow.values import Money, RecordKind
 from salesflow.worktime import Calendars, OrganizationCalendar
 
 DSN = os.environ.get("SALESFLOW_PG_DSN", "")
@@ -250,10 +252,25 @@ def test_a_won_deal_is_copied_to_the_first_stage_of_delivery(world: World) -> No
         description="Ten laptops with docks",
         custom={"tier": "gold", "seats": 10},
     )
+    world.engine.save_product(Product(id="laptop", name="Laptop"))
+    price = Money(amount="999", currency="EUR")
+    world.engine.save_price_list(
+        PriceList(id="eu", name="EU", currency="EUR", items={"laptop": price})
+    )
+    deal = world.engine.set_opportunity_lines(
+        deal.id,
+        [OpportunityLine(product_id="laptop", quantity=Decimal(10))],
+        price_list_id="eu",
+    )
     world.engine.move_stage(deal, "won", by="u1")
     [copied] = world.events(DealCopied)
     copy = world.engine.get(Opportunity, copied.copy_id)
     assert copy.name == "10 laptops (Copy)"
+    assert (copy.lines, copy.price_list_id, copy.estimated_value) == (
+        deal.lines,
+        "eu",
+        Money(amount="9990.00", currency="EUR"),
+    )
     assert (copy.status, copy.stage, copy.owner_id) == (OpportunityStatus.OPEN, "prep", "u1")
     for name in (
         "account_id",
