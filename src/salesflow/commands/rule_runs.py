@@ -15,10 +15,7 @@ from salesflow.commands.rule_actions import ENTRY_ARCHIVE, RuleActions
 from salesflow.commands.work import Work
 from salesflow.conditions import evaluate
 from salesflow.due import DueItem
-from salesflow.errors import (
-    InvalidTransition,
-    SalesflowError,
-)
+from salesflow.errors import InvalidTransition, SalesflowError, StoreError, VersionConflict
 from salesflow.opportunity import Opportunity, OpportunityStatus
 from salesflow.pipeline_events import (
     AutomationRuleFinished,
@@ -312,7 +309,12 @@ class RuleRuns(RuleActions):
         # marked done while it runs, so a move it makes does not cancel it
         self._update_run(work, ref, entry, rule_id, status=RuleStatus.DONE, finished_at=work.now)
         try:
-            made = self._perform(work, item, pipeline, rule, record, depth)
+            # a refused action leaves nothing behind; the store failing, or another
+            # worker changing the same records, fails the whole unit instead
+            with work.savepoint():
+                made = self._perform(work, item, pipeline, rule, record, depth)
+        except (StoreError, VersionConflict):
+            raise
         except SalesflowError as error:
             self._finish(work, ref, entry, rule_id, RuleStatus.FAILED, str(error), depth)
             return

@@ -6,7 +6,8 @@ at existing records, closed records stay read-only).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -76,6 +77,29 @@ class Work:
         # Settings and definitions read once per unit (an import creates hundreds of
         # leads in one), by whoever reads them; a command that changes one drops it.
         self.memo: dict[str, Any] = {}
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A block whose effects are undone when it raises, while the unit goes on:
+        the store's writes (`UnitOfWork.savepoint`) and this unit's events, written
+        records, recorded interactions and memo."""
+        events = list(self.events)
+        written = dict(self.written)
+        read = dict(self._read)
+        recorded = list(self.recorded)
+        in_hand = set(self.in_hand)
+        memo = dict(self.memo)
+        try:
+            with self.uow.savepoint():
+                yield
+        except BaseException:
+            self.events[:] = events
+            self.written = written
+            self._read = read
+            self.recorded[:] = recorded
+            self.in_hand = in_hand
+            self.memo = memo
+            raise
 
     def add(self, record: Record) -> None:
         """Store a new record in this unit (see `UnitOfWork.add`)."""

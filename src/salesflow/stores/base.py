@@ -54,6 +54,7 @@ __all__ = [
     "check_conversion_window",
     "check_fields",
     "check_interaction_lookup",
+    "check_key",
     "check_span",
     "column_type",
     "columns_of",
@@ -538,6 +539,21 @@ CONVERTIBLE = (RecordKind.LEAD, RecordKind.OPPORTUNITY)
 into an opportunity, an opportunity won."""
 
 
+def check_key(value: object, what: str) -> None:
+    """Refuse an id or key that is not text (a store looks it up, so a list or a dict
+    must be a clear error, not a crash in the lookup).
+
+    Raises:
+        ValidationError: ``value`` is not a string.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{what}={value!r:.80} must be text (an id), not {type(value).__name__}",
+            field=what,
+            value=value,
+        )
+
+
 def check_span(kind: RecordKind, start: str, end: str, group_by: str | None) -> None:
     """Refuse `UnitOfWork.span_stats` fields that are not date-time fields of
     ``kind`` (or a grouping field ``kind`` cannot be queried on).
@@ -877,6 +893,13 @@ class UnitOfWork(Protocol):
 
     def states(self, kind: str) -> list[StateDocument]:
         """Every state document of ``kind``, ordered by key."""
+        ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A block whose changes are undone, and only those, when it raises: the unit
+        goes on as it was before the block (SQL ``SAVEPOINT``; MemoryStore keeps a
+        copy of the unit's pending changes). The engine runs each automation rule's
+        action in one, so a failed action leaves nothing behind."""
         ...
 
     def commit(self) -> None:

@@ -35,6 +35,7 @@ from salesflow.stores.base import (
     check_conversion_window,
     check_fields,
     check_interaction_lookup,
+    check_key,
     check_span,
     field_reader,
     lookup_keys,
@@ -360,6 +361,44 @@ class _MemoryUnit:
         self._pending_index: dict[tuple[RecordKind, str], dict[str, set[str]]] = {}
         self._scores: list[ScoreResult] = []
         self._states: dict[tuple[str, str], StateDocument] = {}
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        saved = (
+            {kind: dict(records) for kind, records in self._pending.items()},
+            dict(self._due_added),
+            dict(self._due_added_keys),
+            set(self._due_removed),
+            set(self._claimed),
+            dict(self._definitions),
+            dict(self._enrollments),
+            {ref: list(ids) for ref, ids in self._enrollments_by_record.items()},
+            dict(self._interactions),
+            {
+                key: {value: set(ids) for value, ids in index.items()}
+                for key, index in self._pending_index.items()
+            },
+            list(self._scores),
+            dict(self._states),
+        )
+        try:
+            yield
+        except BaseException:
+            (
+                self._pending,
+                self._due_added,
+                self._due_added_keys,
+                self._due_removed,
+                self._claimed,
+                self._definitions,
+                self._enrollments,
+                self._enrollments_by_record,
+                self._interactions,
+                self._pending_index,
+                self._scores,
+                self._states,
+            ) = saved
+            raise
 
     def _current(self, kind: RecordKind, record_id: str) -> Record | None:
         pending = self._pending.get(kind)
@@ -728,6 +767,7 @@ class _MemoryUnit:
     def find_definition(
         self, kind: str, definition_id: str, version: int | None = None
     ) -> StoredDefinition | None:
+        check_key(definition_id, "definition_id")
         versions = self._versions(kind, definition_id)
         if version is None:
             return versions[max(versions)] if versions else None
@@ -778,6 +818,7 @@ class _MemoryUnit:
         self._enrollments[enrollment.id] = _copy_enrollment(enrollment)
 
     def find_enrollment(self, enrollment_id: str) -> Enrollment | None:
+        check_key(enrollment_id, "enrollment_id")
         found = self._enrollment(enrollment_id)
         return _copy_enrollment(found) if found is not None else None
 

@@ -29,8 +29,8 @@ Beside the record tables, ``sf_due`` keeps due items, ``sf_definitions`` and
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -564,6 +564,23 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, ReportUnit):
         self._scores = layout.scores
         self._states = layout.states
         self._claimed: set[str] = set()
+        self._savepoints = 0
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """``SAVEPOINT``: the block's statements are rolled back alone when it raises."""
+        self._savepoints += 1
+        name = f"sf_sp_{self._savepoints}"
+        claimed = set(self._claimed)
+        self._session.change(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._session.change(f"ROLLBACK TO SAVEPOINT {name}")
+            self._session.change(f"RELEASE SAVEPOINT {name}")
+            self._claimed = claimed
+            raise
+        self._session.change(f"RELEASE SAVEPOINT {name}")
 
     def find(self, cls: type[R], record_id: str) -> R | None:
         """Return the record or ``None``."""

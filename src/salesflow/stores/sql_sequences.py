@@ -23,7 +23,7 @@ import attrs
 from salesflow.definitions import StoredDefinition
 from salesflow.errors import AlreadyExists, NotFound, ValidationError, VersionConflict
 from salesflow.sequences.enrollment import Enrollment, EnrollmentStatus
-from salesflow.stores.base import ColumnType
+from salesflow.stores.base import ColumnType, check_key
 from salesflow.stores.codec import (
     decode_definition,
     decode_enrollment,
@@ -246,6 +246,7 @@ class SequenceUnit:
         self, kind: str, definition_id: str, version: int | None = None
     ) -> StoredDefinition | None:
         """The stored ``version`` of a definition (the latest when None), or None."""
+        check_key(definition_id, "definition_id")
         t = self._sequences
         p = t.dialect.placeholder
         params: list[Any] = [kind, definition_id]
@@ -331,6 +332,7 @@ class SequenceUnit:
 
     def find_enrollment(self, enrollment_id: str) -> Enrollment | None:
         """The enrollment with ``enrollment_id``, or None."""
+        check_key(enrollment_id, "enrollment_id")
         t = self._sequences
         rows = self._session.fetch(
             f'SELECT "doc" FROM {t.enrollments} WHERE "id" = {t.dialect.placeholder}',

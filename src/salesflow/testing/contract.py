@@ -47,6 +47,7 @@ from salesflow.stores.base import Query, SortKey, Store, record_value, search_ke
 from salesflow.stores.codec import Codec
 from salesflow.testing.contract_interactions import InteractionContract
 from salesflow.testing.contract_reports import ReportContract
+from salesflow.testing.contract_savepoints import SavepointContract
 from salesflow.testing.contract_scores import ScoreContract
 from salesflow.testing.contract_sequences import SequenceContract
 from salesflow.testing.contract_states import StateContract
@@ -97,7 +98,13 @@ def upgraded_codec() -> Codec:
 
 
 class StoreContract(
-    SequenceContract, InteractionContract, ScoreContract, StateContract, ReportContract, abc.ABC
+    SequenceContract,
+    InteractionContract,
+    ScoreContract,
+    StateContract,
+    ReportContract,
+    SavepointContract,
+    abc.ABC,
 ):
     """Behaviour every `Store` must have. Subclass it in a ``Test*`` class.
 
