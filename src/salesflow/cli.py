@@ -7,6 +7,7 @@ system clock; the library itself never does.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import sys
@@ -408,6 +409,59 @@ def show_template(name: str, fmt: str, out: TextIO) -> None:
     print(text.rstrip("\n"), file=out)
 
 
+def _add_worker_parser(commands: Any) -> None:
+    """The ``salesflow worker`` subcommand (see `salesflow.worker`)."""
+    worker = commands.add_parser("worker", help="perform due items until SIGTERM")
+    worker.add_argument(
+        "--store",
+        default=os.environ.get("SALESFLOW_STORE"),
+        help="store URL (default: $SALESFLOW_STORE)",
+    )
+    worker.add_argument("--batch", type=int, default=100, help="items per run_due call (100)")
+    worker.add_argument(
+        "--poll", type=float, default=5.0, help="longest sleep when idle, seconds (5)"
+    )
+    worker.add_argument(
+        "--heartbeat", type=float, default=60.0, help="seconds between heartbeat logs (60)"
+    )
+    worker.add_argument(
+        "--until-idle", action="store_true", help="perform what is due now, then exit"
+    )
+    worker.add_argument(
+        "--engine",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="build the engine (sink, handlers) as FUNCTION(store); default: a plain one",
+    )
+    worker.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (INFO)",
+    )
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from salesflow.worker import load_engine_factory, serve
+
+    if not args.store:
+        raise SalesflowError("salesflow worker needs --store URL or $SALESFLOW_STORE")
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+        stream=sys.stderr,
+    )
+    factory = None if args.engine is None else load_engine_factory(args.engine)
+    return serve(
+        open_store(args.store),
+        batch=args.batch,
+        poll=args.poll,
+        heartbeat=args.heartbeat,
+        until_idle=args.until_idle,
+        engine_factory=factory,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``salesflow`` command."""
     parser = argparse.ArgumentParser(prog="salesflow", description=__doc__)
@@ -479,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("SALESFLOW_STORE", DEFAULT_DEMO_STORE),
         help=f"store URL (default: $SALESFLOW_STORE or {DEFAULT_DEMO_STORE})",
     )
+    _add_worker_parser(commands)
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -507,6 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out=sys.stdout,
                 progress=sys.stderr,
             )
+        elif args.command == "worker":
+            return _run_worker(args)
         elif args.command == "templates" and args.template_command == "show":
             show_template(args.name, args.format or "toml", sys.stdout)
         elif args.command == "templates":

@@ -15,9 +15,10 @@ import salesflow
 
 PACKAGE = Path(salesflow.__file__).parent
 
-NOT_CORE_FILES = {"engine.py", "cli.py", "clock.py", "__init__.py"}
-"""The shell, the clock port, and the package facade (``salesflow/__init__.py`` re-exports
-the public API, stores included, so it is not part of the core)."""
+NOT_CORE_FILES = {"engine.py", "cli.py", "clock.py", "worker.py", "__init__.py"}
+"""The shell (the worker loop included), the clock port, and the package facade
+(``salesflow/__init__.py`` re-exports the public API, stores included, so it is not part
+of the core)."""
 NOT_CORE_DIRS = {"commands", "stores", "testing"}
 """The shell's command areas (mixins composed into ``Salesflow``), the store adapters and
 the testing helpers."""
