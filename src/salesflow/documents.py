@@ -7,6 +7,14 @@ values with a type check; whatever is refused raises
 `salesflow.errors.ValidationError` whose message starts with the path of the
 offending key (``rules[2].target.team_id``) and whose ``field`` is that path.
 
+Every reader also bounds what it is given, because definitions are imported from
+users: `read_text` refuses a JSON or TOML text over `MAX_DOCUMENT_BYTES` before it is
+parsed, `parse_json` and `parse_toml` turn every parser failure (including a document
+nested too deeply for the parser) into `ValidationError`, and `check_document` walks a
+parsed document without recursion and refuses one nested deeper than `MAX_NESTING` or
+holding more than about `MAX_DOCUMENT_BYTES` of data, so no reader ever meets a value
+deep enough to exhaust the stack or large enough to exhaust memory.
+
 Example:
     >>> table = Table({"id": "a", "days": 2}, "steps[0]", ("id", "days", "next"))
     >>> table.text("id"), table.integer("days", 0), table.optional_text("next")
@@ -19,12 +27,34 @@ Example:
 
 from __future__ import annotations
 
+import json
+import reprlib
+import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn, TypeVar, overload
 
 from salesflow.errors import ValidationError
 
-__all__ = ["Table", "describe", "fail", "join"]
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "MAX_NESTING",
+    "Table",
+    "check_document",
+    "describe",
+    "fail",
+    "join",
+    "parse_json",
+    "parse_toml",
+    "read_text",
+]
+
+MAX_DOCUMENT_BYTES = 1_000_000
+"""The largest definition document read: UTF-8 bytes of JSON or TOML text, or about as
+much data in a parsed document."""
+
+MAX_NESTING = 100
+"""The deepest nesting of tables and lists in a definition document (the deepest real
+one, a condition nested 20 deep inside a step, is under 50)."""
 
 T = TypeVar("T")
 
@@ -48,6 +78,24 @@ def fail(path: str, message: str, value: object = None) -> NoReturn:
     raise ValidationError(f"{path or 'document'}: {message}", field=path or None, value=value)
 
 
+class _Short(reprlib.Repr):
+    """``repr`` that stops early: a few levels, a few items, never a huge number."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxstring = self.maxother = self.maxlong = 60
+
+    def repr_int(self, x: int, level: int) -> str:
+        # repr() of an int over 4300 digits raises ValueError
+        if x.bit_length() > 1000:
+            return f"<a whole number of about {int(x.bit_length() * 0.30103)} digits>"
+        return super().repr_int(x, level)
+
+
+_SHORT = _Short()
+
+
 def describe(value: object) -> str:
     """The ``repr`` of a value for an error message, cut to 60 characters.
 
@@ -56,10 +104,140 @@ def describe(value: object) -> str:
 
     Returns:
         ``repr(value)``, ending in ``...`` where it was cut (a hostile document must
-        not make a megabyte-long message).
+        not make a megabyte-long message, nor a deeply nested or huge value a crash).
     """
-    text = repr(value)
+    text = _SHORT.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def read_text(text: object, what: str, limit: int = MAX_DOCUMENT_BYTES) -> str:
+    """The text of a JSON or TOML document, checked for size before it is parsed.
+
+    Args:
+        text: The document as text or UTF-8 bytes.
+        what: Its format, for messages (``"JSON"``).
+        limit: The most UTF-8 bytes it may hold.
+
+    Returns:
+        The text.
+
+    Raises:
+        ValidationError: ``text`` is neither text nor bytes, is over ``limit`` bytes, or
+            its bytes are not UTF-8.
+    """
+    if isinstance(text, bytes | bytearray):
+        if len(text) > limit:
+            fail("", f"the {what} document is {len(text)} bytes; the limit is {limit}")
+        try:
+            return bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            fail("", f"the {what} document is not UTF-8 text: {exc}")
+    if not isinstance(text, str):
+        fail("", f"expected {what} text, got {type(text).__name__}")
+    # a character is at most 4 bytes: skip encoding a text that is surely too long
+    size = len(text) if len(text) > limit else len(text.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        fail("", f"the {what} document is {size} bytes or more; the limit is {limit}")
+    return text
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise ValueError(f"the key {describe(key)} appears twice in one object")
+        doc[key] = value
+    return doc
+
+
+def parse_json(text: object, what: str = "JSON") -> Any:
+    """The value of a JSON document, size-checked by `read_text` first.
+
+    A key that appears twice in one object is refused (JSON leaves it undefined).
+
+    Raises:
+        ValidationError: the text is too long, not UTF-8, not JSON, or nested too deeply
+            for the parser.
+    """
+    source = read_text(text, what)
+    try:
+        return json.loads(source, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        fail("", f"the {what} document is nested too deeply (at most {MAX_NESTING} levels)")
+    except ValueError as exc:
+        fail(
+            "", f"not valid JSON: {exc} (this text is not JSON: check its quotes, commas, brackets)"
+        )
+
+
+def parse_toml(text: object, what: str = "TOML") -> Any:
+    """The value of a TOML document, size-checked by `read_text` first.
+
+    Raises:
+        ValidationError: the text is too long, not UTF-8, not TOML, or nested too deeply
+            for the parser.
+    """
+    source = read_text(text, what)
+    try:
+        return tomllib.loads(source)
+    except RecursionError:
+        fail("", f"the {what} document is nested too deeply (at most {MAX_NESTING} levels)")
+    except ValueError as exc:
+        fail("", f"not valid TOML: {exc} (check the quotes, brackets and keys there)")
+
+
+def check_document(data: object, *, limit: int = MAX_DOCUMENT_BYTES) -> None:
+    """Refuse a parsed document that is nested too deeply or holds too much.
+
+    The walk keeps its own stack (no recursion), counts roughly the bytes the document
+    would take as JSON and stops as soon as a limit is passed, so a hostile document
+    (a list nested 100,000 deep, a table that holds itself, a million keys) costs
+    little and never exhausts the stack.
+
+    Args:
+        data: A document as plain dicts, lists and scalars.
+        limit: About how many bytes of data it may hold.
+
+    Raises:
+        ValidationError: a table or list nested deeper than `MAX_NESTING` (naming the
+            path that goes too deep), or more than about ``limit`` bytes of data.
+    """
+    stack: list[tuple[object, str, int]] = [(data, "", 0)]
+    size = 0
+    while stack:
+        value, path, depth = stack.pop()
+        size += 1
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, int):
+            size += value.bit_length() // 3
+        elif isinstance(value, Mapping | list | tuple):
+            if depth >= MAX_NESTING:
+                fail(path, f"tables and lists are nested more than {MAX_NESTING} deep")
+            if size + len(stack) + len(value) > limit:
+                break
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    size += len(key) if isinstance(key, str) else 1
+                    stack.append((item, _short_join(path, key), depth + 1))
+            else:
+                stack.extend(
+                    (item, _short_join(path, i), depth + 1) for i, item in enumerate(value)
+                )
+        if size + len(stack) > limit:
+            break
+    else:
+        return
+    fail("", f"the document holds more than about {limit} bytes of data, the limit")
+
+
+def _short_join(path: str, key: object) -> str:
+    # a path through a hostile document could be as long as the document
+    if len(path) > 200:
+        return path if path.endswith("...") else path + "..."
+    if isinstance(key, int) or (isinstance(key, str) and len(key) <= 60):
+        return join(path, key)
+    return join(path, describe(key))
 
 
 def join(path: str, key: str | int) -> str:

@@ -301,6 +301,13 @@ def read_rows(
             field="source",
             value=None,
         ) from None
+    except csv.Error as exc:
+        stream.close()
+        raise ValidationError(
+            f"the CSV file's header row cannot be read: {exc}; check its quotes",
+            field="source",
+            value=None,
+        ) from None
     except StopIteration:
         stream.close()
         raise ValidationError(
@@ -308,6 +315,9 @@ def read_rows(
             field="source",
             value=None,
         ) from None
+    if headers and headers[0].startswith("\ufeff"):
+        # a stream opened as plain UTF-8 keeps the byte-order mark spreadsheets write
+        headers[0] = headers[0][1:]
     if any(_NOT_UTF8.search(h) for h in headers):
         stream.close()
         raise ValidationError(
@@ -324,28 +334,42 @@ def read_rows(
         if (field := taken.get(header)) is not None
     ]
 
+    def rejected(number: int, reason: str) -> ParsedRow:
+        return ParsedRow(row=number, rejection=Rejection(row=number, reason=reason))
+
     def rows() -> Iterator[ParsedRow]:
+        number = 1
+        failed_at = -1
         try:
-            for number, cells in enumerate(reader, start=2):
+            while True:
+                number += 1
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    if reader.line_num == failed_at:
+                        return  # the reader is stuck: nothing more can be read
+                    failed_at = reader.line_num
+                    # the reader drops the broken record and goes on with the next one
+                    yield rejected(number, f"cannot be read as CSV: {exc}")
+                    continue
+                except UnicodeDecodeError:
+                    yield rejected(
+                        number,
+                        "has bytes that are not UTF-8 text, and the rows after it were not "
+                        "read; save the file as UTF-8 and import it again",
+                    )
+                    return
                 if not any(cell.strip() for cell in cells):
                     continue  # a blank line is not a row
                 if _NOT_UTF8.search("".join(cells)):
-                    yield ParsedRow(
-                        row=number,
-                        rejection=Rejection(
-                            row=number,
-                            reason="has bytes that are not UTF-8 text; save the file as UTF-8",
-                        ),
+                    yield rejected(
+                        number, "has bytes that are not UTF-8 text; save the file as UTF-8"
                     )
                     continue
                 if len(cells) != len(headers):
-                    yield ParsedRow(
-                        row=number,
-                        rejection=Rejection(
-                            row=number,
-                            reason=f"has {len(cells)} cells; the header has {len(headers)}",
-                        ),
-                    )
+                    yield rejected(number, f"has {len(cells)} cells; the header has {len(headers)}")
                     continue
                 try:
                     fields = {
@@ -354,13 +378,9 @@ def read_rows(
                         if (value := parse(cells[index])) is not None
                     }
                 except ValidationError as exc:
-                    yield ParsedRow(row=number, rejection=Rejection(row=number, reason=str(exc)))
+                    yield rejected(number, str(exc))
                     continue
                 yield ParsedRow(row=number, fields=fields)
-        except csv.Error as exc:
-            yield ParsedRow(
-                row=reader.line_num, rejection=Rejection(row=reader.line_num, reason=str(exc))
-            )
         finally:
             if isinstance(source, str | Path):
                 stream.close()

@@ -35,7 +35,14 @@ from datetime import datetime, time
 from functools import partial
 from typing import Any, TypeVar
 
-from salesflow.documents import Table, fail
+from salesflow.documents import (
+    MAX_DOCUMENT_BYTES,
+    Table,
+    check_document,
+    describe,
+    fail,
+    parse_json,
+)
 from salesflow.errors import ValidationError
 from salesflow.pipelines import PIPELINE, Pipeline, Stage, Trigger
 from salesflow.rules import (
@@ -67,8 +74,8 @@ from salesflow.sequences.io import (
 __all__ = ["SCHEMA", "dumps_json", "from_dict", "loads_json", "to_dict"]
 
 SCHEMA = 1
-MAX_DOCUMENT = 1_000_000
-"""The largest JSON text `loads_json` reads, in characters."""
+MAX_DOCUMENT = MAX_DOCUMENT_BYTES
+"""The largest JSON text `loads_json` reads, in UTF-8 bytes."""
 
 T = TypeVar("T")
 _DELAY_KEYS = ("minutes", "hours", "days", "weeks", "months")
@@ -198,7 +205,7 @@ def _clock_from(table: Table, key: str) -> time | None:
     try:
         return time.fromisoformat(text)
     except ValueError:
-        fail(table.where(key), f"expected a time of day like '14:00', got {text!r}", text)
+        fail(table.where(key), f"expected a time of day like '14:00', got {describe(text)}", text)
 
 
 def _timing_from(data: object, path: str) -> Timing:
@@ -217,9 +224,9 @@ def _timing_from(data: object, path: str) -> Timing:
         try:
             instant = datetime.fromisoformat(text)
         except ValueError:
-            fail(where, f"expected an ISO 8601 date-time, got {text!r}", text)
+            fail(where, f"expected an ISO 8601 date-time, got {describe(text)}", text)
         if instant.utcoffset() is None:
-            fail(where, f"{text!r} has no time zone; add one (e.g. +00:00)", text)
+            fail(where, f"{describe(text)} has no time zone; add one (e.g. +00:00)", text)
         return At(at=instant)
     inner = Table(table.data[key], where, ("field", "delay", "before", "at"), required=("field",))
     delay = _delay_from(inner.data.get("delay", {}), inner.where("delay"))
@@ -358,6 +365,7 @@ def from_dict(data: object) -> Pipeline:
     Raises:
         ValidationError: the document is malformed (the message names where).
     """
+    check_document(data)
     table = Table(
         data,
         "",
@@ -369,7 +377,7 @@ def from_dict(data: object) -> Pipeline:
         fail("schema", f"schema {schema} is newer than this salesflow reads ({SCHEMA}); upgrade")
     kind = table.optional_text("kind")
     if kind not in (None, PIPELINE):
-        fail("kind", f"expected {PIPELINE!r}, got {kind!r}", kind)
+        fail("kind", f"expected {PIPELINE!r}, got {describe(kind)}", kind)
     stages = []
     for index, raw in enumerate(table.items("stages")):
         where = f"stages[{index}]"
@@ -419,10 +427,4 @@ def loads_json(text: str | bytes) -> Pipeline:
     Raises:
         ValidationError: the text is too long, not JSON, or not a pipeline document.
     """
-    if len(text) > MAX_DOCUMENT:
-        fail("", f"the pipeline document is {len(text)} long; the limit is {MAX_DOCUMENT}")
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as error:
-        fail("", f"not JSON: {error}")
-    return from_dict(data)
+    return from_dict(parse_json(text, "pipeline"))

@@ -31,7 +31,14 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from salesflow.documents import Table, fail
+from salesflow.documents import (
+    MAX_DOCUMENT_BYTES,
+    Table,
+    check_document,
+    describe,
+    fail,
+    parse_json,
+)
 from salesflow.errors import ValidationError
 from salesflow.process import ProcessFlow, Stage, StageStep
 
@@ -40,8 +47,8 @@ __all__ = ["SCHEMA", "dumps_json", "from_dict", "loads_json", "to_dict"]
 SCHEMA = 1
 """The schema number `to_dict` writes and the newest `from_dict` reads."""
 
-MAX_TEXT_BYTES = 1_000_000
-"""The largest JSON document `loads_json` reads."""
+MAX_TEXT_BYTES = MAX_DOCUMENT_BYTES
+"""The largest JSON document `loads_json` reads (UTF-8 bytes)."""
 
 T = TypeVar("T")
 
@@ -95,6 +102,7 @@ def from_dict(data: object) -> ProcessFlow:
         ValidationError: The document is malformed (the message names the key's path),
             of another kind, or of a newer schema.
     """
+    check_document(data)
     top = Table(data, "", _TOP)
     schema = top.get("schema", int)
     if schema < 1 or schema > SCHEMA:
@@ -106,7 +114,7 @@ def from_dict(data: object) -> ProcessFlow:
         )
     kind = top.data.get("kind")
     if kind != "process_flow":
-        fail("kind", f"expected 'process_flow', got {kind!r}", kind)
+        fail("kind", f"expected 'process_flow', got {describe(kind)}", kind)
     raw_stages = top.get("stages", list)
     stages = [_stage_from_dict(item, f"stages[{i}]") for i, item in enumerate(raw_stages)]
     flow_id, name = top.get("id", str), top.get("name", str)
@@ -133,7 +141,7 @@ def _stage_from_dict(data: object, path: str) -> Stage:
     jumps = table.optional("jumps_to", list, [])
     for i, target in enumerate(jumps):
         if not isinstance(target, str):
-            fail(f"{path}.jumps_to[{i}]", f"expected a stage id, got {target!r}", target)
+            fail(f"{path}.jumps_to[{i}]", f"expected a stage id, got {describe(target)}", target)
     stage_id, name = table.get("id", str), table.get("name", str)
     record_type = table.optional("record_type", str)
     return _build(
@@ -161,11 +169,4 @@ def loads_json(text: str | bytes) -> ProcessFlow:
     Raises:
         ValidationError: The text is not JSON, too large, or not a valid document.
     """
-    size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
-    if size > MAX_TEXT_BYTES:
-        fail("", f"the JSON document is over {MAX_TEXT_BYTES} bytes")
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        fail("", f"not valid JSON: {exc}")
-    return from_dict(data)
+    return from_dict(parse_json(text))

@@ -37,7 +37,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from salesflow.conditions import AllOf
-from salesflow.documents import Table, fail, join
+from salesflow.documents import Table, check_document, describe, fail, join
 from salesflow.errors import ValidationError
 from salesflow.routing import Rotation, RoutingState
 from salesflow.routing_policy import (
@@ -175,14 +175,25 @@ def _build(path: str, make: Callable[[], T]) -> T:
         fail(path, str(exc))
 
 
-def _header(data: object, kind: str, keys: tuple[str, ...], optional: tuple[str, ...]) -> Table:
+def _header(
+    data: object,
+    kind: str,
+    keys: tuple[str, ...],
+    optional: tuple[str, ...],
+    *,
+    imported: bool = False,
+) -> Table:
+    # only a policy is imported from users; teams and the state are written by the
+    # engine from typed values, and read on every routing, so they skip the bounds walk
+    if imported:
+        check_document(data)
     required = ("schema", "kind", *keys)
     table = Table(data, "", (*required, *optional), required=required)
     schema = table.get("schema", int)
     if schema > SCHEMA or schema < 1:
         fail("schema", f"schema {schema} is not supported; this version reads 1 to {SCHEMA}")
     if table.get("kind", str) != kind:
-        fail("kind", f"expected {kind!r}, got {table.data['kind']!r}")
+        fail("kind", f"expected {kind!r}, got {describe(table.data['kind'])}")
     return table
 
 
@@ -209,7 +220,7 @@ def _target_from(data: object, path: str) -> Target:
     if kind not in _TARGET_KINDS:
         fail(
             join(path, "kind"),
-            f"unknown target kind {kind!r}; expected one of {', '.join(_TARGET_KINDS)}",
+            f"unknown target kind {describe(kind)}; expected one of {', '.join(_TARGET_KINDS)}",
         )
     if kind == "user":
         table = Table(data, path, ("kind", "user_id"), required=("kind", "user_id"))
@@ -262,6 +273,7 @@ def from_dict(data: object) -> RoutingPolicy:
         ROUTING_POLICY,
         ("id", "version", "name", "fallback_owner_id"),
         ("overflow", "fallback_follow_ups", "rules"),
+        imported=True,
     )
     rules = tuple(
         _rule_from(item, join("rules", i)) for i, item in enumerate(table.get("rules", list, []))

@@ -34,7 +34,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from salesflow.conditions import Condition
-from salesflow.documents import Table, describe, fail, join
+from salesflow.documents import Table, check_document, describe, fail, join
 from salesflow.errors import ValidationError
 from salesflow.scoring_model import (
     MAX_RULES,
@@ -241,6 +241,7 @@ def from_dict(data: Mapping[str, Any]) -> ScoringModel:
         ValidationError: the document is malformed (the message starts with the path
             of the offending key) or of a newer schema than this version reads.
     """
+    check_document(data)
     top = Table(data, "", _TOP_KEYS)
     schema = top.raw("schema")
     if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:

@@ -174,7 +174,7 @@ class SalesCommands(PipelineCommands):
             ValidationError: a line cannot be priced (unknown or inactive product,
                 another currency, …), or there is no price list.
         """
-        chosen = tuple(lines)
+        chosen = _lines(lines)
         with self._command() as work:
             opportunity = work.get(Opportunity, opportunity_id)
             price_list = (
@@ -213,7 +213,7 @@ class SalesCommands(PipelineCommands):
             ValidationError: the opportunity has no price list, or a line cannot be
                 priced.
         """
-        chosen = None if lines is None else tuple(lines)
+        chosen = None if lines is None else _lines(lines)
         with self._command() as work:
             opportunity = work.get(Opportunity, opportunity_id)
             price_list = self._price_list_of(work, opportunity)
@@ -241,7 +241,7 @@ class SalesCommands(PipelineCommands):
         Raises:
             InvalidTransition: the quote is not a draft (revise an active one).
         """
-        chosen = tuple(lines)
+        chosen = _lines(lines)
         with self._command() as work:
             quote = self._load(work, Quote, quote_id)
             opportunity = work.get(Opportunity, quote.opportunity_id)
@@ -423,3 +423,18 @@ class SalesCommands(PipelineCommands):
     def _listed(self, opportunity_id: str, what: str, cls: type[S]) -> list[S]:
         with self._pipeline_read() as work:
             return [self._load(work, cls, i) for i in self._index(work, opportunity_id)[what]]
+
+
+def _lines(value: object) -> tuple[OpportunityLine, ...]:
+    """The lines a command was given, as a tuple (each is checked when priced).
+
+    Raises:
+        ValidationError: ``value`` is not a list of lines.
+    """
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ValidationError(
+            f"lines={value!r:.80} must be a list of OpportunityLine values",
+            field="lines",
+            value=value,
+        )
+    return tuple(value)

@@ -58,14 +58,22 @@ from __future__ import annotations
 import json
 import math
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from salesflow.conditions import AllOf, AnyOf, Compare, Condition, Not
-from salesflow.documents import Table, describe, fail, join
+from salesflow.documents import (
+    MAX_DOCUMENT_BYTES,
+    Table,
+    check_document,
+    describe,
+    fail,
+    join,
+    parse_json,
+    parse_toml,
+)
 from salesflow.errors import ValidationError
 from salesflow.sequences.definition import (
     ACTIVITY_KINDS,
@@ -108,8 +116,9 @@ __all__ = [
 SCHEMA = 1
 """The schema number this version writes."""
 
-MAX_TEXT_BYTES = 1_000_000
-"""The largest JSON or TOML document read (UTF-8 bytes)."""
+MAX_TEXT_BYTES = MAX_DOCUMENT_BYTES
+"""The largest JSON or TOML document read (UTF-8 bytes; `check_document` bounds a dict
+given to `from_dict` likewise)."""
 
 MAX_STEPS = 500
 """The most steps a document may hold."""
@@ -342,6 +351,7 @@ def condition_from_dict(data: object) -> Condition:
     Raises:
         ValidationError: the document is malformed (the message names where).
     """
+    check_document(data)
     return _condition_from_dict(data, "condition", 1)
 
 
@@ -478,6 +488,7 @@ def from_dict(data: Mapping[str, Any]) -> SequenceDefinition:
     """
     if not isinstance(data, Mapping):
         fail("", f"expected a table of keys, got {describe(data)}", data)
+    check_document(data)
     doc = _migrate(dict(data))
     top = Table(doc, "", _TOP_KEYS)
     if top.raw("kind") != "sequence":
@@ -704,36 +715,11 @@ def _value_from_json(value: object, path: str) -> CustomValue:
             fail(join(path, tag), f"expected text, got {describe(value[tag])}", value[tag])
         decoded = _build(join(path, tag), lambda: decode_custom_value(dict(value)))
         if isinstance(decoded, Decimal) and not decoded.is_finite():
-            fail(join(path, tag), f"{value[tag]!r} is not a finite decimal", value[tag])
+            fail(join(path, tag), f"{describe(value[tag])} is not a finite decimal", value[tag])
         if isinstance(decoded, datetime) and decoded.utcoffset() is None:
-            fail(join(path, tag), f"{value[tag]!r} has no time zone", value[tag])
+            fail(join(path, tag), f"{describe(value[tag])} has no time zone", value[tag])
         return decoded
-    fail(path, f"expected text, a number, a boolean, null or a tagged value, got {value!r}")
-
-
-def _checked_text(text: str | bytes, what: str) -> str:
-    if isinstance(text, bytes | bytearray):
-        if len(text) > MAX_TEXT_BYTES:
-            fail("", f"the {what} document is {len(text)} bytes; the limit is {MAX_TEXT_BYTES}")
-        try:
-            return bytes(text).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            fail("", f"the {what} document is not UTF-8 text: {exc}")
-    if not isinstance(text, str):
-        fail("", f"expected {what} text, got {type(text).__name__}")
-    size = len(text) if len(text) > MAX_TEXT_BYTES else len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_TEXT_BYTES:
-        fail("", f"the {what} document is {size} bytes or more; the limit is {MAX_TEXT_BYTES}")
-    return text
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> Document:
-    doc: Document = {}
-    for key, value in pairs:
-        if key in doc:
-            raise ValueError(f"the key {key!r} appears twice in one object")
-        doc[key] = value
-    return doc
+    fail(path, f"expected text, a number, a boolean, null or a tagged value, got {describe(value)}")
 
 
 def loads_json(text: str | bytes) -> SequenceDefinition:
@@ -748,14 +734,7 @@ def loads_json(text: str | bytes) -> SequenceDefinition:
     Raises:
         ValidationError: the text is not JSON, too large, or not a valid document.
     """
-    source = _checked_text(text, "JSON")
-    try:
-        data = json.loads(source, object_pairs_hook=_unique_keys)
-    except RecursionError:
-        fail("", "the JSON document is nested too deeply")
-    except ValueError as exc:
-        fail("", f"not valid JSON: {exc}")
-    return from_dict(data)
+    return from_dict(parse_json(text))
 
 
 def loads_toml(text: str | bytes) -> SequenceDefinition:
@@ -770,11 +749,4 @@ def loads_toml(text: str | bytes) -> SequenceDefinition:
     Raises:
         ValidationError: the text is not TOML, too large, or not a valid document.
     """
-    source = _checked_text(text, "TOML")
-    try:
-        data = tomllib.loads(source)
-    except RecursionError:
-        fail("", "the TOML document is nested too deeply")
-    except ValueError as exc:
-        fail("", f"not valid TOML: {exc}")
-    return from_dict(data)
+    return from_dict(parse_toml(text))
