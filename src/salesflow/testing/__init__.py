@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from salesflow.clock import FakeClock
 from salesflow.events import ListSink
+from salesflow.testing.faults import FaultyStore, store_snapshot
 from salesflow.testing.funnel import Funnel, OutcomeTimes, StepFunnel, WorkloadStats
 from salesflow.testing.montecarlo import run_monte_carlo
 from salesflow.testing.response import ResponseModel, StepResponse
@@ -16,6 +17,7 @@ from salesflow.testing.simulate import simulate
 
 __all__ = [
     "FakeClock",
+    "FaultyStore",
     "Funnel",
     "ListSink",
     "OutcomeTimes",
@@ -25,4 +27,5 @@ __all__ = [
     "WorkloadStats",
     "run_monte_carlo",
     "simulate",
+    "store_snapshot",
 ]
