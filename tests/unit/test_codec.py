@@ -341,6 +341,33 @@ def test_a_document_is_migrated_step_by_step_to_the_current_schema() -> None:
     assert codec.encode(lead)["schema"] == 3
 
 
+def test_a_lean_document_leaves_out_optional_fields_without_a_value() -> None:
+    codec = Codec()
+    lead = minimal(RecordKind.LEAD)
+    full, lean = codec.encode(lead), codec.encode(lead, lean=True)
+    assert full["rating"] is None
+    assert "rating" not in lean
+    assert lean["last_name"] == "l"
+    assert "custom" in lean
+    assert codec.decode(RecordKind.LEAD, lean) == codec.decode(RecordKind.LEAD, full) == lead
+
+
+def test_a_migration_sees_the_fields_a_lean_document_left_out() -> None:
+    def one_to_two(document: dict[str, Any]) -> dict[str, Any]:
+        assert document["rating"] is None  # indexed directly, as before lean documents
+        return {**document, "rating": "hot"}
+
+    document = Codec().encode(minimal(RecordKind.LEAD), lean=True)
+    assert "rating" not in document
+    codec = Codec(
+        migrations={(RecordKind.LEAD, 1): one_to_two},
+        current={**CURRENT_SCHEMA, RecordKind.LEAD: 2},
+    )
+    lead = codec.decode(RecordKind.LEAD, document)
+    assert isinstance(lead, Lead)
+    assert lead.rating is Rating.HOT
+
+
 def test_a_document_at_an_intermediate_schema_runs_only_the_remaining_steps() -> None:
     calls: list[str] = []
 

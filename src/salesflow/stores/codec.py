@@ -9,7 +9,9 @@ Formats: datetimes are ISO 8601 in UTC with microseconds
 (``2026-01-05T09:00:00.000000+00:00``, which sorts as text), dates ISO,
 ``Decimal`` as a string, enums by value, `Money` as ``{"amount", "currency"}``.
 Custom values that JSON cannot tell apart are tagged: ``{"$decimal": "1.50"}``,
-``{"$date": "2026-01-05"}``, ``{"$datetime": "…"}``.
+``{"$date": "2026-01-05"}``, ``{"$datetime": "…"}``. Lean documents (what the SQL
+stores write) leave out a record's optional fields without a value (None, whose
+default is None): decoding gives them their default back.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ __all__ = [
     "encode_sales",
     "encode_score",
     "format_datetime",
+    "omitted_when_none",
 ]
 
 R = TypeVar("R", bound=Record)
@@ -190,6 +193,19 @@ def _attrs_codec(cls: type) -> tuple[Encoder, Decoder]:
     return encode, decode
 
 
+_OMITTED: dict[type, frozenset[str]] = {}
+
+
+def omitted_when_none(cls: type[Any]) -> frozenset[str]:
+    """The fields of record class ``cls`` a lean document leaves out when they are
+    None: those whose default is None, so decoding the document gives them back."""
+    found = _OMITTED.get(cls)
+    if found is None:
+        found = frozenset(a.name for a in attrs.fields(cls) if a.default is None)
+        _OMITTED[cls] = found
+    return found
+
+
 class Codec:
     """Encodes records to schema-stamped dicts and decodes them, migrating old ones.
 
@@ -212,11 +228,25 @@ class Codec:
         """The schema number this codec writes for ``kind`` (older ones are migrated)."""
         return self._current[kind]
 
-    def encode(self, record: Record) -> dict[str, Any]:
-        """Return the JSON-able document of ``record``, stamped with its schema."""
+    def encode(self, record: Record, *, lean: bool = False) -> dict[str, Any]:
+        """Return the JSON-able document of ``record``, stamped with its schema.
+
+        Args:
+            record: The record.
+            lean: Leave out the optional fields without a value (`omitted_when_none`),
+                as the SQL stores write them; decoding gives them back either way.
+        """
         kind = record.KIND
+        cls = type(record)
         doc: dict[str, Any] = {"schema": self._current[kind]}
-        doc.update(_attrs_codec(type(record))[0](record))
+        encoded = _attrs_codec(cls)[0](record)
+        if not lean:
+            doc.update(encoded)
+            return doc
+        omit = omitted_when_none(cls)
+        for name, value in encoded.items():
+            if value is not None or name not in omit:
+                doc[name] = value
         return doc
 
     def decode(self, kind: RecordKind, document: Mapping[str, Any]) -> Record:
@@ -236,6 +266,10 @@ class Codec:
                 f"stored {kind.value} {doc.get('id')!r} has schema {schema}, newer than this "
                 f"salesflow understands ({current}); upgrade salesflow"
             )
+        if schema < current:
+            # migrations were written against full documents: give them every field
+            for name in omitted_when_none(RECORD_TYPES[kind]):
+                doc.setdefault(name, None)
         while schema < current:
             step = self._migrations.get((kind, schema))
             if step is None:

@@ -6,7 +6,8 @@ Done naively that reads each field through a generic reader, converts it through
 a dialect method, and walks the record class's type hints again for the document:
 most of the cost of storing a record. `row_writer` plans the work once per table
 (which columns are plain fields, which need a conversion for the engine) and
-`document_encoder` the codec document (which fields are stored as they are), so
+`document_encoder` the codec document (lean: which fields are stored as they are,
+which are left out when None), so
 a write only does what the record's values need; `document_decoder` does the same
 for reading a document back. All give exactly what the generic path gives;
 `tests/stores/test_sql_rows.py` compares them.
@@ -14,6 +15,7 @@ for reading a document back. All give exactly what the generic path gives;
 
 from __future__ import annotations
 
+import functools
 import operator
 import types
 import typing
@@ -25,7 +27,7 @@ from typing import Any
 import attrs
 
 from salesflow.stores.base import Column, ColumnType, LookupKey
-from salesflow.stores.codec import RECORD_TYPES, Codec, _codec_for
+from salesflow.stores.codec import RECORD_TYPES, Codec, _codec_for, omitted_when_none
 from salesflow.stores.sql_dialect import Dialect, dump_json
 from salesflow.values import Money, Record, RecordKind, RecordRef
 
@@ -60,13 +62,14 @@ def _remember_last(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def document_encoder(codec: Codec, kind: RecordKind) -> Callable[[Record], dict[str, Any]]:
-    """`Codec.encode` for records of ``kind``, planned once.
+    """`Codec.encode` with ``lean=True`` for records of ``kind``, planned once.
 
     A codec class that encodes its own way (overrides `Codec.encode`) is called
     as it is.
     """
     if type(codec).encode is not Codec.encode:
         return codec.encode
+    generic = functools.partial(codec.encode, lean=True)
     cls = RECORD_TYPES[kind]
     hints = typing.get_type_hints(cls)
     names = tuple(a.name for a in attrs.fields(cls))
@@ -78,17 +81,21 @@ def document_encoder(codec: Codec, kind: RecordKind) -> Callable[[Record], dict[
         else _codec_for(hints[name])[0]
         for name in names
     )
-    plan = tuple(zip(names, encoders, strict=True))
+    lean = omitted_when_none(cls)
+    plan = tuple(zip(names, encoders, (name in lean for name in names), strict=True))
     read = operator.attrgetter(*names)
     schema = codec.current_schema(kind)
-    generic = codec.encode
 
     def encode(record: Record) -> dict[str, Any]:
         if type(record) is not cls:
             return generic(record)
         doc: dict[str, Any] = {"schema": schema}
-        for (name, encoder), value in zip(plan, read(record), strict=True):
-            doc[name] = value if encoder is None else encoder(value)
+        for (name, encoder, omit), value in zip(plan, read(record), strict=True):
+            if value is None:
+                if not omit:
+                    doc[name] = None if encoder is None else encoder(None)
+            else:
+                doc[name] = value if encoder is None else encoder(value)
         return doc
 
     return encode
