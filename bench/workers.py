@@ -1,0 +1,339 @@
+"""Benchmark: the scaling curve of ``salesflow worker`` processes on PostgreSQL.
+
+The issue's experiment (issue 6, item 3): 1, 2 and 4 worker processes over the same
+``--enrollments`` enrollments, reported as steps/s for each. The sequence is all
+automated (an auto email, a 1-day wait, an auto email, a 2-day wait, a last auto
+email, the end), so due items drive everything and no seller acts.
+
+How it runs: the leads are created once, in a fresh schema (``?schema=...``,
+dropped at the end). Per worker count, every lead is connected to a sequence of its
+own (the first email is sent by the connect, in this process: the setup, not
+timed), then the workers — real ``python -m salesflow.cli worker`` processes, whose
+engine is `engine` below — perform the rest. Their clock is read from a file this
+script writes: once everything due at the current instant is done, the file jumps
+to the next due instant (the waits are days long), so a run has two busy phases of
+``--enrollments`` due items each. The time counted is from the first jump until
+nothing is due; steps are the history entries the workers wrote (5 per
+enrollment: both waits, two emails and the end), due items the ``sequence.step``
+items they performed (2 per enrollment). To explain the curve, each row also says
+how much CPU the worker processes used (user + system, their start-up included) and
+how busy the whole machine was during the timed part (from ``/proc/stat``: the
+PostgreSQL server, this script and anything else running count too).
+
+Run::
+
+    SALESFLOW_PG_DSN=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/workers.py
+    .venv/bin/python bench/workers.py --enrollments 2000 --workers 1,2
+
+Figures go to ``docs/performance.md``. Benchmarks may read the wall clock; the
+library may not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from salesflow.clock import FakeClock, require_aware
+from salesflow.engine import Salesflow
+from salesflow.lead import Lead
+from salesflow.sequences import ActivityStep, EndStep, SequenceDefinition, Span, WaitStep
+from salesflow.stores.base import Store
+from salesflow.stores.url import open_store
+
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+CLOCK_ENV = "SALESFLOW_BENCH_CLOCK"
+HERE = Path(__file__).resolve().parent
+WORKER_STEPS = 5
+"""History entries a worker writes per enrollment: w1, follow, w2, last, end."""
+
+
+class FileClock:
+    """The workers' clock: the ISO instant in the file ``$SALESFLOW_BENCH_CLOCK``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def now(self) -> datetime:
+        return require_aware(
+            datetime.fromisoformat(self.path.read_text(encoding="utf-8")), "FileClock"
+        )
+
+
+def engine(store: Store) -> Salesflow:
+    """The ``--engine workers:engine`` factory of the worker processes."""
+    return Salesflow(store, clock=FileClock(Path(os.environ[CLOCK_ENV])))
+
+
+def set_clock(path: Path, instant: datetime) -> None:
+    temporary = path.with_name(path.name + ".new")
+    temporary.write_text(instant.isoformat(), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def drip(sequence_id: str) -> SequenceDefinition:
+    return SequenceDefinition(
+        id=sequence_id,
+        name=f"Drip {sequence_id}",
+        record_type="lead",
+        entry="hello",
+        steps=[
+            ActivityStep(id="hello", kind="auto_email", subject="Hello", next="w1"),
+            WaitStep(id="w1", span=Span(days=1), next="follow"),
+            ActivityStep(id="follow", kind="auto_email", subject="Following up", next="w2"),
+            WaitStep(id="w2", span=Span(days=2), next="last"),
+            ActivityStep(id="last", kind="auto_email", subject="Last try", next="end"),
+            EndStep(id="end", outcome="sent"),
+        ],
+    )
+
+
+def start_worker(
+    url: str, clock_file: Path, log: Path, batch: int, poll: float
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, CLOCK_ENV: str(clock_file)}
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [env.get("PYTHONPATH")])])
+    with log.open("wb") as err:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "salesflow.cli",
+                "worker",
+                "--store",
+                url,
+                "--engine",
+                "workers:engine",
+                "--batch",
+                str(batch),
+                "--poll",
+                str(poll),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def wait_for(
+    check: Callable[[], bool], what: str, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    while not check():
+        if any(p.poll() is not None for p in processes):
+            raise SystemExit(f"a worker exited while waiting for {what}")
+        time.sleep(0.01)
+
+
+def run(
+    url: str,
+    workdir: Path,
+    leads: list[Lead],
+    count: int,
+    start: datetime,
+    args: argparse.Namespace,
+) -> dict[str, float]:
+    """Connect ``leads`` to a new sequence at ``start`` and let ``count`` workers
+    perform the rest; returns the figures of the run."""
+    sequence_id = f"drip{count}"
+    clock = FakeClock(start)
+    setup = Salesflow(open_store(url), clock=clock)
+    began = time.perf_counter()
+    try:
+        setup.publish_sequence(drip(sequence_id))
+        for first in range(0, len(leads), 500):
+            setup.connect_many(leads[first : first + 500], sequence_id)
+    finally:
+        setup.close()
+    connect_seconds = time.perf_counter() - began
+
+    clock_file = workdir / f"clock{count}"
+    set_clock(clock_file, start)
+    logs = [workdir / f"worker{count}-{n}.log" for n in range(count)]
+    children_before = children_cpu()
+    processes = [start_worker(url, clock_file, log, args.batch, args.poll) for log in logs]
+    reader = Salesflow(open_store(url), clock=clock)
+    try:
+        wait_for(
+            lambda: all("worker started" in log.read_text() for log in logs), "the start", processes
+        )
+        now = start
+
+        def phase_done() -> bool:
+            due = reader.next_due_at()
+            return due is None or due > now
+
+        busy_before = machine_busy()
+        began = time.perf_counter()
+        while (due := reader.next_due_at()) is not None:
+            if due > now:
+                now = due
+                set_clock(clock_file, now)
+            wait_for(phase_done, f"everything due at {now}", processes)
+        seconds = time.perf_counter() - began
+        busy = machine_busy()
+        enrollments = reader.enrollments(sequence_id=sequence_id)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
+        worker_cpu = children_cpu() - children_before
+        reader.close()
+    steps = sum(len(e.history) - 1 for e in enrollments)  # "hello" was the connect's
+    if steps != WORKER_STEPS * len(leads) or any(
+        e.status.value != "completed" for e in enrollments
+    ):
+        raise SystemExit(f"{count} worker(s): {steps} steps, expected {WORKER_STEPS * len(leads)}")
+    return {
+        "workers": count,
+        "connect_seconds": connect_seconds,
+        "seconds": seconds,
+        "steps": steps,
+        "items": 2 * len(leads),
+        "worker_cpu": worker_cpu,
+        "busy": (busy[0] - busy_before[0]) / max(busy[1] - busy_before[1], 1e-9),
+    }
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the waited-for worker processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores from /proc/stat: the machine's load over a
+    run, PostgreSQL and anything else running included."""
+    try:
+        with open("/proc/stat", encoding="utf-8") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = fields[3] + fields[4]  # idle and iowait
+    return float(sum(fields) - idle), float(sum(fields))
+
+
+def make_leads(url: str, count: int) -> tuple[list[Lead], float]:
+    setup = Salesflow(open_store(url), clock=FakeClock(T0))
+    began = time.perf_counter()
+    try:
+        leads = [setup.create_lead(topic=f"Lead {n}", last_name=f"L{n}") for n in range(count)]
+    finally:
+        setup.close()
+    return leads, time.perf_counter() - began
+
+
+def drop_schema(dsn: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def machine() -> list[tuple[str, str]]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            names = [line.split(":", 1)[1].strip() for line in info if "model name" in line]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return [
+        ("python", platform.python_version()),
+        ("cpu", f"{cpu} ({os.cpu_count()} cores)"),
+        ("os", platform.platform()),
+        ("load avg", load_average()),
+    ]
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--enrollments", type=int, default=20_000, help="enrollments per worker count"
+    )
+    parser.add_argument(
+        "--workers", default="1,2,4", help="the worker counts to run, comma-separated"
+    )
+    parser.add_argument("--batch", type=int, default=100, help="--batch of each worker")
+    parser.add_argument("--poll", type=float, default=0.02, help="--poll of each worker")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get("SALESFLOW_PG_DSN", ""),
+        help="the PostgreSQL server (default $SALESFLOW_PG_DSN); a new schema is used",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.dsn:
+        print("bench/workers.py needs PostgreSQL: pass --dsn or set SALESFLOW_PG_DSN")
+        return 2
+    counts = [int(n) for n in args.workers.split(",")]
+    schema = f"bench_workers_{uuid.uuid4().hex[:10]}"
+    url = f"{args.dsn}{'&' if '?' in args.dsn else '?'}schema={schema}"
+    print("salesflow worker scaling benchmark (PostgreSQL)")
+    for key, value in machine():
+        print(f"  {key:<10}{value}")
+    print(
+        f"  {args.enrollments:,} enrollments per worker count, batch {args.batch}, "
+        f"poll {args.poll:g}s; steps: {WORKER_STEPS} per enrollment, 2 due items"
+    )
+    results = []
+    try:
+        leads, lead_seconds = make_leads(url, args.enrollments)
+        print(f"[setup] {len(leads):,} leads in {lead_seconds:.1f}s", flush=True)
+        with tempfile.TemporaryDirectory() as workdir:
+            for n, count in enumerate(counts):
+                start = T0 + timedelta(days=30 * (n + 1))
+                result = run(url, Path(workdir), leads, count, start, args)
+                results.append(result)
+                print(
+                    f"[{count} worker(s)] {result['steps'] / result['seconds']:,.0f} steps/s "
+                    f"(connect {result['connect_seconds']:.1f}s, load avg {load_average()})",
+                    flush=True,
+                )
+    finally:
+        drop_schema(args.dsn, schema)
+    base = results[0]["steps"] / results[0]["seconds"]
+    print()
+    print(
+        "| workers | enrollments | steps | due items | seconds | steps/s | due items/s "
+        "| x 1st | worker CPU s | worker CPU ms/step | machine busy |"
+    )
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for r in results:
+        rate = r["steps"] / r["seconds"]
+        print(
+            f"| {r['workers']:.0f} | {args.enrollments:,} | {r['steps']:,.0f} | {r['items']:,.0f} "
+            f"| {r['seconds']:.1f} | {rate:,.0f} | {r['items'] / r['seconds']:,.0f} "
+            f"| {rate / base:.2f} | {r['worker_cpu']:.1f} "
+            f"| {1000 * r['worker_cpu'] / r['steps']:.2f} | {r['busy']:.0%} |"
+        )
+    print(f"\nload avg at the end {load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,404 @@
+"""Four ``salesflow worker`` processes on one PostgreSQL schema, one of them killed
+with SIGKILL mid-run and restarted: every sequence step and every delayed automation
+rule is performed exactly once, nothing is left stuck, and the end state equals a
+single-process run of the same setup on the memory store.
+
+The workers are real processes (``python -m salesflow.cli worker``) whose engine is
+`worker_host.engine`: a clock read from a file this test writes, so time jumps from
+one due instant to the next for all workers at once (the waits are days long), and a
+sink that records every delivered event in a file per process.
+
+What is counted:
+
+* sequences: `N_ENROLLMENTS` leads on an all-automated sequence (auto emails and
+  waits), connected in `GROUPS` groups an hour apart: each enrollment completes,
+  with the same history (step, outcome, time) as in the single-process run; each
+  ``SendEmailRequested`` and ``StepCompleted`` was delivered at most once, and
+  none is missing but those of one unit the killed worker committed and did not
+  get to hand over (events are published after the commit: see the note at
+  `lost_on_kill`);
+* delayed rules: `N_DEALS` deals moved to a won stage with two ``After(Delay(...))``
+  rules: each rule run is done once (one repeat lead per deal in the database,
+  ``RepeatLeadCreated`` and ``AutomationRuleFinished`` delivered at most once),
+  with the same runs as in the single-process run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from worker_host import CLOCK_ENV, RECORD_ENV, read_records, set_file_clock
+
+from salesflow.clock import FakeClock
+from salesflow.conditions import field
+from salesflow.engine import Salesflow
+from salesflow.lead import Lead
+from salesflow.opportunity import Opportunity
+from salesflow.pipelines import Pipeline, Stage
+from salesflow.rules import After, AutomationRule, CreateRepeatLead, Delay, Notify, Responsible
+from salesflow.sequences import ActivityStep, EndStep, SequenceDefinition, Span, WaitStep
+from salesflow.sequences.enrollment import EnrollmentStatus
+from salesflow.stores.base import Query
+from salesflow.stores.url import open_store
+
+DSN = os.environ.get("SALESFLOW_PG_DSN", "")
+pytestmark = pytest.mark.skipif(
+    not DSN, reason="SALESFLOW_PG_DSN is not set; the worker processes need a PostgreSQL server"
+)
+HERE = Path(__file__).resolve().parent
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+# The issue asks for 50,000 enrollments. On this 2-core machine the setup alone (one
+# create_lead command per lead, connect_many, a create_deal and a move per deal) runs
+# about 350 enrollments/s and 100 deals/s on PostgreSQL and the four workers ~1,500
+# due items/s, so 10,000 enrollments and 500 deals take about a minute: the largest
+# round count well under the CI's 3-minute budget for the multi-process tests.
+# bench/workers.py measures the workers on more.
+N_ENROLLMENTS = 10_000
+N_DEALS = 500
+GROUPS = 3
+WORKERS = 4
+BATCH = 25
+POLL = "0.02"
+PHASE_TIMEOUT = 120.0
+
+DRIP = SequenceDefinition(
+    id="drip",
+    name="Drip",
+    record_type="lead",
+    entry="hello",
+    steps=[
+        ActivityStep(id="hello", kind="auto_email", subject="Hello", next="w1"),
+        WaitStep(id="w1", span=Span(days=1), next="follow"),
+        ActivityStep(id="follow", kind="auto_email", subject="Following up", next="w2"),
+        WaitStep(id="w2", span=Span(days=2), next="last"),
+        ActivityStep(id="last", kind="auto_email", subject="Last try", next="end"),
+        EndStep(id="end", outcome="sent"),
+    ],
+)
+RENEWER = "u9"  # owns the repeat leads, and nothing else
+EMAIL_STEPS = {"hello", "follow", "last"}
+SALES = Pipeline(
+    id="sales",
+    name="Sales",
+    stages=[Stage(id="new", name="New"), Stage(id="won", name="Closed won", kind="won")],
+    rules=[
+        AutomationRule(
+            id="renewal",
+            stage="won",
+            timing=After(delay=Delay(hours=1)),
+            action=CreateRepeatLead(
+                name="Renewal: {name}", responsible=Responsible(users=[RENEWER])
+            ),
+        ),
+        AutomationRule(
+            id="check",
+            stage="won",
+            timing=After(delay=Delay(days=2)),
+            action=Notify(message="check on {name}"),
+        ),
+    ],
+)
+RULES = {rule.id for rule in SALES.rules}
+
+
+def populate(engine: Salesflow, clock: FakeClock) -> tuple[list[str], list[str]]:
+    """Connect the leads (group by group, an hour apart) and move the deals to won;
+    returns the enrollment ids and the deal ids, in the order they were made."""
+    engine.publish_sequence(DRIP)
+    engine.publish_pipeline(SALES)
+    enrollments: list[str] = []
+    per_group = -(-N_ENROLLMENTS // GROUPS)
+    for group in range(GROUPS):
+        clock.set(T0.replace(hour=T0.hour + group))
+        first = group * per_group
+        leads = [
+            engine.create_lead(topic=f"Lead {n}", last_name=f"L{n}")
+            for n in range(first, min(first + per_group, N_ENROLLMENTS))
+        ]
+        for start in range(0, len(leads), 500):
+            enrollments += [e.id for e in engine.connect_many(leads[start : start + 500], "drip")]
+    deals = []
+    # a repeat lead is bound to the deal's contact or account
+    account = engine.create_account(name="Contoso")
+    for n in range(N_DEALS):
+        deal = engine.create_deal("sales", name=f"Deal {n}", account_id=account.id, owner_id="u1")
+        engine.move_stage(deal, "won", by="u1")
+        deals.append(deal.id)
+    return enrollments, deals
+
+
+def histories(engine: Salesflow, enrollment_ids: list[str]) -> list[tuple[Any, ...]]:
+    by_id = {e.id: e for e in engine.enrollments(sequence_id="drip")}
+    return [
+        (
+            by_id[i].status,
+            by_id[i].outcome,
+            tuple((h.step_id, h.outcome, h.at) for h in by_id[i].history),
+        )
+        for i in enrollment_ids
+    ]
+
+
+def rule_runs(engine: Salesflow, deal_ids: list[str]) -> list[tuple[Any, ...]]:
+    runs = []
+    for deal_id in deal_ids:
+        item = engine.pipeline_item(engine.get(Opportunity, deal_id))
+        assert item is not None
+        runs.append(
+            tuple(sorted((r.rule, r.status.value, r.due_at, r.finished_at) for r in item.runs))
+        )
+    return runs
+
+
+def single_process_run() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The reference: the same setup on the memory store, one engine, the clock
+    jumping to each next due instant."""
+    clock = FakeClock(T0)
+    engine = Salesflow(clock=clock)
+    enrollments, deals = populate(engine, clock)
+    while (next_due := engine.next_due_at()) is not None:
+        clock.set(max(next_due, clock.now()))
+        while engine.run_due(limit=500):
+            pass
+    return histories(engine, enrollments), rule_runs(engine, deals)
+
+
+# --- the processes -----------------------------------------------------------------------
+
+
+class Workers:
+    """The worker processes of one run, each with its own stderr log file."""
+
+    def __init__(self, url: str, tmp_path: Path) -> None:
+        self.url = url
+        self.tmp_path = tmp_path
+        self.clock_file = tmp_path / "clock"
+        self.records = tmp_path / "records"
+        self.records.mkdir()
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        env = {**os.environ, CLOCK_ENV: str(self.clock_file), RECORD_ENV: str(self.records)}
+        env["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [env.get("PYTHONPATH")])])
+        log = self.tmp_path / f"worker-{len(self.logs)}.log"
+        with log.open("wb") as err:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "salesflow.cli",
+                    "worker",
+                    "--store",
+                    self.url,
+                    "--engine",
+                    "worker_host:engine",
+                    "--batch",
+                    str(BATCH),
+                    "--poll",
+                    POLL,
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        self.processes.append(process)
+        self.logs.append(log)
+        return process
+
+    def record_of(self, process: subprocess.Popen[bytes]) -> Path:
+        return self.records / f"{process.pid}.jsonl"
+
+    def check_alive(self) -> None:
+        for process, log in zip(self.processes, self.logs, strict=True):
+            code = process.poll()
+            if code is not None and code != -signal.SIGKILL:
+                raise AssertionError(f"a worker exited with {code}:\n{log.read_text()}")
+
+    def stop(self) -> list[int]:
+        """SIGTERM every live worker once it runs its loop (before that, SIGTERM
+        would kill the interpreter rather than ask the worker to stop)."""
+        deadline = time.monotonic() + 30
+        for process, log in zip(self.processes, self.logs, strict=True):
+            while process.poll() is None and "worker started" not in log.read_text():
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        codes = []
+        for process in self.processes:
+            try:
+                codes.append(process.wait(timeout=30))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes.append(process.wait())
+        return codes
+
+
+def wait_until(check: Callable[[], bool], what: str, workers: Workers) -> None:
+    deadline = time.monotonic() + PHASE_TIMEOUT
+    while not check():
+        workers.check_alive()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting: {what}")
+        time.sleep(0.02)
+
+
+def size_of(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def drive(reader: Salesflow, workers: Workers) -> int:
+    """Jump the workers' clock from each due instant to the next once everything due
+    at the current one is done. In the first phase where the victim (the first
+    worker) delivers anything, kill it with SIGKILL while it works through its next
+    batches, and start a new worker. Returns how many phases ran."""
+    now = T0.replace(hour=T0.hour + GROUPS)
+
+    def phase_done() -> bool:
+        due = reader.next_due_at()
+        return due is None or due > now
+
+    set_file_clock(workers.clock_file, now)
+    for _ in range(WORKERS):
+        workers.start()
+    phases = 0
+    killed = False
+    while True:
+        wait_until(phase_done, f"everything due at {now} is performed", workers)
+        next_due = reader.next_due_at()
+        if next_due is None:
+            return phases
+        now = next_due
+        phases += 1
+        victim = workers.processes[0]
+        record = workers.record_of(victim)
+        size = size_of(record)
+        set_file_clock(workers.clock_file, now)
+        if killed:
+            continue
+
+        def victim_delivered(record: Path = record, size: int = size) -> bool:
+            return size_of(record) > size
+
+        # its first delivery of the phase means it commits batch after batch now
+        wait_until(lambda: victim_delivered() or phase_done(), "the victim takes a batch", workers)
+        if victim_delivered():
+            victim.kill()
+            victim.wait(timeout=30)
+            workers.start()
+            killed = True
+
+
+def lost_on_kill(
+    expected: Counter[tuple[Any, Any]], delivered: Counter[tuple[Any, Any]]
+) -> set[tuple[Any, Any]]:
+    """What was expected but never delivered (keys are ``(owner, detail)``, the owner
+    an enrollment or a deal).
+
+    The engine publishes a unit's events after its commit, so a SIGKILL between the
+    two loses that unit's delivery: the step is done (and in the history) but the
+    host never heard of it. At most one unit (`BATCH` items) of the killed worker
+    can be lost so; a duplicate is never allowed.
+    """
+    assert [key for key, n in delivered.items() if n > 1] == []
+    assert set(delivered) <= set(expected)
+    return set(expected) - set(delivered)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    import psycopg
+    from psycopg import sql
+
+    name = f"workers_{uuid4().hex[:12]}"
+    separator = "&" if "?" in DSN else "?"
+    yield f"{DSN}{separator}schema={name}"
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+def test_four_workers_one_killed_perform_every_step_and_rule_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock(T0)
+    setup = Salesflow(open_store(pg_url), clock=clock)
+    try:
+        enrollment_ids, deal_ids = populate(setup, clock)
+    finally:
+        setup.close()
+
+    workers = Workers(pg_url, tmp_path)
+    reader = Salesflow(open_store(pg_url), clock=clock)
+    try:
+        phases = drive(reader, workers)
+    finally:
+        codes = workers.stop()
+    try:
+        assert codes.count(-signal.SIGKILL) == 1, codes
+        assert codes.count(0) == WORKERS, [log.read_text() for log in workers.logs]
+        assert phases >= 2 * GROUPS
+        got_histories = histories(reader, enrollment_ids)
+        got_runs = rule_runs(reader, deal_ids)
+        repeats = reader.query(Lead, Query(where=field("owner_id").eq(RENEWER), limit=1)).total
+        leftover = reader.due_items()
+    finally:
+        reader.close()
+    want_histories, want_runs = single_process_run()
+    records = read_records(workers.records)
+
+    # the database: every enrollment completed with the reference's history, every
+    # rule run done as in the reference, one repeat lead per deal, nothing left due
+    assert leftover == []
+    assert all(status is EnrollmentStatus.COMPLETED for status, _, _ in got_histories)
+    assert got_histories == want_histories
+    assert got_runs == want_runs
+    assert all(status == "done" for runs in got_runs for _, status, _, _ in runs)
+    assert repeats == N_DEALS
+
+    # the deliveries: each at most once, none missing but what a kill may lose; the
+    # setup's engine performed each "hello" (at the connect) and delivered nothing
+    by_workers = Counter(
+        (i, step)
+        for i, (_, _, history) in zip(enrollment_ids, got_histories, strict=True)
+        for step, _, _ in history
+        if step != "hello"
+    )
+    emails = Counter(key for key in by_workers if key[1] in EMAIL_STEPS)
+    sent = Counter(
+        (r["enrollment_id"], r["step_id"]) for r in records if r["type"] == "SendEmailRequested"
+    )
+    steps = Counter(
+        (r["enrollment_id"], r["step_id"]) for r in records if r["type"] == "StepCompleted"
+    )
+    # the idempotency key: one per email, never shared
+    keys = [r["activity_id"] for r in records if r["type"] == "SendEmailRequested"]
+    assert len(set(keys)) == len(keys) == sum(sent.values())
+    repeat_made = Counter((r["source"], None) for r in records if r["type"] == "RepeatLeadCreated")
+    finished = Counter(
+        (r["record"], r["rule_id"]) for r in records if r["type"] == "AutomationRuleFinished"
+    )
+    lost = (
+        lost_on_kill(emails, sent)
+        | lost_on_kill(by_workers, steps)
+        | lost_on_kill(Counter((f"opportunity:{d}", None) for d in deal_ids), repeat_made)
+        | lost_on_kill(
+            Counter((f"opportunity:{d}", rule) for d in deal_ids for rule in RULES), finished
+        )
+    )
+    # one unit of the killed worker is at most BATCH items, one enrollment or deal each
+    assert len({owner for owner, _ in lost}) <= BATCH, sorted(lost)
