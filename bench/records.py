@@ -24,12 +24,10 @@ import argparse
 import cProfile
 import math
 import os
-import platform
 import pstats
 import random
 import secrets
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -42,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import salesflow
+from benchkit import load_average, machine, safe_dsn
 from salesflow import FakeClock, LeadSource, Money, RecordKind, Salesflow, SortKey, Store
 
 # --- the book of leads ---------------------------------------------------------------
@@ -232,20 +231,11 @@ def open_postgres(args: argparse.Namespace) -> OpenedStore:
 
     return OpenedStore(
         store,
-        f"{_safe(dsn)} schema {schema}",
+        f"{safe_dsn(dsn)} schema {schema}",
         drop_schema,
         size,
         ("after VACUUM (ANALYZE), as autovacuum leaves it", vacuum),
     )
-
-
-def _safe(dsn: str) -> str:
-    """Where a DSN points, without its password."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    info = conninfo_to_dict(dsn)
-    host, port = info.get("host", "localhost"), info.get("port", 5432)
-    return f"{info.get('user', '')}@{host}:{port}/{info.get('dbname', '')}"
 
 
 OPENERS: dict[str, Callable[[argparse.Namespace], OpenedStore]] = {
@@ -438,33 +428,6 @@ def bench_store(name: str, args: argparse.Namespace) -> StoreResult:
 
 
 # --- reporting -----------------------------------------------------------------------
-
-
-def machine() -> list[tuple[str, str]]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    facts = [
-        ("python", f"{platform.python_implementation()} {platform.python_version()}"),
-        ("cpu", cpu),
-        ("nproc", str(len(os.sched_getaffinity(0)))),
-        ("os", platform.platform()),
-        ("sqlite", sqlite3.sqlite_version),
-        ("salesflow", salesflow.__version__),
-        ("load avg", load_average()),
-    ]
-    return facts
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min)"
 
 
 def postgres_version(dsn: str) -> str:

@@ -62,7 +62,6 @@ import heapq
 import itertools
 import math
 import os
-import platform
 import pstats
 import random
 import secrets
@@ -81,7 +80,7 @@ from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
-import salesflow
+from benchkit import load_average, machine, safe_dsn
 from salesflow.clock import FakeClock
 from salesflow.commands.pipelines import RULE_DUE
 from salesflow.conditions import field as condition_field
@@ -348,17 +347,8 @@ def open_postgres(args: argparse.Namespace) -> OpenedStore:
             conn.commit()
 
     return OpenedStore(
-        store, f"{_safe(dsn)} schema {schema}", drop_schema, size, explain, analyze, bulk
+        store, f"{safe_dsn(dsn)} schema {schema}", drop_schema, size, explain, analyze, bulk
     )
-
-
-def _safe(dsn: str) -> str:
-    """Where a DSN points, without its password."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    info = conninfo_to_dict(dsn)
-    host, port = info.get("host", "localhost"), info.get("port", 5432)
-    return f"{info.get('user', '')}@{host}:{port}/{info.get('dbname', '')}"
 
 
 OPENERS: dict[str, Callable[[argparse.Namespace], OpenedStore]] = {
@@ -702,31 +692,6 @@ def bench_due(name: str, args: argparse.Namespace) -> DueResult:
 
 
 # --- output -------------------------------------------------------------------------------
-
-
-def machine() -> list[tuple[str, str]]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return [
-        ("python", f"{platform.python_implementation()} {platform.python_version()}"),
-        ("cpu", f"{cpu} ({len(os.sched_getaffinity(0))} cores)"),
-        ("os", platform.platform()),
-        ("sqlite", sqlite3.sqlite_version),
-        ("salesflow", salesflow.__version__),
-        ("load avg", load_average()),
-    ]
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min)"
 
 
 def postgres_version(dsn: str) -> str:

@@ -43,8 +43,6 @@ import gc
 import heapq
 import itertools
 import json
-import os
-import platform
 import pstats
 import random
 import resource
@@ -57,6 +55,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchkit import load_average, machine
 from salesflow.clock import FakeClock
 from salesflow.engine import Salesflow
 from salesflow.sequences.templates import load_template
@@ -353,29 +352,6 @@ def big_run(records: int, seed: int) -> dict[str, float]:
 
 
 # --- output -------------------------------------------------------------------------------
-
-
-def machine() -> list[tuple[str, str]]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if "model name" in line]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return [
-        ("python", platform.python_version()),
-        ("cpu", f"{cpu} ({os.cpu_count()} cores)"),
-        ("os", platform.platform()),
-        ("load avg", load_average()),
-    ]
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

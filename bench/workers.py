@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchkit import load_average, machine
 from salesflow.clock import FakeClock, require_aware
 from salesflow.engine import Salesflow
 from salesflow.lead import Lead
@@ -242,29 +242,6 @@ def drop_schema(dsn: str, name: str) -> None:
 
 
 # --- output -------------------------------------------------------------------------------
-
-
-def machine() -> list[tuple[str, str]]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if "model name" in line]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return [
-        ("python", platform.python_version()),
-        ("cpu", f"{cpu} ({os.cpu_count()} cores)"),
-        ("os", platform.platform()),
-        ("load avg", load_average()),
-    ]
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,0 +1,54 @@
+"""What every benchmark script prints about the machine it ran on, shared by the
+scripts in `bench/` (run as ``python bench/<name>.py``, so this folder is on the
+path)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+from pathlib import Path
+
+import salesflow
+
+
+def cpu_name() -> str:
+    """The processor's name as ``/proc/cpuinfo`` gives it (else what platform says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "?"
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min)"
+
+
+def machine() -> list[tuple[str, str]]:
+    """The facts a benchmark table is read with: Python, CPU, cores, OS, SQLite,
+    salesflow, load average."""
+    return [
+        ("python", f"{platform.python_implementation()} {platform.python_version()}"),
+        ("cpu", f"{cpu_name()} ({len(os.sched_getaffinity(0))} cores)"),
+        ("os", platform.platform()),
+        ("sqlite", sqlite3.sqlite_version),
+        ("salesflow", salesflow.__version__),
+        ("load avg", load_average()),
+    ]
+
+
+def safe_dsn(dsn: str) -> str:
+    """Where a PostgreSQL DSN points, without its password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(dsn)
+    host, port = info.get("host", "localhost"), info.get("port", 5432)
+    return f"{info.get('user', '')}@{host}:{port}/{info.get('dbname', '')}"
