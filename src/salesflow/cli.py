@@ -442,7 +442,7 @@ def _add_worker_parser(commands: Any) -> None:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    from salesflow.worker import load_engine_factory, serve
+    from salesflow.worker import StopRequests, load_engine_factory, serve, stopping_on_signals
 
     if not args.store:
         raise SalesflowError("salesflow worker needs --store URL or $SALESFLOW_STORE")
@@ -452,14 +452,18 @@ def _run_worker(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     factory = None if args.engine is None else load_engine_factory(args.engine)
-    return serve(
-        open_store(args.store),
-        batch=args.batch,
-        poll=args.poll,
-        heartbeat=args.heartbeat,
-        until_idle=args.until_idle,
-        engine_factory=factory,
-    )
+    stops = StopRequests()
+    # from before the store opens: a SIGTERM while starting is a clean stop too
+    with stopping_on_signals(stops):
+        return serve(
+            open_store(args.store),
+            batch=args.batch,
+            poll=args.poll,
+            heartbeat=args.heartbeat,
+            until_idle=args.until_idle,
+            engine_factory=factory,
+            stops=stops,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

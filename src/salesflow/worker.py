@@ -27,7 +27,14 @@ from salesflow.engine import Salesflow
 from salesflow.errors import ValidationError
 from salesflow.stores.base import Store
 
-__all__ = ["Heartbeat", "Worker", "load_engine_factory", "serve"]
+__all__ = [
+    "Heartbeat",
+    "StopRequests",
+    "Worker",
+    "load_engine_factory",
+    "serve",
+    "stopping_on_signals",
+]
 
 log = logging.getLogger("salesflow.worker")
 
@@ -292,16 +299,33 @@ def load_engine_factory(spec: str) -> EngineFactory:
     return factory
 
 
-@contextmanager
-def _stopping_on_signals(worker: Worker) -> Iterator[None]:
-    """Make SIGTERM and SIGINT ask ``worker`` to stop, restoring the old handlers."""
+class StopRequests:
+    """Where SIGTERM and SIGINT go while a worker starts and runs: a stop asked for
+    before the worker exists (while the store opens, the engine is built) is kept and
+    passed on as soon as it does, so an early SIGTERM is a clean stop too."""
 
-    def handle(signum: int, frame: FrameType | None) -> None:
+    def __init__(self) -> None:
+        self.requested = False
+        self._worker: Worker | None = None
+
+    def attach(self, worker: Worker) -> None:
+        """Hand stop requests to ``worker`` from now on (and one already made)."""
+        self._worker = worker
+        if self.requested:
+            worker.request_stop()
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
         # logging takes locks: the message is left to the loop, which logs the stop
-        worker.request_stop()
+        self.requested = True
+        if self._worker is not None:
+            self._worker.request_stop()
 
+
+@contextmanager
+def stopping_on_signals(stops: StopRequests) -> Iterator[None]:
+    """Send SIGTERM and SIGINT to ``stops``, restoring the old handlers after."""
     wanted = [signal.SIGTERM, signal.SIGINT]
-    previous = {signum: signal.signal(signum, handle) for signum in wanted}
+    previous = {signum: signal.signal(signum, stops) for signum in wanted}
     try:
         yield
     finally:
@@ -317,9 +341,14 @@ def serve(
     heartbeat: float = 60.0,
     until_idle: bool = False,
     engine_factory: EngineFactory | None = None,
+    stops: StopRequests | None = None,
 ) -> int:
     """Run a worker on ``store`` until SIGTERM or SIGINT (``salesflow worker``); the
     store is closed at the end.
+
+    ``stops`` receives the signals when the caller installed them earlier (the CLI
+    does, before it opens the store, with `stopping_on_signals`); without it `serve`
+    installs them itself for the time it runs.
 
     The engine is ``engine_factory(store)`` when given (the host's sink and
     handlers), else a plain `Salesflow` whose events go nowhere.
@@ -328,6 +357,18 @@ def serve(
         The exit code: 0 after a clean stop, 1 when `run_due` raised (logged with
         its traceback; a supervisor should restart the worker).
     """
+    if stops is None:
+        stops = StopRequests()
+        with stopping_on_signals(stops):
+            return serve(
+                store,
+                batch=batch,
+                poll=poll,
+                heartbeat=heartbeat,
+                until_idle=until_idle,
+                engine_factory=engine_factory,
+                stops=stops,
+            )
     try:
         engine = engine_factory(store) if engine_factory is not None else Salesflow(store)
     except BaseException:
@@ -340,9 +381,9 @@ def serve(
     except BaseException:
         engine.close()
         raise
+    stops.attach(worker)
     try:
-        with _stopping_on_signals(worker):
-            worker.run(until_idle=until_idle)
+        worker.run(until_idle=until_idle)
     except Exception:  # already logged by Worker.run
         return 1
     finally:

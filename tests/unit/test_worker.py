@@ -277,6 +277,25 @@ def test_bad_options_are_refused(option: str, value: Any) -> None:
         Worker(Salesflow(clock=FakeClock(T0)), **{option: value})
 
 
+def test_a_stop_asked_for_while_starting_is_a_clean_stop() -> None:
+    from salesflow.worker import StopRequests
+
+    stops = StopRequests()
+    performed: list[str] = []
+
+    def engine_factory(store: Store) -> Salesflow:
+        engine = Salesflow(store)
+        engine.register_handler("ping", lambda work, item: performed.append(item.id))
+        engine.schedule_due("ping", engine.now())
+        stops(signal.SIGTERM, None)  # SIGTERM while the engine is being built
+        return engine
+
+    # without the early request this would run until a signal: it returns at once
+    assert serve(MemoryStore(), engine_factory=engine_factory, stops=stops) == 0
+    assert stops.requested
+    assert performed == []  # stopped before its first batch, nothing half done
+
+
 def test_bad_max_loops_is_refused() -> None:
     with pytest.raises(ValidationError, match="max_loops"):
         Rig().worker().run(max_loops=0)
