@@ -4,9 +4,11 @@ path)."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sqlite3
+import statistics
 from pathlib import Path
 
 import salesflow
@@ -52,3 +54,14 @@ def safe_dsn(dsn: str) -> str:
     info = conninfo_to_dict(dsn)
     host, port = info.get("host", "localhost"), info.get("port", 5432)
     return f"{info.get('user', '')}@{host}:{port}/{info.get('dbname', '')}"
+
+
+def median_ms(samples: list[float]) -> float:
+    """The median of timings in seconds, in milliseconds."""
+    return statistics.median(samples) * 1000
+
+
+def p95_ms(samples: list[float]) -> float:
+    """The 95th percentile (nearest rank) of timings in seconds, in milliseconds."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] * 1000

@@ -28,7 +28,6 @@ import pstats
 import random
 import secrets
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import salesflow
-from benchkit import load_average, machine, safe_dsn
+from benchkit import load_average, machine, median_ms, p95_ms, safe_dsn
 from salesflow import FakeClock, LeadSource, Money, RecordKind, Salesflow, SortKey, Store
 
 # --- the book of leads ---------------------------------------------------------------
@@ -267,12 +266,11 @@ class Timing:
 
     @property
     def median_ms(self) -> float:
-        return statistics.median(self.samples) * 1000
+        return median_ms(self.samples)
 
     @property
     def p95_ms(self) -> float:
-        ordered = sorted(self.samples)
-        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] * 1000
+        return p95_ms(self.samples)
 
 
 @dataclass

@@ -67,7 +67,6 @@ import random
 import secrets
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -80,7 +79,7 @@ from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
-from benchkit import load_average, machine, safe_dsn
+from benchkit import load_average, machine, median_ms, p95_ms, safe_dsn
 from salesflow.clock import FakeClock
 from salesflow.commands.pipelines import RULE_DUE
 from salesflow.conditions import field as condition_field
@@ -554,12 +553,11 @@ class Lookup:
 
     @property
     def median_ms(self) -> float:
-        return statistics.median(self.samples) * 1000
+        return median_ms(self.samples)
 
     @property
     def p95_ms(self) -> float:
-        ordered = sorted(self.samples)
-        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] * 1000
+        return p95_ms(self.samples)
 
 
 @dataclass
