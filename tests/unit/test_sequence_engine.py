@@ -685,21 +685,24 @@ def test_skip_cancels_the_activity_and_a_watched_call_takes_the_no_branch(
     assert e.outcome == "no_answer"
 
 
-def test_a_skipped_email_takes_the_no_branch_of_its_condition(engine: Salesflow) -> None:
-    engine.publish_sequence(
-        seq(
-            ActivityStep(id="mail", kind="email", subject="Write", next="replied"),
-            ConditionStep(
-                id="replied",
-                watch=EmailWatch(events=["replied"]),
-                within=Span(days=2),
-                yes="yes",
-                no="no",
-            ),
-            EndStep(id="yes", outcome="replied"),
-            EndStep(id="no", outcome="silent"),
-        )
+def email_then_reply() -> SequenceDefinition:
+    """A manual email, then a two-day wait for a reply: ``replied`` or ``silent``."""
+    return seq(
+        ActivityStep(id="mail", kind="email", subject="Write", next="replied"),
+        ConditionStep(
+            id="replied",
+            watch=EmailWatch(events=["replied"]),
+            within=Span(days=2),
+            yes="yes",
+            no="no",
+        ),
+        EndStep(id="yes", outcome="replied"),
+        EndStep(id="no", outcome="silent"),
     )
+
+
+def test_a_skipped_email_takes_the_no_branch_of_its_condition(engine: Salesflow) -> None:
+    engine.publish_sequence(email_then_reply())
     e = engine.connect(new_lead(engine), "s")
     engine.skip_step(e.id, "mail")
     simulate(engine, T0 + 2 * DAY)
@@ -1390,20 +1393,7 @@ def test_an_ab_test_sends_the_variant_of_the_enrollment(engine: Salesflow, sink:
 
 
 def test_a_reply_to_a_skipped_email_does_not_take_the_yes_branch(engine: Salesflow) -> None:
-    engine.publish_sequence(
-        seq(
-            ActivityStep(id="mail", kind="email", subject="Write", next="replied"),
-            ConditionStep(
-                id="replied",
-                watch=EmailWatch(events=["replied"]),
-                within=Span(days=2),
-                yes="yes",
-                no="no",
-            ),
-            EndStep(id="yes", outcome="replied"),
-            EndStep(id="no", outcome="silent"),
-        )
-    )
+    engine.publish_sequence(email_then_reply())
     e = engine.connect(new_lead(engine), "s")
     engine.skip_step(e.id, "mail")
     with contextlib.suppress(InvalidTransition):  # refusing the event is a fix too
