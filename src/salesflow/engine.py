@@ -12,18 +12,23 @@ commands live in `salesflow.commands`, one mixin per area, over `EngineCore`.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Sequence
 from typing import TypeVar
 from weakref import WeakKeyDictionary
 
+import attrs
+
 from salesflow import activity as act
 from salesflow import events as ev
+from salesflow.access import SYSTEM, Actor, Policy, Privilege, RolePolicy
 from salesflow.clock import Clock, SystemClock
 from salesflow.commands.ab_tests import AB_DUE, ABTestDecided, ABTestResult
 from salesflow.commands.activities import ActivityCommands
 from salesflow.commands.core import RECORD_CLASSES, IdFactory, sequential_ids, uuid_ids
 from salesflow.commands.due import DueHandler
+from salesflow.commands.guards import install_guards
 from salesflow.commands.imports import ImportCommands
 from salesflow.commands.pipelines import RULE_DUE, PipelineCommands
 from salesflow.commands.process import ProcessCommands
@@ -35,7 +40,7 @@ from salesflow.commands.sequence_runs import STEP_DUE, EnrollmentIdFactory
 from salesflow.commands.sequences import PublishedSequence
 from salesflow.commands.work import DueIdFactory, as_ref, uuid_due_ids
 from salesflow.commands.worklist import WorkListCommands
-from salesflow.conditions import Condition
+from salesflow.conditions import Condition, all_of
 from salesflow.due import RetryPolicy
 from salesflow.errors import ValidationError
 from salesflow.lead import Lead, StatusReasons
@@ -101,6 +106,9 @@ class Salesflow(
             count as answered. By default waits are calendar days on ``calendar``.
         enrollment_ids: Makes ids for new enrollments; ``enr-`` and a random UUID
             by default.
+        policy: Decides what each actor may do (`salesflow.access.Policy`); a
+            `RolePolicy` with the standard roles by default. It applies to the
+            engines `as_actor` returns; this engine itself runs as `SYSTEM`.
 
     Due items are performed by handlers registered per kind with `register_handler`.
 
@@ -125,6 +133,7 @@ class Salesflow(
         due_ids: DueIdFactory | None = None,
         sequences: RuntimeConfig | None = None,
         enrollment_ids: EnrollmentIdFactory | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -164,6 +173,39 @@ class Salesflow(
         self._routing_cache = {}
         self._pipeline_cache = {}
         self._pending_routes = WeakKeyDictionary()
+        if policy is not None and not isinstance(policy, Policy):
+            raise ValidationError(
+                f"policy={policy!r} must implement salesflow.access.Policy (a scope() method)",
+                field="policy",
+                value=policy,
+            )
+        self.policy = policy if policy is not None else RolePolicy()
+        self._actor = SYSTEM
+
+    def as_actor(self, actor: Actor) -> Salesflow:
+        """This engine acting for ``actor``: the same store, clock, sink, settings and
+        caches, but every command checks ``actor``'s privileges with the policy and
+        raises `PermissionDenied` (changing nothing) when one is missing, and views,
+        queries, the work list and reports return only the records ``actor`` reaches.
+        See [Security](security.md) and `salesflow.access`.
+
+        Creating a record without an ``owner_id`` makes ``actor`` its owner; commands
+        that record who acted (``by=``) record ``actor``.
+
+        Raises:
+            ValidationError: ``actor`` is not an `Actor`, or names a role the policy
+                does not know.
+        """
+        if not isinstance(actor, Actor):
+            raise ValidationError(
+                f"actor={actor!r} must be a salesflow.access.Actor(user_id=..., roles=...)",
+                field="actor",
+                value=actor,
+            )
+        self.policy.scope(actor, Privilege.READ)  # an unknown role fails here, not later
+        bound = copy.copy(self)
+        bound._actor = actor
+        return bound
 
     def close(self) -> None:
         """Close the store."""
@@ -186,8 +228,18 @@ class Salesflow(
 
     def query(self, cls: type[R], query: Query) -> Page[R]:
         """Run ``query`` over records of ``cls`` (leads, contacts, …)."""
+        narrowed = self._narrowed(query.where)
+        if narrowed is not query.where:
+            query = attrs.evolve(query, where=narrowed)
         with self._read() as uow:
             return uow.query(cls, query)
+
+    def _narrowed(self, where: Condition | None) -> Condition | None:
+        """``where`` and the actor's read scope (``where`` itself for the system)."""
+        scope = self._scope(Privilege.READ).condition()
+        if scope is None:
+            return where
+        return scope if where is None else all_of(where, scope)
 
     def timeline(self, record: RecordRef | Record) -> list[act.Activity]:
         """The activities of ``record`` in time order (see `timeline_key`)."""
@@ -231,7 +283,7 @@ class Salesflow(
             calendar=self.calendar,
             user_id=user_id,
             search=search,
-            where=where,
+            where=self._narrowed(where),
             order_by=order_by,
             group_by=group_by,
             page=page,
@@ -255,7 +307,15 @@ class Salesflow(
     ) -> list[GroupCount]:
         """How many leads of ``view`` have each value of ``group_by``."""
         query = lead_view_query(
-            view, now=self.now(), calendar=self.calendar, user_id=user_id, group_by=group_by
+            view,
+            now=self.now(),
+            calendar=self.calendar,
+            user_id=user_id,
+            where=self._narrowed(None),
+            group_by=group_by,
         )
         with self._read() as uow:
             return uow.group_counts(Lead, query, group_by)
+
+
+install_guards(Salesflow)

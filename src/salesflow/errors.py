@@ -11,6 +11,7 @@ __all__ = [
     "InvalidDefinition",
     "InvalidTransition",
     "NotFound",
+    "PermissionDenied",
     "SalesflowError",
     "StoreError",
     "ValidationError",
@@ -97,6 +98,26 @@ class InvalidDefinition(SalesflowError):
     def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(self.problems))
+
+
+class PermissionDenied(SalesflowError, PermissionError):
+    """The actor a command runs for lacks the privilege it needs, on the record it
+    names or at all (see `salesflow.access`). Nothing was changed.
+
+    Attributes:
+        privilege: The privilege that was missing (a `salesflow.access.Privilege` value).
+        actor: The actor's user id.
+        record: The record it was missing on (``"lead 'L1'"``), or None when the
+            privilege is not about one record.
+    """
+
+    def __init__(
+        self, message: str, *, privilege: str, actor: str, record: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.privilege = privilege
+        self.actor = actor
+        self.record = record
 
 
 class StoreError(SalesflowError):

@@ -17,7 +17,9 @@ from datetime import datetime
 
 from salesflow import activity as act
 from salesflow import events as ev
+from salesflow.access import EVERYTHING, Actor, Policy, Privilege, Scope, SystemContext
 from salesflow.clock import Clock, require_aware
+from salesflow.commands.authorization import authorize_pending
 from salesflow.commands.work import DueIdFactory, Work
 from salesflow.due import RetryPolicy
 from salesflow.lead import Lead, StatusReasons
@@ -92,6 +94,20 @@ class EngineCore:
     retry: RetryPolicy
     _ids: IdFactory
     _due_ids: DueIdFactory
+    policy: Policy
+    _actor: Actor | SystemContext
+
+    @property
+    def actor(self) -> Actor | SystemContext:
+        """Whom commands run for: an `Actor` on an engine from `as_actor`, else `SYSTEM`."""
+        return self._actor
+
+    def _scope(self, privilege: Privilege) -> Scope:
+        """The records this engine's actor reaches with ``privilege`` (all for the system)."""
+        actor = self._actor
+        if isinstance(actor, SystemContext):
+            return EVERYTHING
+        return self.policy.scope(actor, privilege)
 
     def now(self) -> datetime:
         """The clock's current instant (checked to be timezone-aware)."""
@@ -123,6 +139,7 @@ class EngineCore:
     def _command(self) -> Iterator[Work]:
         now = self.now()
         with self.store.unit_of_work() as uow:
+            authorize_pending(uow)
             work = Work(uow, now, due_ids=self._due_ids)
             yield work
             self._before_commit(work)
@@ -133,4 +150,5 @@ class EngineCore:
     @contextmanager
     def _read(self) -> Iterator[UnitOfWork]:
         with self.store.unit_of_work() as uow:
+            authorize_pending(uow)
             yield uow
