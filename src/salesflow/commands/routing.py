@@ -38,7 +38,14 @@ from salesflow.commands.leads import LeadCommands
 from salesflow.commands.work import Work
 from salesflow.conditions import all_of, field
 from salesflow.definitions import ACTIVE, INACTIVE, StoredDefinition
-from salesflow.errors import InvalidDefinition, InvalidTransition, NotFound, ValidationError
+from salesflow.errors import (
+    AlreadyExists,
+    InvalidDefinition,
+    InvalidTransition,
+    NotFound,
+    ValidationError,
+    VersionConflict,
+)
 from salesflow.lead import Lead
 from salesflow.routing import LeadFacts, RoutingDecision, route_many
 from salesflow.routing_io import (
@@ -314,13 +321,18 @@ class RoutingCommands(LeadCommands):
         for lead, decision in zip(batch, result.decisions, strict=True):
             self._apply_route(work, lead, decision)
         if result.state != (state or RoutingState()):
-            work.uow.put_state(
-                ROUTING_STATE,
-                policy.id,
-                state_to_dict(result.state),
-                expected_version=None if doc is None else doc.version,
-                now=work.now,
-            )
+            try:
+                work.uow.put_state(
+                    ROUTING_STATE,
+                    policy.id,
+                    state_to_dict(result.state),
+                    expected_version=None if doc is None else doc.version,
+                    now=work.now,
+                )
+            except AlreadyExists:
+                # another unit routed the policy's first lead at the same time: the
+                # same race as a version conflict, and the caller retries it the same way
+                raise VersionConflict("routing state", policy.id, expected=0, actual=1) from None
         return list(result.decisions)
 
     def _loads(
