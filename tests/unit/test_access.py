@@ -6,8 +6,9 @@ scope of views and queries is a store condition, so every store must honour it.
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -35,7 +36,7 @@ from salesflow.access import (
 from salesflow.clock import FakeClock
 from salesflow.commands.guards import GUARDS, UNGUARDED, Guard, install_guards
 from salesflow.conditions import field
-from salesflow.errors import PermissionDenied, ValidationError
+from salesflow.errors import PermissionDenied, SalesflowError, ValidationError
 from salesflow.events import ListSink
 from salesflow.lead import Lead
 from salesflow.scoring import ScoringModel, ScoringRule
@@ -349,32 +350,55 @@ def test_views_and_queries_list_only_what_the_actor_reaches(system: Salesflow) -
 OWNERS = ["ana", "bo", "team-east", "cy", "dee", None]
 
 
+COMMANDS: dict[str, Callable[[Salesflow, Lead], object]] = {
+    "update": lambda engine, lead: engine.update_lead(lead.id, topic="Changed"),
+    "disqualify": lambda engine, lead: engine.disqualify_lead(lead.id),
+    "qualify": lambda engine, lead: engine.qualify_lead(lead.id),
+    "contacted": lambda engine, lead: engine.mark_lead_contacted(lead.id),
+    "assign": lambda engine, lead: engine.assign_lead(lead.id, "dee"),
+    "activity": lambda engine, lead: engine.add_activity(lead.ref, "task", "Call back"),
+    "connect": lambda engine, lead: engine.connect(lead.ref, "calls"),
+    "timeline": lambda engine, lead: engine.timeline(lead.ref),
+    "scores": lambda engine, lead: engine.lead_scores(lead.id),
+}
+
+
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
-    owners=st.lists(st.sampled_from(OWNERS), max_size=12),
+    owners=st.lists(st.sampled_from(OWNERS), min_size=1, max_size=8),
     actor=st.sampled_from([ANA, BO, MAX, ROOT]),
+    commands=st.lists(st.sampled_from(sorted(COMMANDS)), min_size=1, max_size=8),
 )
-def test_an_actor_can_change_a_record_exactly_when_they_can_see_it(
-    owners: list[str | None], actor: Actor
+def test_an_actor_may_act_on_a_record_exactly_when_they_can_see_it(
+    owners: list[str | None], actor: Actor, commands: list[str]
 ) -> None:
     system = Salesflow(clock=FakeClock(T0), policy=RolePolicy(business_units=UNITS))
+    system.publish_sequence(call_sequence())
     leads = [system.create_lead(topic="T", last_name="L", owner_id=o) for o in owners]
     bound = system.as_actor(actor)
-    reach = system.policy.scope(actor, Privilege.WRITE)
+    reach = system.policy.scope(actor, Privilege.READ)
     visible = {lead.id for lead in bound.lead_view("all_leads", page_size=100).items}
     assert visible == {lead.id for lead in leads if reach.allows(lead.owner_id)}
-    for lead in leads:
+    for name, lead in zip(commands, itertools.cycle(leads), strict=False):
+        current = system.get_lead(lead.id)  # an earlier command may have reassigned it
+        allowed = reach.allows(current.owner_id)  # the standard roles reach alike per record
+        before = store_snapshot(system.store)
+        outcome = "done"
         try:
-            bound.update_lead(lead.id, topic="Changed")
+            COMMANDS[name](bound, current)
         except PermissionDenied:
-            assert lead.id not in visible
-            assert system.get_lead(lead.id).topic == "T"
+            outcome = "refused"
+        except SalesflowError:
+            outcome = "other"  # refused for another reason (a closed lead, connected twice)
+        if not allowed:  # refused first, before any other check of the command
+            assert outcome == "refused", name
+            assert store_snapshot(system.store) == before
         else:
-            assert lead.id in visible
+            assert outcome != "refused", name
 
 
 def test_the_check_reads_in_the_commands_own_unit_of_work(system: Salesflow) -> None:
