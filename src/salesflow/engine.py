@@ -181,6 +181,7 @@ class Salesflow(
             )
         self.policy = policy if policy is not None else RolePolicy()
         self._actor = SYSTEM
+        self._scopes = {}
 
     def as_actor(self, actor: Actor) -> Salesflow:
         """This engine acting for ``actor``: the same store, clock, sink, settings and
@@ -190,7 +191,9 @@ class Salesflow(
         See [Security](security.md) and `salesflow.access`.
 
         Creating a record without an ``owner_id`` makes ``actor`` its owner; commands
-        that record who acted (``by=``) record ``actor``.
+        that record who acted (``by=``) record ``actor``. The returned engine asks the
+        policy once per privilege and remembers the answer: make one per request, so
+        that a change of the actor's roles or teams takes effect on the next.
 
         Raises:
             ValidationError: ``actor`` is not an `Actor`, or names a role the policy
@@ -205,6 +208,7 @@ class Salesflow(
         self.policy.scope(actor, Privilege.READ)  # an unknown role fails here, not later
         bound = copy.copy(self)
         bound._actor = actor
+        bound._scopes = {}  # the policy's answers for this actor, asked once each
         return bound
 
     def close(self) -> None:

@@ -96,6 +96,7 @@ class EngineCore:
     _due_ids: DueIdFactory
     policy: Policy
     _actor: Actor | SystemContext
+    _scopes: dict[Privilege, Scope]
 
     @property
     def actor(self) -> Actor | SystemContext:
@@ -107,7 +108,10 @@ class EngineCore:
         actor = self._actor
         if isinstance(actor, SystemContext):
             return EVERYTHING
-        return self.policy.scope(actor, privilege)
+        known = self._scopes.get(privilege)
+        if known is None:
+            known = self._scopes[privilege] = self.policy.scope(actor, privilege)
+        return known
 
     def now(self) -> datetime:
         """The clock's current instant (checked to be timezone-aware)."""
