@@ -6,6 +6,7 @@ scope of views and queries is a store condition, so every store must honour it.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -449,3 +450,62 @@ def test_the_security_page_lists_the_privilege_of_every_command() -> None:
             for name in commands.rstrip(" |").split(", "):
                 documented[name.strip("`")] = privilege.strip("`")
     assert documented == {name: guard.privilege.value for name, guard in GUARDS.items()}
+
+
+def test_reports_count_only_what_the_actor_reaches(system: Salesflow) -> None:
+    for owner in ("ana", "ana", "team-east", "bo", "cy", None):
+        system.create_lead(topic="T", last_name="L", owner_id=owner, source="web")
+    ana, manager = system.as_actor(ANA), system.as_actor(MAX)
+    by_owner = {row[0]: row[1] for row in ana.report("conversion_by_owner").rows}
+    assert by_owner == {"ana": 2, "team-east": 1}
+    sources = {row[0]: row[1] for row in manager.report("lead_sources").rows}
+    assert sources == {"web": 5, "all": 5}  # east owners and the unowned lead
+    assert {row[0]: row[1] for row in system.report("lead_sources").rows}["all"] == 6
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "kwargs"),
+    [
+        ("create_lead", (), {"topic": "T", "owner_id": "ana"}),
+        ("update_lead", ("L1",), {"topic": "T", "expected_version": 2}),
+        ("connect_many", ([1, 2], "calls"), {"owner_id": "ana"}),
+        ("connect_many", (), {"records": [1], "sequence_id": "calls"}),
+        ("get", (Lead, "L1"), {}),
+        ("start_process", ("ref", "flow"), {"by": "ana"}),
+        ("work_list", (), {}),
+    ],
+)
+def test_the_guard_names_arguments_as_python_binds_them(
+    name: str, args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    from salesflow.commands.guards import _Binder
+
+    method = getattr(Salesflow, name).__wrapped__
+    binder = _Binder(method)
+    expected = dict(inspect.signature(method).bind(None, *args, **kwargs).arguments)
+    del expected["self"]
+    if binder.rest is not None:
+        expected.setdefault(binder.rest, {})
+    assert binder.bind(args, kwargs) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "kwargs"),
+    [
+        ("update_lead", (), {"topic": "T"}),  # the required lead id is missing
+        ("update_lead", ("L1", "L2"), {}),  # too many positional arguments
+        ("get", (Lead,), {"cls": Lead, "record_id": "L1"}),  # cls given twice
+        ("work_list", (), {"colour": "red"}),  # no such parameter
+    ],
+)
+def test_a_call_that_does_not_fit_is_left_to_the_method(
+    name: str, args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    from salesflow.commands.guards import _Binder
+
+    method = getattr(Salesflow, name).__wrapped__
+    with pytest.raises(TypeError):
+        inspect.signature(method).bind(None, *args, **kwargs)
+    assert _Binder(method).bind(args, kwargs) is None
+    with pytest.raises(TypeError):
+        getattr(Salesflow().as_actor(ROOT), name)(*args, **kwargs)

@@ -429,9 +429,59 @@ def _refuse(actor: Actor, privilege: Privilege, name: str) -> PermissionDenied:
     )
 
 
+class _Binder:
+    """Names a call's arguments as `inspect.Signature.bind` would, at a fraction of its
+    cost (it runs on every call an actor makes), for the methods of `Salesflow`,
+    none of which takes ``*args``."""
+
+    def __init__(self, method: Callable[..., Any]) -> None:
+        parameters = list(inspect.signature(method).parameters.values())[1:]  # not self
+        kinds = inspect.Parameter
+        self.positional = [
+            p.name
+            for p in parameters
+            if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+        ]
+        self.named = {
+            p.name for p in parameters if p.kind not in (kinds.VAR_KEYWORD, kinds.VAR_POSITIONAL)
+        }
+        self.required = {
+            p.name
+            for p in parameters
+            if p.default is kinds.empty and p.kind not in (kinds.VAR_KEYWORD, kinds.VAR_POSITIONAL)
+        }
+        self.rest = next((p.name for p in parameters if p.kind is kinds.VAR_KEYWORD), None)
+        if any(p.kind is kinds.VAR_POSITIONAL for p in parameters):
+            raise TypeError(f"{method.__qualname__}: guarded methods take no *args")
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """The arguments by name (``**`` ones under their parameter's name), or None
+        when the call does not fit the signature (the method then says why)."""
+        if len(args) > len(self.positional):
+            return None
+        named = dict(zip(self.positional, args, strict=False))
+        rest: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key in self.named:
+                if key in named:
+                    return None
+                named[key] = value
+            elif self.rest is not None:
+                rest[key] = value
+            else:
+                return None
+        if not self.required <= named.keys():
+            return None
+        if self.rest is not None:
+            named[self.rest] = rest
+        return named
+
+
 def _guarded(name: str, method: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
-    signature = inspect.signature(method)
+    binder = _Binder(method)
     takes_owner = guard.creates is not None
+    whole = guard.whole
+    whole_at = binder.positional.index(whole) if whole in binder.positional else None
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -452,17 +502,21 @@ def _guarded(name: str, method: Callable[..., Any], guard: Guard) -> Callable[..
                     actor=actor.user_id,
                 )
             kwargs["by"] = actor.user_id
-        try:
-            bound = signature.bind(self, *args, **kwargs)
-        except TypeError:
+        arguments = binder.bind(args, kwargs)
+        if arguments is None:
             return method(self, *args, **kwargs)  # let the method report its own misuse
-        listed = bound.arguments.get(guard.whole) if guard.whole is not None else None
-        if isinstance(listed, Iterable) and not isinstance(listed, str | bytes):
-            bound.arguments[guard.whole] = tuple(listed)  # type: ignore[index]
-        check = _Check(self, actor, guard, dict(bound.arguments))
+        if whole is not None:
+            listed = arguments.get(whole)
+            if isinstance(listed, Iterable) and not isinstance(listed, str | bytes):
+                arguments[whole] = listed = tuple(listed)  # read by the check and the method
+                if whole_at is not None and whole_at < len(args):
+                    args = (*args[:whole_at], listed, *args[whole_at + 1 :])
+                else:
+                    kwargs[whole] = listed
+        check = _Check(self, actor, guard, arguments)
         token = PENDING.set(check)
         try:
-            result = method(*bound.args, **bound.kwargs)
+            result = method(self, *args, **kwargs)
             if not check.done:  # the method opened no unit of work: check in one now
                 with self.store.unit_of_work() as uow:
                     check.run(uow)
