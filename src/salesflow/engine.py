@@ -42,7 +42,7 @@ from salesflow.commands.work import DueIdFactory, as_ref, uuid_due_ids
 from salesflow.commands.worklist import WorkListCommands
 from salesflow.conditions import Condition, all_of
 from salesflow.due import RetryPolicy
-from salesflow.errors import ValidationError
+from salesflow.errors import PermissionDenied, ValidationError
 from salesflow.lead import Lead, StatusReasons
 from salesflow.sequences.enrollment import RuntimeConfig
 from salesflow.stores.base import GroupCount, Page, Query, SortKey, Store
@@ -198,7 +198,16 @@ class Salesflow(
         Raises:
             ValidationError: ``actor`` is not an `Actor`, or names a role the policy
                 does not know.
+            PermissionDenied: this engine is itself bound to an actor (only the
+                system engine binds, so a bound engine cannot make a mightier one).
         """
+        if isinstance(self._actor, Actor):
+            raise PermissionDenied(
+                f"this engine acts for {self._actor}; call as_actor on the system engine "
+                f"(the one the host created) to act for {actor}",
+                privilege="as_actor",
+                actor=self._actor.user_id,
+            )
         if not isinstance(actor, Actor):
             raise ValidationError(
                 f"actor={actor!r} must be a salesflow.access.Actor(user_id=..., roles=...)",

@@ -132,6 +132,8 @@ def test_the_engine_itself_runs_as_the_system() -> None:
     assert bound.actor == ANA
     assert engine.actor is SYSTEM
     assert bound.store is engine.store
+    with pytest.raises(PermissionDenied, match="call as_actor on the system engine"):
+        bound.as_actor(ROOT)
 
 
 # --- actors and policies --------------------------------------------------------------

@@ -363,7 +363,8 @@ GUARDS: dict[str, Guard] = {
 
 UNGUARDED = frozenset({"now", "close", "as_actor", "actor"})
 """Public names that need no privilege: the clock, closing the store, binding an
-actor (`as_actor` can only narrow what an engine may do), and reading who it is."""
+actor (only the system engine may: `as_actor` refuses on a bound one), and reading
+who it is."""
 
 
 @attrs.define
