@@ -511,3 +511,27 @@ def test_a_call_that_does_not_fit_is_left_to_the_method(
     assert _Binder(method).bind(args, kwargs) is None
     with pytest.raises(TypeError):
         getattr(Salesflow().as_actor(ROOT), name)(*args, **kwargs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    user_id=st.one_of(st.text(max_size=5), st.integers(), st.none()),
+    roles=st.one_of(st.text(max_size=5), st.lists(st.one_of(st.text(max_size=8), st.integers()))),
+    teams=st.one_of(st.none(), st.lists(st.text(max_size=3)), st.integers()),
+)
+def test_any_actor_input_is_an_actor_or_a_validation_error(
+    user_id: object, roles: object, teams: object
+) -> None:
+    fields: dict[str, object] = {"user_id": user_id, "roles": roles}
+    if teams is not None:
+        fields["teams"] = teams
+    message = ""
+    try:
+        actor = Actor(**fields)  # type: ignore[arg-type]
+        bound = Salesflow().as_actor(actor)
+    except ValidationError as refused:
+        message = str(refused)
+    if message:
+        assert "ids" in message or "does not know" in message or "collection" in message
+    else:
+        assert bound.actor == actor
