@@ -421,12 +421,6 @@ CSV = (
 )
 
 
-SCORING_BUG = (
-    "publish_scoring_model commits the model, then re-scores in later units: a fault "
-    "there raises with the model already published and events sent"
-)
-
-
 COMMANDS = [
     Command("create_lead", lambda e, c: e.create_lead(topic="Phones", last_name="Berg")),
     Command(
@@ -476,11 +470,7 @@ COMMANDS = [
         ),
     ),
     Command("import_csv", lambda e, c: e.import_csv(io.StringIO(CSV)), retries=True),
-    Command(
-        "publish_scoring_model",
-        lambda e, c: e.publish_scoring_model(_scoring_model()),
-        bug=SCORING_BUG,
-    ),
+    Command("publish_scoring_model", lambda e, c: e.publish_scoring_model(_scoring_model())),
     Command("save_team", lambda e, c: e.save_team(BALTIC)),
     Command(
         "publish_routing_policy",

@@ -7,8 +7,19 @@ interaction of the lead or the contact is recorded. A score that changes is kept
 (the history keeps every one) and published (`LeadScored`, `LeadGradeChanged`,
 `LeadBecameSalesReady`). When time alone will change a score (an interaction
 leaving a rule's window), a due item (kind ``scoring.rescore``) re-scores the lead
-at that instant: no nightly batch. Publishing a model re-scores every open lead.
-Only open leads are scored; a closed lead keeps its last scores.
+at that instant: no nightly batch. Only open leads are scored; a closed lead keeps
+its last scores.
+
+Publishing a model re-scores every open lead, in pages of `_PAGE` leads in id order.
+The publishing unit of work stores the model and re-scores the first page, so a small
+store is fully re-scored when the command returns and a failed publication leaves
+nothing behind. When more leads remain, the same unit schedules a ``scoring.rescore``
+item keyed by the model version (the *sweep*) whose payload holds the id of the last
+lead re-scored; `run_due` re-scores the next page in the unit that claimed the item
+and hands the key on to an item for the page after. Each page commits on its own, so
+a worker that dies loses at most its page, which the next claim redoes from the last
+committed cursor. Re-scoring a lead again is harmless: an unchanged score adds no
+history entry and publishes no event (`_keep`).
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ import attrs
 from salesflow import events as ev
 from salesflow.commands.core import EngineCore
 from salesflow.commands.work import Work
-from salesflow.conditions import field
+from salesflow.conditions import Condition, all_of, field
 from salesflow.definitions import ACTIVE, INACTIVE
 from salesflow.due import DueItem
 from salesflow.errors import NotFound, ValidationError
@@ -47,13 +58,22 @@ SCORING_MODEL = "scoring_model"
 """The definition kind of scoring models in the store."""
 
 RESCORE_DUE = "scoring.rescore"
-"""The due item kind that re-scores a lead when an interaction leaves a window."""
+"""The due item kind that re-scores a lead when an interaction leaves a window, and
+that carries on re-scoring every open lead after a model is published (the sweep)."""
 
 _PAGE = 500
+"""How many leads one unit of work re-scores: the publishing unit, each unit of
+`rescore_all`, each batch of a publication's sweep. It bounds the leads held in memory
+and how long a unit keeps SQLite's one writer (or PostgreSQL's row locks)."""
 
 
 def _rescore_key(lead_id: str) -> str:
     return f"score:{lead_id}"
+
+
+def _sweep_key(model_id: str, version: int) -> str:
+    # "scoring." never collides with a lead's "score:" key
+    return f"scoring.publish:{model_id}:{version}"
 
 
 class ScoringCommands(EngineCore):
@@ -66,6 +86,12 @@ class ScoringCommands(EngineCore):
     def publish_scoring_model(self, model: ScoringModel) -> ScoringModel:
         """Publish ``model`` as the next version of its id, active, and re-score every
         open lead with it.
+
+        One unit of work stores the model and re-scores the first 500 open leads (by
+        id), so it all happens or none of it does. Any further leads are re-scored by
+        `run_due`, 500 per unit of work, through a ``scoring.rescore`` item due at once
+        (see docs/scoring.md); a lead changed meanwhile is re-scored with the new
+        version by that change, as usual.
 
         Returns:
             The published model (its ``version`` set).
@@ -86,8 +112,17 @@ class ScoringCommands(EngineCore):
             published = attrs.evolve(model, version=version)
             compiled = compile_model(published)  # refuses an invalid model
             work.publish(SCORING_MODEL, model.id, version, to_dict(published))
+            _, last = self._rescore_page(work, self._active_models(work, compiled), None)
+            if last is not None:
+                work.schedule_due(
+                    RESCORE_DUE,
+                    work.now,
+                    payload={"model_id": model.id, "version": version, "after": last},
+                    key=_sweep_key(model.id, version),
+                )
+        # cached only once committed: a failed unit may see this version number
+        # published later with another document
         self._scoring_cache[(model.id, version)] = compiled
-        self.rescore_all()
         return published
 
     def deactivate_scoring_model(self, model_id: str) -> None:
@@ -108,12 +143,19 @@ class ScoringCommands(EngineCore):
             stored = uow.definitions(SCORING_MODEL)
         return [from_dict(d.document) for d in stored if d.state == ACTIVE]
 
-    def _active_models(self, work: Work) -> list[CompiledModel]:
+    def _active_models(
+        self, work: Work, publishing: CompiledModel | None = None
+    ) -> list[CompiledModel]:
+        """The unit's active models, compiled; ``publishing`` is the model this unit
+        publishes, used as is and not cached until the unit commits."""
         models = []
         for stored in work.uow.definitions(SCORING_MODEL):
             if stored.state != ACTIVE:
                 continue
             key = (stored.id, stored.version)
+            if publishing is not None and key == (publishing.model.id, publishing.model.version):
+                models.append(publishing)
+                continue
             compiled = self._scoring_cache.get(key)
             if compiled is None:
                 # versions never change once stored, so the compiled model is kept
@@ -127,20 +169,35 @@ class ScoringCommands(EngineCore):
         """Re-score every open lead under every active model, a page of leads per unit
         of work. Returns how many leads were scored."""
         done = 0
-        offset = 0
+        after: str | None = None
         while True:
             with self._command() as work:
-                page = work.uow.query(
-                    Lead,
-                    Query(where=field("status").eq("open"), limit=_PAGE, offset=offset),
-                )
-                models = self._active_models(work)
-                for lead in page.items:
-                    self._rescore(work, lead.id, models)
-            done += len(page.items)
-            offset += _PAGE
-            if not page.has_more:
+                count, after = self._rescore_page(work, self._active_models(work), after)
+            done += count
+            if after is None:
                 return done
+
+    def _rescore_page(
+        self, work: Work, models: list[CompiledModel], after: str | None
+    ) -> tuple[int, str | None]:
+        """Re-score the next `_PAGE` open leads whose id follows ``after`` (from the
+        first when None).
+
+        Pages follow the id, not an offset: a lead closed or created between two
+        pages' units shifts no other lead past the cursor.
+
+        Returns:
+            How many leads the page held, and the id to continue after (None when
+            no open lead follows).
+        """
+        where: Condition = field("status").eq("open")
+        if after is not None:
+            where = all_of(where, field("id").gt(after))
+        page = work.uow.query(Lead, Query(where=where, limit=_PAGE))
+        for lead in page.items:
+            self._rescore(work, lead.id, models)
+        last = page.items[-1].id if page.has_more and page.items else None
+        return len(page.items), last
 
     def score_lead(self, lead_id: str) -> list[ScoreResult]:
         """Re-score one lead now (scores also follow every change by themselves).
@@ -271,10 +328,39 @@ class ScoringCommands(EngineCore):
             )
 
     def _rescore_due(self, work: Work, item: DueItem) -> None:
-        """Handler of ``scoring.rescore`` items: an interaction left a window."""
-        lead_id = item.payload.get("lead_id")
+        """Handler of ``scoring.rescore`` items: an interaction left a window (the
+        item names a lead), or the next page of a publication's sweep."""
+        payload = item.payload
+        lead_id = payload.get("lead_id")
         if isinstance(lead_id, str):
             self._rescore(work, lead_id, self._active_models(work))
+            return
+        model_id, version, after = (
+            payload.get("model_id"),
+            payload.get("version"),
+            payload.get("after"),
+        )
+        if isinstance(model_id, str) and isinstance(version, int) and isinstance(after, str):
+            self._sweep(work, model_id, version, after)
+
+    def _sweep(self, work: Work, model_id: str, version: int, after: str) -> None:
+        """Re-score the page after ``after`` for the publication of ``model_id``
+        ``version``, and schedule the page after it under the same key."""
+        latest = work.uow.find_definition(SCORING_MODEL, model_id)
+        if latest is None or latest.version != version or latest.state != ACTIVE:
+            return  # deactivated, or a newer version's own sweep re-scores every lead
+        _, last = self._rescore_page(work, self._active_models(work), after)
+        if last is None:
+            return
+        key = _sweep_key(model_id, version)
+        # the claimed item still holds the key until the unit completes it
+        work.uow.cancel_due_by_key(key)
+        work.schedule_due(
+            RESCORE_DUE,
+            work.now,  # behind what is already due: a long sweep does not starve it
+            payload={"model_id": model_id, "version": version, "after": last},
+            key=key,
+        )
 
     def _leads_touched(self, work: Work) -> set[str]:
         leads: set[str] = set()
