@@ -7,8 +7,11 @@ through the `FakeClock`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
@@ -20,6 +23,9 @@ from salesflow.values import RecordKind
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 """Monday 2 March 2026, 09:00 UTC: where every fake clock starts."""
+
+PG_DSN = os.environ.get("SALESFLOW_PG_DSN", "")
+"""The PostgreSQL server of the tests that need one (``.ci/run`` sets it)."""
 
 
 def counting_ids() -> Callable[[RecordKind], str]:
@@ -65,3 +71,43 @@ def engine(
 ) -> Salesflow:
     """An engine on the memory store, the fake clock, the list sink and counting ids."""
     return Salesflow(store, clock=clock, sink=sink, ids=ids)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[Callable[[str], str]]:
+    """Makes the URL of a new PostgreSQL schema named after the prefix given; every
+    schema made is dropped when the test ends. Skips the test when
+    ``SALESFLOW_PG_DSN`` is not set."""
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        if not PG_DSN:
+            pytest.skip("SALESFLOW_PG_DSN is not set; the PostgreSQL cases need a server")
+        schema = f"{prefix}_{uuid4().hex[:12]}"
+        made.append(schema)
+        separator = "&" if "?" in PG_DSN else "?"
+        return f"{PG_DSN}{separator}schema={schema}"
+
+    yield make
+    if made:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            for schema in made:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: Callable[[str], str]
+) -> str:
+    """The URL of an empty store of each kind: memory, a SQLite file, a PostgreSQL
+    schema (skipped without ``SALESFLOW_PG_DSN``)."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'crm.db'}"
+    return postgres_url("sf_test")

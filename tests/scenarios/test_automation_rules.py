@@ -3,12 +3,10 @@ rules' timing, conditions, ordering, cancelation, triggers and guards, on every 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 
@@ -52,7 +50,6 @@ from salesflow.testing.simulate import simulate
 from salesflow.values import Money, RecordKind
 from salesflow.worktime import Calendars, OrganizationCalendar
 
-DSN = os.environ.get("SALESFLOW_PG_DSN", "")
 T0 = datetime(2026, 1, 30, 10, 0, tzinfo=UTC)  # a Friday
 SALES_STAGES = [
     Stage(id="new", name="New"),
@@ -127,27 +124,9 @@ class World:
         self.clock.set(when)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crm.db'}"
-    else:
-        if not DSN:
-            pytest.skip("SALESFLOW_PG_DSN is not set; the PostgreSQL cases need a server")
-        import psycopg
-
-        schema = f"sf_rules_{uuid4().hex[:12]}"
-        sep = "&" if "?" in DSN else "?"
-        yield f"{DSN}{sep}schema={schema}"
-        with psycopg.connect(DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 @pytest.fixture
-def world(url: str, tmp_path: Path) -> Iterator[World]:
-    w = World(url, tmp_path)
+def world(store_url: str, tmp_path: Path) -> Iterator[World]:
+    w = World(store_url, tmp_path)
     yield w
     w.engine.close()
 
@@ -307,9 +286,9 @@ def test_contract_approval_plans_a_call_that_closes_when_the_deal_moves_on(world
     assert world.engine.get(Activity, call.id).state is ActivityState.COMPLETED
 
 
-def test_the_call_is_due_in_the_responsible_users_time_zone(url: str, tmp_path: Path) -> None:
+def test_the_call_is_due_in_the_responsible_users_time_zone(store_url: str, tmp_path: Path) -> None:
     tokyo = OrganizationCalendar(timezone="Asia/Tokyo")
-    w = World(url, tmp_path, calendars=Calendars(owners={"u7": tokyo}))
+    w = World(store_url, tmp_path, calendars=Calendars(owners={"u7": tokyo}))
     try:
         rule = AutomationRule(
             id="call",
@@ -665,12 +644,12 @@ def test_an_items_document_holds_only_its_current_entry(world: World) -> None:
     assert all(c.state is ActivityState.COMPLETED for c in calls)  # each left entry closed it
 
 
-def test_two_workers_run_each_delayed_rule_once(url: str, tmp_path: Path) -> None:
-    if url.startswith("memory"):
+def test_two_workers_run_each_delayed_rule_once(store_url: str, tmp_path: Path) -> None:
+    if store_url.startswith("memory"):
         pytest.skip("two workers share a database; a MemoryStore lives in one process")
     import threading
 
-    first = World(url, tmp_path)
+    first = World(store_url, tmp_path)
     try:
         publish_sales(first, RENEWAL)
         deals = [first.deal(name=f"Deal {n}") for n in range(60)]
@@ -679,7 +658,7 @@ def test_two_workers_run_each_delayed_rule_once(url: str, tmp_path: Path) -> Non
         first.clock.set(datetime(2026, 8, 1, tzinfo=UTC))
         sinks = [ListSink(), ListSink()]
         workers = [
-            Salesflow(open_store(url), clock=first.clock, sink=sink, ids=first.ids)
+            Salesflow(open_store(store_url), clock=first.clock, sink=sink, ids=first.ids)
             for sink in sinks
         ]
         errors: list[BaseException] = []
@@ -750,9 +729,9 @@ def test_a_rule_connects_the_deal_to_a_sequence(world: World) -> None:
     assert "not-published" in failed.reason
 
 
-def test_only_in_the_owners_working_time(url: str, tmp_path: Path) -> None:
+def test_only_in_the_owners_working_time(store_url: str, tmp_path: Path) -> None:
     tokyo = OrganizationCalendar(timezone="Asia/Tokyo")  # Monday to Friday 08:00-17:00 JST
-    w = World(url, tmp_path, calendars=Calendars(owners={"u1": tokyo}))
+    w = World(store_url, tmp_path, calendars=Calendars(owners={"u1": tokyo}))
     try:
         rule = AutomationRule(
             id="chase",

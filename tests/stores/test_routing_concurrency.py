@@ -9,13 +9,11 @@ assignments it decided; when the other engine wrote first, the unit fails with
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 
@@ -28,28 +26,21 @@ from salesflow.routing_policy import Member, RoundRobin, RoutingPolicy, RoutingR
 from salesflow.stores.base import Query, Store
 from salesflow.stores.url import open_store
 
-DSN = os.environ.get("SALESFLOW_PG_DSN", "")
 MONDAY = datetime(2026, 3, 2, 9, tzinfo=UTC)
 MEMBERS = ("ana", "jonas", "rita")
 PER_THREAD = 60
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
-    if request.param == "sqlite":
-        path = tmp_path / "routing.db"
-        yield lambda: open_store(f"sqlite:///{path}")
-        return
-    if not DSN:
-        pytest.skip("SALESFLOW_PG_DSN is not set; the PostgreSQL cases need a server")
-    import psycopg
-    from psycopg import sql
-
-    schema = f"routing_{uuid4().hex[:12]}"
-    separator = "&" if "?" in DSN else "?"
-    yield lambda: open_store(f"{DSN}{separator}schema={schema}")
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+@pytest.fixture(params=["sqlite", "postgres"])
+def opener(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: Callable[[str], str]
+) -> Callable[[], Store]:
+    url = (
+        f"sqlite:///{tmp_path / 'routing.db'}"
+        if request.param == "sqlite"
+        else postgres_url("routing")
+    )
+    return lambda: open_store(url)
 
 
 def test_concurrent_routing_hands_out_each_turn_once(opener: Callable[[], Store]) -> None:

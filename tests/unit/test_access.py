@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -43,12 +41,10 @@ from salesflow.lead import Lead
 from salesflow.scoring import ScoringModel, ScoringRule
 from salesflow.sequences import ActivityStep, EndStep, SequenceDefinition
 from salesflow.stores.base import Query, Store
-from salesflow.stores.memory import MemoryStore
 from salesflow.stores.url import open_store
 from salesflow.testing import store_snapshot
 from salesflow.values import RecordKind
 
-DSN = os.environ.get("SALESFLOW_PG_DSN", "")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 UNITS = {"ana": "east", "bo": "east", "team-east": "east", "cy": "west", "dee": "west"}
 
@@ -58,28 +54,11 @@ MAX = Actor(user_id="max", roles={SALES_MANAGER}, business_unit="east")
 ROOT = Actor(user_id="root", roles={SYSTEM_ADMINISTRATOR})
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        store = open_store(f"sqlite:///{tmp_path / 'access.db'}")
-        yield store
-        store.close()
-        return
-    if not DSN:
-        pytest.skip("SALESFLOW_PG_DSN is not set; the PostgreSQL cases need a server")
-    import psycopg
-    from psycopg import sql
-
-    schema = f"access_{uuid4().hex[:12]}"
-    separator = "&" if "?" in DSN else "?"
-    store = open_store(f"{DSN}{separator}schema={schema}")
+@pytest.fixture
+def any_store(store_url: str) -> Iterator[Store]:
+    store = open_store(store_url)
     yield store
     store.close()
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture

@@ -9,14 +9,11 @@ These tests shrink the page to 3 leads so that a handful of leads spans several.
 from __future__ import annotations
 
 import itertools
-import os
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -36,7 +33,6 @@ from salesflow.stores.url import open_store
 from salesflow.testing import simulate
 from salesflow.testing.faults import FaultyStore, store_snapshot
 
-DSN = os.environ.get("SALESFLOW_PG_DSN", "")
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 PAGE = 3
 SWEEP = "scoring.publish:fit"
@@ -47,27 +43,9 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scoring_commands, "_PAGE", PAGE)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crm.db'}"
-    else:
-        if not DSN:
-            pytest.skip("SALESFLOW_PG_DSN is not set; the PostgreSQL cases need a server")
-        import psycopg
-
-        schema = f"sf_scoring_{uuid4().hex[:12]}"
-        sep = "&" if "?" in DSN else "?"
-        yield f"{DSN}{sep}schema={schema}"
-        with psycopg.connect(DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 @pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    opened = open_store(url)
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
     yield opened
     opened.close()
 
