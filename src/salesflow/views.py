@@ -17,12 +17,12 @@ import attrs
 
 from salesflow.conditions import Condition, all_of, field
 from salesflow.errors import ValidationError
-from salesflow.lead import LeadStatus
-from salesflow.stores.base import GroupCount, Query, SortKey
+from salesflow.lead import Lead, LeadStatus
+from salesflow.stores.base import GroupCount, Query, SortKey, UnitOfWork
 from salesflow.values import Record
 from salesflow.worktime import OrganizationCalendar
 
-__all__ = ["LeadView", "ViewResult", "lead_view_query"]
+__all__ = ["COUNT_LIMIT", "LeadView", "ViewResult", "lead_view_query", "read_lead_view"]
 
 R = TypeVar("R", bound=Record)
 
@@ -51,6 +51,14 @@ _LABELS = {
     LeadView.OPENED_LAST_WEEK: "Leads opened last week",
     LeadView.OPENED_THIS_WEEK: "Leads opened this week",
 }
+
+COUNT_LIMIT = 5_000
+"""The usual bound of a view's count (`lead_view_query`'s ``count_limit``): exact
+up to it, "5,000+" beyond, as CRMs show big views. Counting a million-row view
+exactly reads every row's index entry on each page (about 100 milliseconds on
+PostgreSQL for 800,000 open leads); counting to the bound reads at most this
+many (or the rows paged through, on a deeper page), and a filter no index
+answers reads their rows too, so the bound stays small."""
 
 DEFAULT_ORDER = (SortKey(field="created_at", descending=True),)
 """Views list the newest leads first unless asked otherwise."""
@@ -108,11 +116,14 @@ def lead_view_query(
     group_by: str | None = None,
     page: int = 1,
     page_size: int = 50,
+    count_limit: int | None = None,
 ) -> Query:
     """Build the store query for one page of a lead view.
 
     ``where`` narrows the view further; ``group_by`` sorts by that field first so
-    each group's rows are together. ``page`` counts from 1.
+    each group's rows are together. ``page`` counts from 1. ``count_limit`` bounds
+    the count of the view's rows (`Query.count_limit`; `COUNT_LIMIT` is the usual
+    bound); None counts them all.
 
     Raises:
         ValidationError: an unknown view, a bad page, or a field leads lack.
@@ -140,12 +151,40 @@ def lead_view_query(
         order_by=order,
         limit=page_size,
         offset=(page - 1) * page_size,
+        count_limit=count_limit,
+    )
+
+
+def read_lead_view(
+    uow: UnitOfWork, query: Query, *, view: LeadView | str, group_by: str | None = None
+) -> ViewResult[Lead]:
+    """One page of a lead view: the rows of ``query`` (from `lead_view_query`), its
+    total (bounded when the query's ``count_limit`` is), and the group counts.
+
+    Raises:
+        ValidationError: a field leads lack.
+    """
+    result = uow.query(Lead, query)
+    groups = uow.group_counts(Lead, query, group_by) if group_by else []
+    return ViewResult(
+        view=LeadView(view).value,
+        items=result.items,
+        total=result.total,
+        total_exact=result.total_exact,
+        page=query.offset // query.limit + 1,
+        page_size=query.limit,
+        group_by=group_by,
+        groups=tuple(groups),
     )
 
 
 @attrs.frozen(kw_only=True)
 class ViewResult(Generic[R]):
-    """One page of a view: its rows, the total, and counts per group when grouped."""
+    """One page of a view: its rows, the total, and counts per group when grouped.
+
+    ``total_exact`` is False when the count stopped at a bound (`COUNT_LIMIT`):
+    the view then has *at least* ``total`` rows, shown as "5,000+".
+    """
 
     view: str
     items: tuple[R, ...]
@@ -154,10 +193,12 @@ class ViewResult(Generic[R]):
     page_size: int
     group_by: str | None = None
     groups: tuple[GroupCount, ...] = ()
+    total_exact: bool = True
 
     @property
     def pages(self) -> int:
-        """How many pages the view has at this page size."""
+        """How many pages the view has at this page size (at least, when
+        ``total_exact`` is False)."""
         return max(1, -(-self.total // self.page_size))
 
     def grouped(self) -> list[tuple[Any, list[R]]]:

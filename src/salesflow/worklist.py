@@ -10,7 +10,10 @@ by that due time, or by score (a lead's best current score; other records have
 none and sort last), and can be limited to one owner's activities.
 
 `work_list_rows` is the pure part: it builds the rows from the open activities, the
-records they regard, the primary contacts and the scores the engine read.
+records they regard, the primary contacts and the scores the engine read. The
+engine (`salesflow.commands.worklist`) reads one page: the open activities in the
+order of an index (due time, regarding record, age), until it has met ``limit``
+open records, and then only those records' contacts, scores and activity counts.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ def work_list_rows(
     *,
     now: datetime,
     order: WorkListOrder = WorkListOrder.DUE,
+    counts: Mapping[RecordRef, int] | None = None,
 ) -> list[WorkItem]:
     """The work list's rows from the open activities in scope.
 
@@ -130,6 +134,9 @@ def work_list_rows(
         scores: Each lead's best current score by lead id.
         now: When the list is read (to mark overdue actions).
         order: `WorkListOrder.DUE` or `WorkListOrder.SCORE`.
+        counts: Each record's number of open activities in scope, when
+            ``activities`` holds only some of them (the engine passes each
+            record's next action alone); counted from ``activities`` when None.
     """
     grouped: dict[RecordRef, list[Activity]] = {}
     for activity in activities:
@@ -157,7 +164,9 @@ def work_list_rows(
                     overdue=first.due_at is not None and first.due_at < now,
                     owner_id=first.owner_id,
                 ),
-                open_activities=len(open_ones),
+                open_activities=len(open_ones)
+                if counts is None
+                else counts.get(ref, len(open_ones)),
                 score=scores.get(ref.id) if isinstance(record, Lead) else None,
             )
         )

@@ -22,7 +22,7 @@ from salesflow.errors import ValidationError
 from salesflow.lead import Lead
 from salesflow.stores.base import GroupCount, SortKey
 from salesflow.stores.memory import MemoryStore
-from salesflow.views import LeadView, ViewResult
+from salesflow.views import LeadView, ViewResult, lead_view_query, read_lead_view
 from salesflow.worktime import OrganizationCalendar
 
 US = timedelta(microseconds=1)
@@ -372,6 +372,33 @@ def test_paging(engine: Salesflow, book: dict[str, str]) -> None:
     assert [p.page for p in pages] == [1, 2, 3, 4]
     assert pages[0].view == "all_leads"
     assert pages[0].page_size == 2
+
+
+def test_a_bounded_count_is_exact_up_to_its_bound_and_says_when_it_stopped(
+    engine: Salesflow, store: MemoryStore, book: dict[str, str]
+) -> None:
+    def page(n: int, count_limit: int | None) -> tuple[list[str], int, bool, int]:
+        query = lead_view_query(
+            "all_leads",
+            now=NOW,
+            calendar=engine.calendar,
+            group_by="status",
+            page=n,
+            page_size=2,
+            count_limit=count_limit,
+        )
+        with store.unit_of_work() as uow:
+            got = read_lead_view(uow, query, view="all_leads", group_by="status")
+        assert (got.page, got.page_size, got.view) == (n, 2, "all_leads")
+        assert sum(g.count for g in got.groups) == 5  # groups count the whole view
+        return letters(got, book), got.total, got.total_exact, got.pages
+
+    assert page(1, None) == (["e", "d"], 5, True, 3)  # open leads first, newest first
+    assert page(1, 5) == (["e", "d"], 5, True, 3)
+    assert page(1, 3) == (["e", "d"], 3, False, 2)  # "3+"
+    assert page(2, 3) == (["a", "b"], 4, False, 2)  # at least what was paged through
+    assert page(3, 3) == (["c"], 5, True, 3)  # the last page knows the end
+    assert engine.lead_view("all_leads").total_exact  # the engine counts exactly
 
 
 def test_an_empty_view_has_one_page(engine: Salesflow, book: dict[str, str]) -> None:

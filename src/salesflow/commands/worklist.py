@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from itertools import takewhile
 
+from salesflow.access import Privilege
 from salesflow.activity import Activity
 from salesflow.clock import require_aware
 from salesflow.commands.core import RECORD_CLASSES, EngineCore
@@ -13,14 +16,29 @@ from salesflow.errors import ValidationError
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
-from salesflow.reports import REPORTS, Report, ReportName
-from salesflow.stores.base import Query, UnitOfWork
-from salesflow.values import Record, RecordRef
-from salesflow.worklist import WorkItem, WorkListOrder, work_list_rows
+from salesflow.reports import REPORTS, Report, ReportName, Window
+from salesflow.stores.base import Query, SortKey, UnitOfWork
+from salesflow.values import Record, RecordKind, RecordRef
+from salesflow.worklist import WorkItem, WorkListOrder, is_open_record, work_list_rows
 
 __all__ = ["WorkListCommands"]
 
-_PAGE = 5_000
+_BY_RECORD = (
+    SortKey(field="regarding_kind"),
+    SortKey(field="regarding_id"),
+    SortKey(field="created_at"),
+)
+"""After the due time: the regarding record (as `RecordRef` text sorts), then the
+activity's age; the query adds the id. The SQL stores index exactly this order."""
+
+_IN_CHUNK = 1_000
+"""How many leads of one score one activity query names at most."""
+
+_FIRST_CHUNK = 20
+_MAX_CHUNK = 2_000
+"""The fewest activities the first read of the work list takes (it takes a quarter
+more than the rows wanted), and the most one read takes (each read after the
+first doubles, up to this)."""
 
 
 class WorkListCommands(EngineCore):
@@ -51,7 +69,8 @@ class WorkListCommands(EngineCore):
             if value is not None:
                 require_aware(value, label)
         with self._read() as uow:
-            return REPORTS[chosen](uow, since, until, self.now())
+            window = Window(since, until, self._scope(Privilege.VIEW_REPORTS))
+            return REPORTS[chosen](uow, window, self.now())
 
     def work_list(
         self,
@@ -85,53 +104,203 @@ class WorkListCommands(EngineCore):
                 field="limit",
                 value=limit,
             )
+        # The one place the work list's activities are chosen: every condition here
+        # is ANDed into each activity query below (an access-control scope goes here).
         conditions: list[Condition] = [field("state").eq("open")]
         if owner_id is not None:
             conditions.append(field("owner_id").eq(owner_id))
+        reach = self._scope(Privilege.READ).condition()
+        if reach is not None:  # an actor sees the activities they may read
+            conditions.append(reach)
+        scope = all_of(*conditions)
+        now = self.now()
         with self._read() as uow:
-            activities = _all(uow, Query(where=all_of(*conditions), limit=_PAGE))
-            records: dict[RecordRef, Record] = {}
-            for activity in activities:
-                ref = activity.regarding
-                if ref not in records:
-                    found = uow.find(RECORD_CLASSES[ref.kind], ref.id)
-                    if found is not None:
-                        records[ref] = found
-            scores = {
-                ref.id: max((s.points for s in uow.scores(ref.id)), default=None)
-                for ref, record in records.items()
-                if isinstance(record, Lead)
-            }
-
-            def contact_of(record: Record) -> Contact | None:
-                contact_id = None
-                if isinstance(record, Opportunity | Account):
-                    contact_id = (
-                        record.contact_id
-                        if isinstance(record, Opportunity)
-                        else record.primary_contact_id
-                    )
-                elif isinstance(record, Contact):
-                    return record
-                return uow.find(Contact, contact_id) if contact_id else None
-
-            rows = work_list_rows(
-                activities,
-                records,
-                contact_of,
-                {k: v for k, v in scores.items() if v is not None},
-                now=self.now(),
-                order=chosen,
-            )
+            if chosen is WorkListOrder.SCORE:
+                picked = _first_by_score(uow, scope, limit)
+                if len(picked) < limit:
+                    # Then the records without a score (everything but scored leads).
+                    picked.update(_first_by_due(uow, scope, limit - len(picked), skip=_scored(uow)))
+            else:
+                picked = _first_by_due(uow, scope, limit)
+            rows = _rows(uow, scope, picked, now, chosen)
         return rows[:limit]
 
 
-def _all(uow: UnitOfWork, query: Query) -> list[Activity]:
-    found: list[Activity] = []
-    offset = 0
-    while True:
-        page = uow.query(Activity, Query(where=query.where, limit=query.limit, offset=offset))
-        found.extend(page.items)
-        offset += len(page.items)
-        if not page.items or offset >= page.total:
+def _scored(uow: UnitOfWork) -> Callable[[list[RecordRef]], set[RecordRef]]:
+    """Which of some refs are scored leads (the score order lists them first)."""
+
+    def scored(refs: list[RecordRef]) -> set[RecordRef]:
+        leads = [ref.id for ref in refs if ref.kind is RecordKind.LEAD]
+        best = uow.best_scores(leads) if leads else {}
+        return {ref for ref in refs if ref.kind is RecordKind.LEAD and ref.id in best}
+
+    return scored
+
+
+def _first_by_score(
+    uow: UnitOfWork, scope: Condition, limit: int
+) -> dict[RecordRef, tuple[Activity, Record]]:
+    """The first ``limit`` scored open leads with activities in ``scope`` in
+    work-list order (best score first, ties by next action due), each with its
+    next action.
+
+    Scores come from the store's score index one score at a time: the leads that
+    share it (a tie group; scores are small whole numbers, so a big book has big
+    groups) are handed to `_first_by_due` as one more condition, so the database
+    orders their activities by due time and only the rows shown are read.
+    Scored leads with no activity in scope are passed over, so a narrow scope
+    (one owner) over many scored leads reads more groups.
+    """
+    found: dict[RecordRef, tuple[Activity, Record]] = {}
+    ranked: list[tuple[str, int]] = []
+    after: tuple[str, int] | None = None
+    more = True
+    while len(found) < limit:
+        # One whole tie group: read on while the buffer ends with the first score.
+        while more and (not ranked or ranked[-1][1] == ranked[0][1]):
+            page = uow.top_scored_leads(_MAX_CHUNK, after)
+            more = len(page) == _MAX_CHUNK
+            if page:
+                after = page[-1]
+                ranked.extend(page)
+        if not ranked:
             return found
+        tied = sum(1 for _ in takewhile(lambda pair: pair[1] == ranked[0][1], ranked))
+        group = [lead_id for lead_id, _ in ranked[:tied]]
+        del ranked[:tied]
+        need = limit - len(found)
+        best: list[tuple[RecordRef, tuple[Activity, Record]]] = []
+        for start in range(0, len(group), _IN_CHUNK):
+            ids = group[start : start + _IN_CHUNK]
+            where = all_of(
+                scope, field("regarding_kind").eq("lead"), field("regarding_id").in_(ids)
+            )
+            best.extend(_first_by_due(uow, where, need).items())
+        # Each part is in row order; together they hold the group's first ``need``.
+        best.sort(key=lambda item: (_sort_due(item[1][0].due_at), str(item[0])))
+        found.update(best[:need])
+    return found
+
+
+def _sort_due(due: datetime | None) -> tuple[int, datetime | None]:
+    return (0, due) if due is not None else (1, None)
+
+
+def _first_by_due(
+    uow: UnitOfWork,
+    scope: Condition,
+    limit: int,
+    *,
+    skip: Callable[[list[RecordRef]], set[RecordRef]] | None = None,
+) -> dict[RecordRef, tuple[Activity, Record]]:
+    """The first ``limit`` open records in work-list order (next action due first),
+    each with its next action, read in growing pages of the activity index.
+
+    Activities are read in (due time, regarding record, created, id) order, dated
+    ones first: a record's first activity met is its next action, and records are
+    met in the order of their rows (due time, then record). Records that are not
+    open (a closed lead's leftover call) are skipped, so a page reads a little
+    more than ``limit`` activities, not every open one. ``skip`` picks, among
+    the records of a page, those to leave out as well.
+    """
+    found: dict[RecordRef, tuple[Activity, Record]] = {}
+    seen: set[RecordRef] = set()
+    phases = (
+        (all_of(scope, field("due_at").not_null()), (SortKey(field="due_at"), *_BY_RECORD)),
+        (all_of(scope, field("due_at").is_null()), _BY_RECORD),
+    )
+    for where, order in phases:
+        offset, size = 0, min(_MAX_CHUNK, max(_FIRST_CHUNK, limit + limit // 4 + 1))
+        while len(found) < limit:
+            query = Query(where=where, order_by=order, limit=size, offset=offset, count_limit=0)
+            page = uow.query(Activity, query).items
+            fresh: dict[RecordRef, Activity] = {}
+            for activity in page:
+                if activity.regarding not in seen and activity.regarding not in fresh:
+                    fresh[activity.regarding] = activity
+            skipped = skip(list(fresh)) if skip is not None else set()
+            pending = [ref for ref in fresh if ref not in skipped]
+            seen.update(fresh)
+            # Read only as many records as rows are still missing (more when some
+            # turn out closed): a page of 50 decodes about 50 records.
+            start = 0
+            while start < len(pending):
+                batch = pending[start : start + limit - len(found)]
+                start += len(batch)
+                records = _records(uow, batch)
+                for ref in batch:
+                    record = records.get(ref)
+                    if record is not None and is_open_record(record):
+                        found[ref] = (fresh[ref], record)
+                if len(found) == limit:
+                    return found
+            if len(page) < size:
+                break
+            offset += size
+            size = min(_MAX_CHUNK, 2 * size)
+    return found
+
+
+def _records(uow: UnitOfWork, refs: list[RecordRef]) -> dict[RecordRef, Record]:
+    """The records ``refs`` name (those that exist), one query per kind."""
+    by_kind: dict[RecordKind, list[str]] = {}
+    for ref in refs:
+        by_kind.setdefault(ref.kind, []).append(ref.id)
+    found: dict[RecordRef, Record] = {}
+    for kind, ids in by_kind.items():
+        cls = RECORD_CLASSES[kind]
+        query = Query(where=field("id").in_(ids), limit=len(ids), count_limit=0)
+        for record in uow.query(cls, query).items:
+            found[record.ref] = record
+    return found
+
+
+def _open_counts(
+    uow: UnitOfWork, scope: Condition, refs: Iterable[RecordRef]
+) -> dict[RecordRef, int]:
+    """How many activities in ``scope`` each of ``refs`` has, one count per kind."""
+    by_kind: dict[RecordKind, list[str]] = {}
+    for ref in refs:
+        by_kind.setdefault(ref.kind, []).append(ref.id)
+    counts: dict[RecordRef, int] = {}
+    for kind, ids in by_kind.items():
+        where = all_of(
+            scope, field("regarding_kind").eq(kind.value), field("regarding_id").in_(ids)
+        )
+        for group in uow.group_counts(Activity, Query(where=where), "regarding_id"):
+            counts[RecordRef(kind=kind, id=str(group.value))] = group.count
+    return counts
+
+
+def _rows(
+    uow: UnitOfWork,
+    scope: Condition,
+    picked: dict[RecordRef, tuple[Activity, Record]],
+    now: datetime,
+    order: WorkListOrder,
+) -> list[WorkItem]:
+    """The rows of the ``picked`` records (next actions found), with their open
+    activity counts, primary contacts and lead scores read for them alone."""
+    records = {ref: record for ref, (_, record) in picked.items()}
+    leads = [ref.id for ref, record in records.items() if isinstance(record, Lead)]
+    scores = uow.best_scores(leads) if leads else {}
+
+    def contact_of(record: Record) -> Contact | None:
+        if isinstance(record, Contact):
+            return record
+        contact_id = None
+        if isinstance(record, Opportunity):
+            contact_id = record.contact_id
+        elif isinstance(record, Account):
+            contact_id = record.primary_contact_id
+        return uow.find(Contact, contact_id) if contact_id else None
+
+    return work_list_rows(
+        [activity for activity, _ in picked.values()],
+        records,
+        contact_of,
+        scores,
+        now=now,
+        order=order,
+        counts=_open_counts(uow, scope, records),
+    )

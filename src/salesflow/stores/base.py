@@ -56,8 +56,10 @@ __all__ = [
     "check_interaction_lookup",
     "check_key",
     "check_span",
+    "check_top_scored",
     "column_type",
     "columns_of",
+    "counted_total",
     "derived_columns",
     "field_reader",
     "lookup_keys",
@@ -435,6 +437,15 @@ def _offset(_: Any, __: attrs.Attribute[Any], value: int) -> None:
         )
 
 
+def _count_limit(_: Any, __: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValidationError(
+            f"Query.count_limit={value!r} must be None or a whole number >= 0",
+            field="Query.count_limit",
+            value=value,
+        )
+
+
 def _search(_: Any, __: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and (not isinstance(value, str) or len(value) > 200):
         raise ValidationError(
@@ -453,6 +464,11 @@ class Query:
     *contains* (``"*smith"``). Results are always ordered totally: ``order_by``
     then id. Option-set (enum) fields sort in option order (see `SortKey`) while
     ``where`` compares their values as text, as for any text field.
+
+    ``count_limit`` bounds the count behind `Page.total` (see `counted_total`):
+    None counts every matching record; a number ``n`` counts at most
+    ``max(n, offset + limit)`` of them, so a page of a million-record result does
+    not cost a million-row count (a CRM's "5,000+"); 0 does not count at all.
     """
 
     where: Condition | None = None
@@ -460,6 +476,7 @@ class Query:
     order_by: tuple[SortKey, ...] = attrs.field(default=(), converter=_sort)
     limit: int = attrs.field(default=50, validator=_page_size)
     offset: int = attrs.field(default=0, validator=_offset)
+    count_limit: int | None = attrs.field(default=None, validator=_count_limit)
 
     def check(self, kind: RecordKind) -> None:
         """Raise `ValidationError` if the query names a field ``kind`` lacks or
@@ -483,17 +500,50 @@ class Query:
 
 @attrs.frozen(kw_only=True)
 class Page(Generic[R]):
-    """One page of a query's result and the total number of matching records."""
+    """One page of a query's result and the total number of matching records.
+
+    ``total_exact`` is False when the query's ``count_limit`` stopped the count:
+    ``total`` is then a lower bound (at least that many records match).
+    """
 
     items: tuple[R, ...]
     total: int
     offset: int
     limit: int
+    total_exact: bool = True
 
     @property
     def has_more(self) -> bool:
         """True when records follow this page."""
         return self.offset + len(self.items) < self.total
+
+
+def counted_total(query: Query, shown: int, count: Callable[[int | None], int]) -> tuple[int, bool]:
+    """`Page.total` and `Page.total_exact` of a page of ``shown`` records of ``query``,
+    the same in every store.
+
+    A short page ends the result, so it needs no count. Otherwise ``count(n)``
+    counts the matching records, stopping after ``n`` (all of them when None),
+    and the total is exact unless more than the bound match: then it is the bound.
+    With ``count_limit`` 0 a full page is not counted (the total is what was
+    paged through, not exact); an empty page past the end still is, so the
+    total is never more than the records that match.
+
+    Args:
+        query: The query answered.
+        shown: How many records its page holds.
+        count: Counts the matching records, at most the given number.
+    """
+    seen = query.offset + shown
+    if shown < query.limit and (shown or query.offset == 0):
+        return seen, True
+    if query.count_limit is None:
+        return count(None), True
+    if query.count_limit == 0 and shown:
+        return seen, False  # a full page: at least this many, and maybe more
+    bound = max(query.count_limit, seen)
+    counted = count(bound + 1)
+    return (counted, True) if counted <= bound else (bound, False)
 
 
 @attrs.frozen(kw_only=True)
@@ -660,13 +710,23 @@ class UnitOfWork(Protocol):
         ...
 
     def sequence_conversions(
-        self, kind: RecordKind, since: datetime, until: datetime
+        self,
+        kind: RecordKind,
+        since: datetime,
+        until: datetime,
+        *,
+        owners: frozenset[str] | None = None,
+        unowned: bool = True,
     ) -> list[SequenceConversion]:
         """Per sequence (by id), the enrollments of ``kind`` records connected in
         ``[since, until)`` and how many of their records have converted: a lead
         qualified into an opportunity, an opportunity won. Enrollments without a
         connection time (stored before salesflow kept one) are not counted. Computed
         by the database in SQL stores, through an index on (kind, connection time).
+
+        ``owners`` counts only the enrollments of records those owners own (and, when
+        ``unowned``, of records without an owner); None counts every record (an
+        access-control scope, `salesflow.access.Scope`).
 
         Raises:
             ValidationError: see `check_conversion_window`.
@@ -862,6 +922,23 @@ class UnitOfWork(Protocol):
         (``scored_at``, then model id, then the order they were added)."""
         ...
 
+    def best_scores(self, lead_ids: Iterable[str]) -> dict[str, int]:
+        """Each lead's best current score (the highest points among its `scores`),
+        for the leads of ``lead_ids`` that have a score."""
+        ...
+
+    def top_scored_leads(
+        self, limit: int, after: tuple[str, int] | None = None
+    ) -> list[tuple[str, int]]:
+        """Up to ``limit`` ``(lead id, best score)`` pairs, the best score first, then
+        by lead id; ``after`` (a pair returned before) continues after it. The SQL
+        stores read an index, so a page costs the same at any size.
+
+        Raises:
+            ValidationError: ``limit`` is not a whole number from 1 to 10,000.
+        """
+        ...
+
     # --- running state (see salesflow.definitions.StateDocument) ---------------------
 
     def get_state(self, kind: str, key: str) -> StateDocument | None:
@@ -936,6 +1013,14 @@ def check_claim(now: datetime, limit: int) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValidationError(
             f"limit={limit!r} must be a whole number >= 1", field="limit", value=limit
+        )
+
+
+def check_top_scored(limit: int) -> None:
+    """Refuse a `UnitOfWork.top_scored_leads` ``limit`` out of 1 to 10,000."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+        raise ValidationError(
+            f"limit={limit!r} must be a whole number from 1 to 10000", field="limit", value=limit
         )
 
 

@@ -37,6 +37,8 @@ from salesflow.stores.base import (
     check_interaction_lookup,
     check_key,
     check_span,
+    check_top_scored,
+    counted_total,
     field_reader,
     lookup_keys,
     search_keys,
@@ -533,11 +535,17 @@ class _MemoryUnit:
             order = sort_order(cls.KIND, sort.field)
             matching.sort(key=lambda r: order(read(r)), reverse=sort.descending)
         window = matching[query.offset : query.offset + query.limit]
+        total, exact = counted_total(
+            query,
+            len(window),
+            lambda most: len(matching) if most is None else min(most, len(matching)),
+        )
         return Page(
             items=tuple(_clone(r) for r in window),  # type: ignore[misc]
-            total=len(matching),
+            total=total,
             offset=query.offset,
             limit=query.limit,
+            total_exact=exact,
         )
 
     def span_stats(
@@ -570,7 +578,13 @@ class _MemoryUnit:
         return sorted(found, key=lambda stats: order(stats.value))
 
     def sequence_conversions(
-        self, kind: RecordKind, since: datetime, until: datetime
+        self,
+        kind: RecordKind,
+        since: datetime,
+        until: datetime,
+        *,
+        owners: frozenset[str] | None = None,
+        unowned: bool = True,
     ) -> list[SequenceConversion]:
         check_conversion_window(kind, since, until)
         counts: dict[str, list[int]] = {}
@@ -580,6 +594,10 @@ class _MemoryUnit:
             if not since <= e.connected_at < until:
                 continue
             record = self._current(kind, e.record.id)
+            if owners is not None:
+                owner = getattr(record, "owner_id", None)
+                if not (unowned if owner is None else owner in owners):
+                    continue
             tally = counts.setdefault(e.sequence_id, [0, 0])
             tally[0] += 1
             if record is not None and _converted(record):
@@ -919,6 +937,24 @@ class _MemoryUnit:
             if held is None or score.scored_at >= held.scored_at:
                 latest[score.model_id] = score
         return [latest[m] for m in sorted(latest)]
+
+    def best_scores(self, lead_ids: Iterable[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for lead_id in lead_ids:
+            current = self.scores(lead_id)
+            if current:
+                found[lead_id] = max(s.points for s in current)
+        return found
+
+    def top_scored_leads(
+        self, limit: int, after: tuple[str, int] | None = None
+    ) -> list[tuple[str, int]]:
+        check_top_scored(limit)
+        scored = set(self._store._scores) | {x.lead_id for x in self._scores}
+        ranked = sorted((-points, lead_id) for lead_id, points in self.best_scores(scored).items())
+        if after is not None:
+            ranked = [r for r in ranked if r > (-after[1], after[0])]
+        return [(lead_id, -rank) for rank, lead_id in ranked[:limit]]
 
     def score_history(self, lead_id: str, model_id: str | None = None) -> list[ScoreResult]:
         history = [

@@ -49,6 +49,7 @@ from salesflow.stores.base import (
     check_claim,
     check_fields,
     columns_of,
+    counted_total,
     derived_columns,
     lookup_keys,
     search_keys,
@@ -85,14 +86,18 @@ __all__ = [
 
 R = TypeVar("R", bound=Record)
 
-STORE_SCHEMA_VERSION = 8
+STORE_SCHEMA_VERSION = 9
 """The table layout this salesflow writes; a database stamped newer is refused, one
 stamped older is upgraded when opened (the missing tables and indexes are created).
 
 Layouts: 1, the record tables; 2, adds ``sf_due`` (due items); 3, adds
 ``sf_definitions`` and ``sf_enrollments`` (`salesflow.stores.sql_sequences`); 4, adds
 ``sf_interactions`` (`salesflow.stores.sql_interactions`); 5, adds ``sf_scores``
-(`salesflow.stores.sql_scores`); 6, adds ``sf_states`` (`salesflow.stores.sql_states`)."""
+(`salesflow.stores.sql_scores`); 6, adds ``sf_states`` (`salesflow.stores.sql_states`);
+7, adds ``sf_opportunity.price_list_id``; 8, adds ``sf_enrollments.connected_at`` and
+its index; 9, adds the work list's indexes on ``sf_activity`` (``state`` and
+``owner_id, state``, then due time, regarding record, created_at and id), which
+replace ``(owner_id, id)``, and ``sf_best_scores`` (`salesflow.stores.sql_scores`)."""
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""
@@ -107,6 +112,7 @@ class _Index:
 def _indexes(kind: RecordKind) -> tuple[_Index, ...]:
     names = {c.name for c in columns_of(kind)}
     wanted: list[tuple[str, ...]] = []
+    named: dict[tuple[str, ...], str] = {}
     for lookup in lookup_keys(kind):
         wanted.append((lookup.name, "modified_at", "id"))
     for search in search_keys(kind):
@@ -117,6 +123,15 @@ def _indexes(kind: RecordKind) -> tuple[_Index, ...]:
         wanted.append(("owner_id", "status", "created_at", "id"))
     if kind is RecordKind.ACTIVITY:
         wanted.append(("regarding_kind", "regarding_id", "timeline_at", "id"))
+        # The work list (layout 9): open activities, everyone's or one owner's, in
+        # the order `salesflow.commands.worklist` reads them, so a page reads an
+        # index range from its start instead of every open activity.
+        order = ("due_at", "regarding_kind", "regarding_id", "created_at", "id")
+        wanted.append(("state", *order))
+        wanted.append(("owner_id", "state", *order))
+        # Named, not spelled out: PostgreSQL cuts names at 63 bytes.
+        named[("state", *order)] = "sf_activity__worklist"
+        named[("owner_id", "state", *order)] = "sf_activity__worklist_by_owner"
     for name in ("status", "owner_id", "created_at", "modified_at"):
         # A longer index led by the same column already serves it.
         if name in names and not any(cols[0] == name for cols in wanted):
@@ -127,7 +142,7 @@ def _indexes(kind: RecordKind) -> tuple[_Index, ...]:
         if not any(other != cols and other[: len(cols)] == cols for other in wanted)
     ]
     unique = list(dict.fromkeys(kept))
-    return tuple(_Index(f"sf_{kind.value}__{'__'.join(c)}", c) for c in unique)
+    return tuple(_Index(named.get(c, f"sf_{kind.value}__{'__'.join(c)}"), c) for c in unique)
 
 
 class Table:
@@ -315,8 +330,9 @@ def open_schema(
     EXISTS``, so what the old layout has stays and what it lacks (``sf_due`` for
     layout 1, ``sf_definitions`` and ``sf_enrollments`` for layouts 1 and 2,
     ``sf_interactions`` for layouts 1 to 3, ``sf_scores`` for layouts 1 to 4,
-    ``sf_states`` for layouts 1 to 5) is created, and the new layout number is
-    stamped.
+    ``sf_states`` for layouts 1 to 5, the work list's activity indexes for layouts
+    1 to 8) is created, what a newer index replaces is dropped, and the new layout
+    number is stamped.
 
     Args:
         session: The transaction to run in.
@@ -352,6 +368,11 @@ def open_schema(
             session.change(statement)
         if found is not None:
             _add_missing_columns(session, dialect, table)
+    upgrading_to_9 = found is not None and found < 9
+    if upgrading_to_9:
+        # Layout 9's work-list index led by ``owner_id`` serves what this one did.
+        session.change(f"DROP INDEX IF EXISTS {dialect.table('sf_activity__owner_id__id')}")
+    had_scores = upgrading_to_9 and bool(session.fetch(*dialect.table_exists("sf_scores")))
     sequences = SequenceTables(dialect)
     enrollment_columns = set()
     if found is not None and session.fetch(*dialect.table_exists("sf_enrollments")):
@@ -364,6 +385,8 @@ def open_schema(
     extra += StateTable(dialect).ddl()
     for statement in extra:
         session.change(statement)
+    if had_scores:
+        ScoreTable(dialect).backfill(session)
     session.change(
         f'INSERT INTO {meta} ("key", "value") VALUES ({p}, {p}) '
         f'ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value"',
@@ -704,20 +727,31 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, ReportUnit):
         table = self._tables[cls.KIND]
         params = Params(table.dialect.placeholder)
         where = where_clause(query, table, params)
+        order = order_clause(query, table)
+        # The page's ids first, then their documents: the sort, the offset and the
+        # filters read only narrow rows (index entries where they can), and only
+        # the page's documents (kilobytes each) are read at all.
         rows = self._session.fetch(
-            f'SELECT "doc" FROM {table.name}{where}{order_clause(query, table)} '
-            f"LIMIT {int(query.limit)} OFFSET {int(query.offset)}",
+            f'SELECT "doc" FROM {table.name} WHERE "id" IN (SELECT "id" FROM {table.name}'
+            f"{where}{order} LIMIT {int(query.limit)} OFFSET {int(query.offset)}){order}",
             params.values,
         )
         items = tuple(self._as(cls, table, row[0]) for row in rows)
-        if len(items) < query.limit and (items or query.offset == 0):
-            total = query.offset + len(items)  # a short page ends the result: no count needed
-        else:
-            counted = self._session.fetch(
-                f"SELECT COUNT(*) FROM {table.name}{where}", params.values
-            )
-            total = int(counted[0][0])
-        return Page(items=items, total=total, offset=query.offset, limit=query.limit)
+
+        def count(most: int | None) -> int:
+            sql = f"SELECT COUNT(*) FROM {table.name}{where}"
+            if most is not None:
+                # The LIMIT stops the scan: a bounded count reads at most ``most`` rows.
+                sql = (
+                    f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name}{where} "
+                    f'LIMIT {int(most)}) AS "bounded"'
+                )
+            return int(self._session.fetch(sql, params.values)[0][0])
+
+        total, exact = counted_total(query, len(items), count)
+        return Page(
+            items=items, total=total, offset=query.offset, limit=query.limit, total_exact=exact
+        )
 
     def group_counts(self, cls: type[R], query: Query, field: str) -> list[GroupCount]:
         """Count the records matching ``query`` (ignoring its paging) per value of

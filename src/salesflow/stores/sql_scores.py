@@ -9,6 +9,13 @@ and ``scored_at`` serve the index ``(lead_id, model_id, scored_at, seq)``, and
 read; it is not part of `salesflow.stores.sql.migrate_documents`, which rewrites
 records only.
 
+``sf_best_scores`` keeps each scored lead's best current score (the highest
+points among its current scores, one per model), rewritten by every `add_score`,
+so the work list's score order and a page of leads' scores are one indexed
+query: ``rank`` is the negated score, and the index ``(rank, lead_id)`` lists
+the best first (layout 9; a database from before it is filled from
+``sf_scores`` when opened, see `ScoreTable.backfill`).
+
 `ScoreTable` builds the statements once per store; `ScoreUnit` is the part of
 `salesflow.stores.sql.SQLUnit` that implements the score methods of `UnitOfWork`
 with them.
@@ -16,15 +23,19 @@ with them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from salesflow.errors import StoreError, ValidationError
 from salesflow.scoring_compile import ScoreResult
-from salesflow.stores.base import ColumnType
+from salesflow.stores.base import ColumnType, check_top_scored
 from salesflow.stores.codec import decode_score, encode_score
 from salesflow.stores.sql_dialect import Dialect, Session, dump_json
 
 __all__ = ["ScoreTable", "ScoreUnit"]
+
+_IN_CHUNK = 500
+"""How many lead ids one ``IN (…)`` lookup carries."""
 
 _INSERT_ATTEMPTS = 100
 """How often `ScoreUnit.add_score` takes the next ``seq`` again after another unit
@@ -68,18 +79,38 @@ class ScoreTable:
             f'WHERE "next" IS NULL ORDER BY "model_id"'
         )
 
+        self.best = dialect.table("sf_best_scores")
+        self.best_sql = (
+            f'INSERT INTO {self.best} ("lead_id", "rank") VALUES ({p}, {p}) '
+            f'ON CONFLICT ("lead_id") DO UPDATE SET "rank" = excluded."rank"'
+        )
+
     def ddl(self) -> list[str]:
-        """The statements that create the table and its index if missing."""
+        """The statements that create the tables and their indexes if missing."""
         d = self.dialect
         text = d.sql_type(ColumnType.TEXT)
+        number = d.sql_type(ColumnType.INT)
         return [
             f"CREATE TABLE IF NOT EXISTS {self.name} ("
-            f'"lead_id" {text} NOT NULL, "seq" {d.sql_type(ColumnType.INT)} NOT NULL, '
+            f'"lead_id" {text} NOT NULL, "seq" {number} NOT NULL, '
             f'"model_id" {text} NOT NULL, "scored_at" {d.sql_type(ColumnType.DATETIME)} '
             f'NOT NULL, "doc" {d.doc_type} NOT NULL, PRIMARY KEY ("lead_id", "seq"))',
             f'CREATE INDEX IF NOT EXISTS "{self.INDEX}" ON {self.name} '
             f'("lead_id", "model_id", "scored_at", "seq")',
+            f"CREATE TABLE IF NOT EXISTS {self.best} ("
+            f'"lead_id" {text} PRIMARY KEY, "rank" {number} NOT NULL)',
+            f'CREATE INDEX IF NOT EXISTS "sf_best_scores__rank__lead_id" ON {self.best} '
+            f'("rank", "lead_id")',
         ]
+
+    def backfill(self, session: Session) -> None:
+        """Fill ``sf_best_scores`` from the history of a database from before layout 9
+        (run once, when such a database is opened)."""
+        rows = session.fetch(f'SELECT DISTINCT "lead_id" FROM {self.name}')
+        for (lead_id,) in rows:
+            current = session.fetch(self.current_sql, [lead_id])
+            best = max(self.decode(row[0]).points for row in current)
+            session.change(self.best_sql, [lead_id, -best])
 
     def row(self, score: ScoreResult) -> list[Any]:
         """The parameters of `insert_sql` that store ``score``."""
@@ -119,6 +150,8 @@ class ScoreUnit:
         for _ in range(_INSERT_ATTEMPTS):
             # Read committed: each attempt sees the score that took the seq before.
             if self._session.change(t.insert_sql, row) == 1:
+                best = max(s.points for s in self.scores(score.lead_id))
+                self._session.change(t.best_sql, [score.lead_id, -best])
                 return
         raise StoreError(
             f"the score of lead {score.lead_id!r} could not be stored: other units kept "
@@ -131,6 +164,39 @@ class ScoreUnit:
         t = self._scores
         rows = self._session.fetch(t.current_sql, [lead_id])
         return [t.decode(row[0]) for row in rows]
+
+    def best_scores(self, lead_ids: Iterable[str]) -> dict[str, int]:
+        """Each lead's best current score, for those of ``lead_ids`` with one
+        (primary-key lookups, `_IN_CHUNK` at a time)."""
+        t = self._scores
+        wanted = list(dict.fromkeys(lead_ids))
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            marks = ", ".join([t.dialect.placeholder] * len(chunk))
+            rows = self._session.fetch(
+                f'SELECT "lead_id", "rank" FROM {t.best} WHERE "lead_id" IN ({marks})', chunk
+            )
+            found.update((str(lead_id), -int(rank)) for lead_id, rank in rows)
+        return found
+
+    def top_scored_leads(
+        self, limit: int, after: tuple[str, int] | None = None
+    ) -> list[tuple[str, int]]:
+        """The best-scored leads from the ``(rank, lead_id)`` index, after ``after``."""
+        check_top_scored(limit)
+        t = self._scores
+        p = t.dialect.placeholder
+        where, params = "", []
+        if after is not None:
+            where = f' WHERE ("rank", "lead_id") > ({p}, {p})'
+            params = [-after[1], after[0]]
+        rows = self._session.fetch(
+            f'SELECT "lead_id", "rank" FROM {t.best}{where} '
+            f'ORDER BY "rank", "lead_id" LIMIT {int(limit)}',
+            params,
+        )
+        return [(str(lead_id), -int(rank)) for lead_id, rank in rows]
 
     def score_history(self, lead_id: str, model_id: str | None = None) -> list[ScoreResult]:
         """Every score the lead had (under ``model_id`` when given), oldest first:

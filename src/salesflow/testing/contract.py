@@ -51,6 +51,7 @@ from salesflow.testing.contract_savepoints import SavepointContract
 from salesflow.testing.contract_scores import ScoreContract
 from salesflow.testing.contract_sequences import SequenceContract
 from salesflow.testing.contract_states import StateContract
+from salesflow.testing.contract_worklist import WorkListContract
 from salesflow.values import Money, Record, RecordKind, RecordRef
 
 __all__ = ["StoreContract"]
@@ -104,6 +105,7 @@ class StoreContract(
     StateContract,
     ReportContract,
     SavepointContract,
+    WorkListContract,
     abc.ABC,
 ):
     """Behaviour every `Store` must have. Subclass it in a ``Test*`` class.

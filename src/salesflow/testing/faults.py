@@ -88,6 +88,8 @@ READS: frozenset[str] = frozenset(
         "interactions",
         "scores",
         "score_history",
+        "best_scores",
+        "top_scored_leads",
         "get_state",
         "states",
     }

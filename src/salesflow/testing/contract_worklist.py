@@ -1,0 +1,116 @@
+"""`WorkListContract`: the store contract for what the work list and the views read
+at scale: bounded counts (`Query.count_limit`) and the best-score index
+(`UnitOfWork.best_scores`, `UnitOfWork.top_scored_leads`).
+
+`salesflow.testing.contract.StoreContract` inherits these tests.
+"""
+
+from __future__ import annotations
+
+import abc
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from salesflow.conditions import field
+from salesflow.errors import ValidationError
+from salesflow.lead import Lead
+from salesflow.stores.base import Query, SortKey, Store
+from salesflow.stores.codec import Codec
+from salesflow.testing.contract_scores import score
+
+__all__ = ["WorkListContract"]
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def _leads(store: Store, count: int) -> None:
+    with store.unit_of_work() as uow:
+        for n in range(count):
+            at = T0 + timedelta(minutes=n)
+            uow.add(
+                Lead(
+                    id=f"l{n:02d}",
+                    created_at=at,
+                    modified_at=at,
+                    topic="t",
+                    last_name=f"L{n}",
+                    owner_id="u1" if n % 2 else "u2",
+                )
+            )
+        uow.commit()
+
+
+class WorkListContract(abc.ABC):
+    """Bounded counts and best scores, the same in every store."""
+
+    def test_a_count_limit_bounds_the_total_and_says_so(self, store: Store) -> None:
+        _leads(store, 12)
+        order = (SortKey(field="created_at"),)
+
+        def page(**options: int | None) -> tuple[int, bool, int]:
+            with store.unit_of_work() as uow:
+                found = uow.query(Lead, Query(order_by=order, limit=4, **options))  # type: ignore[arg-type]
+            return found.total, found.total_exact, len(found.items)
+
+        assert page() == (12, True, 4)
+        assert page(count_limit=20) == (12, True, 4)  # under the bound: exact
+        assert page(count_limit=12) == (12, True, 4)
+        assert page(count_limit=11) == (11, False, 4)  # "11+"
+        assert page(count_limit=5, offset=8) == (12, True, 4)  # a short last page
+        assert page(count_limit=5, offset=4) == (8, False, 4)  # at least what was paged
+        assert page(count_limit=0) == (4, False, 4)  # no count at all
+        assert page(count_limit=0, offset=12) == (12, True, 0)
+        with store.unit_of_work() as uow:
+            few = uow.query(Lead, Query(where=field("owner_id").eq("u1"), count_limit=0))
+        assert (few.total, few.total_exact, len(few.items)) == (6, True, 6)
+
+    def test_a_bad_count_limit_is_refused(self) -> None:
+        for bad in (-1, True, 1.5, "5"):
+            with pytest.raises(ValidationError, match="count_limit"):
+                Query(count_limit=bad)  # type: ignore[arg-type]
+
+    def test_best_scores_are_the_highest_current_score_of_each_lead(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            uow.add_score(score(30, lead_id="a"))
+            uow.add_score(score(70, 1, lead_id="a", model_id="m2"))
+            uow.add_score(score(90, 2, lead_id="b"))
+            uow.add_score(score(10, 3, lead_id="b"))  # b's current m1 score falls to 10
+            uow.add_score(score(70, 4, lead_id="c"))
+            # A unit sees its own scores before it commits.
+            assert uow.best_scores(["a", "b"]) == {"a": 70, "b": 10}
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.best_scores(["a", "b", "c", "nobody"]) == {"a": 70, "b": 10, "c": 70}
+            assert uow.best_scores([]) == {}
+            assert uow.top_scored_leads(10) == [("a", 70), ("c", 70), ("b", 10)]
+            assert uow.top_scored_leads(2) == [("a", 70), ("c", 70)]
+            assert uow.top_scored_leads(5, ("a", 70)) == [("c", 70), ("b", 10)]
+            assert uow.top_scored_leads(5, ("b", 10)) == []
+
+    def test_best_scores_survive_reopening(self) -> None:
+        store = self.make_store()
+        with store.unit_of_work() as uow:
+            uow.add_score(score(55, lead_id="a"))
+            uow.commit()
+        store = self.reopen(store)
+        try:
+            with store.unit_of_work() as uow:
+                assert uow.top_scored_leads(3) == [("a", 55)]
+        finally:
+            store.close()
+
+    def test_top_scored_leads_refuses_a_bad_limit(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            for bad in (0, 10_001, True):
+                with pytest.raises(ValidationError, match="limit"):
+                    uow.top_scored_leads(bad)
+
+    @abc.abstractmethod
+    def make_store(self) -> Store:
+        """Return a new, empty store (see `StoreContract.make_store`)."""
+
+    @abc.abstractmethod
+    def reopen(self, store: Store, codec: Codec | None = None) -> Store:
+        """Close ``store`` and return a store over the same data (see
+        `StoreContract.reopen`)."""
