@@ -48,7 +48,7 @@ from salesflow.sequences.enrollment import RuntimeConfig
 from salesflow.stores.base import GroupCount, Page, Query, SortKey, Store
 from salesflow.stores.memory import MemoryStore
 from salesflow.values import Record, RecordRef
-from salesflow.views import LeadView, ViewResult, lead_view_query
+from salesflow.views import COUNT_LIMIT, LeadView, ViewResult, lead_view_query, read_lead_view
 from salesflow.worktime import Calendars, OrganizationCalendar
 
 __all__ = [
@@ -272,6 +272,7 @@ class Salesflow(
         group_by: str | None = None,
         page: int = 1,
         page_size: int = 50,
+        count_limit: int | None = COUNT_LIMIT,
     ) -> ViewResult[Lead]:
         """One page of a standard lead view.
 
@@ -286,6 +287,10 @@ class Salesflow(
                 counts every group of the whole view.
             page: Page number from 1.
             page_size: Rows per page (1–10000).
+            count_limit: Count the view's rows up to this many (5,000 by default):
+                a bigger view reports ``total=5000`` and ``total_exact=False``
+                ("5,000+"), so a page of a million-lead view is not held up by
+                counting it. None counts every row.
 
         Raises:
             ValidationError: unknown view or field, bad page, missing user_id.
@@ -301,19 +306,10 @@ class Salesflow(
             group_by=group_by,
             page=page,
             page_size=page_size,
+            count_limit=count_limit,
         )
         with self._read() as uow:
-            result = uow.query(Lead, query)
-            groups = uow.group_counts(Lead, query, group_by) if group_by else []
-        return ViewResult(
-            view=LeadView(view).value,
-            items=result.items,
-            total=result.total,
-            page=page,
-            page_size=page_size,
-            group_by=group_by,
-            groups=tuple(groups),
-        )
+            return read_lead_view(uow, query, view=view, group_by=group_by)
 
     def lead_view_counts(
         self, view: LeadView | str, group_by: str, *, user_id: str | None = None

@@ -11,7 +11,8 @@ CLI's ``salesflow report NAME``) or a chart.
 
 The reports take an optional window on the leads' ``created_at`` (``since``
 inclusive, ``until`` exclusive), so "leads of the last 90 days" is
-``since=now - timedelta(days=90)``.
+``since=now - timedelta(days=90)``, and a `Scope`: the owners whose records count
+(every record for the system; for an actor, what `Privilege.VIEW_REPORTS` reaches).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from typing import Any
 
 import attrs
 
+from salesflow.access import EVERYTHING, Scope
 from salesflow.conditions import Condition, all_of, field
 from salesflow.lead import Lead
 from salesflow.stores.base import GroupCount, Query, UnitOfWork
 from salesflow.values import RecordKind
 
-__all__ = ["REPORTS", "Report", "ReportName", "rate"]
+__all__ = ["REPORTS", "Report", "ReportName", "Window", "rate"]
 
 
 class ReportName(StrEnum):
@@ -91,8 +93,22 @@ def rate(part: int, whole: int) -> Decimal | None:
     return (Decimal(part) * 100 / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN)
 
 
-def _window(since: datetime | None, until: datetime | None, *more: Condition) -> Condition | None:
+@attrs.frozen
+class Window:
+    """What a report counts: leads created in ``[since, until)`` (no bound when None)
+    whose owner is in ``scope``."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    scope: Scope = EVERYTHING
+
+
+def _window(window: Window, *more: Condition) -> Condition | None:
+    since, until = window.since, window.until
     parts = list(more)
+    reach = window.scope.condition()
+    if reach is not None:
+        parts.append(reach)
     if since is not None:
         parts.append(field("created_at").ge(since))
     if until is not None:
@@ -102,10 +118,8 @@ def _window(since: datetime | None, until: datetime | None, *more: Condition) ->
     return parts[0] if len(parts) == 1 else all_of(*parts)
 
 
-def _counts(
-    uow: UnitOfWork, group: str, since: datetime | None, until: datetime | None, *more: Condition
-) -> dict[Any, int]:
-    query = Query(where=_window(since, until, *more))
+def _counts(uow: UnitOfWork, group: str, window: Window, *more: Condition) -> dict[Any, int]:
+    query = Query(where=_window(window, *more))
     found: list[GroupCount] = uow.group_counts(Lead, query, group)
     return {g.value: g.count for g in found}
 
@@ -116,14 +130,13 @@ def _ordered(keys: Sequence[Any], counts: dict[Any, int]) -> list[Any]:
     return sorted(keys, key=lambda k: (-counts.get(k, 0), position[k]))
 
 
-def lead_sources(uow: UnitOfWork, since: datetime | None, until: datetime | None) -> Report:
+def lead_sources(uow: UnitOfWork, window: Window) -> Report:
     """Leads per source, how many were qualified into an opportunity, and the rate."""
-    leads = _counts(uow, "source", since, until)
+    leads = _counts(uow, "source", window)
     converted = _counts(
         uow,
         "source",
-        since,
-        until,
+        window,
         field("status").eq("qualified"),
         field("qualifying_opportunity_id").not_null(),
     )
@@ -142,12 +155,12 @@ def lead_sources(uow: UnitOfWork, since: datetime | None, until: datetime | None
     )
 
 
-def conversion_by_owner(uow: UnitOfWork, since: datetime | None, until: datetime | None) -> Report:
+def conversion_by_owner(uow: UnitOfWork, window: Window) -> Report:
     """Per owner: leads, qualified, disqualified, still open, and the conversion rate
     (qualified of the leads decided either way)."""
-    leads = _counts(uow, "owner_id", since, until)
-    qualified = _counts(uow, "owner_id", since, until, field("status").eq("qualified"))
-    disqualified = _counts(uow, "owner_id", since, until, field("status").eq("disqualified"))
+    leads = _counts(uow, "owner_id", window)
+    qualified = _counts(uow, "owner_id", window, field("status").eq("qualified"))
+    disqualified = _counts(uow, "owner_id", window, field("status").eq("disqualified"))
     rows = []
     for owner in leads:
         q, d = qualified.get(owner, 0), disqualified.get(owner, 0)
@@ -162,11 +175,9 @@ def conversion_by_owner(uow: UnitOfWork, since: datetime | None, until: datetime
     )
 
 
-def disqualification_reasons(
-    uow: UnitOfWork, since: datetime | None, until: datetime | None
-) -> Report:
+def disqualification_reasons(uow: UnitOfWork, window: Window) -> Report:
     """How many leads were disqualified, per reason, and each reason's share."""
-    counts = _counts(uow, "status_reason", since, until, field("status").eq("disqualified"))
+    counts = _counts(uow, "status_reason", window, field("status").eq("disqualified"))
     total = sum(counts.values())
     rows = tuple(
         (reason, counts[reason], rate(counts[reason], total))
@@ -185,12 +196,10 @@ def _days(seconds: float) -> Decimal:
     return (Decimal(repr(seconds)) / 86400).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN)
 
 
-def time_to_qualify(
-    uow: UnitOfWork, since: datetime | None, until: datetime | None, now: datetime
-) -> Report:
+def time_to_qualify(uow: UnitOfWork, window: Window) -> Report:
     """Per owner: leads qualified and the days from creation to qualification
     (average, fastest, slowest); then everyone."""
-    query = Query(where=_window(since, until, field("status").eq("qualified")))
+    query = Query(where=_window(window, field("status").eq("qualified")))
     by_owner = uow.span_stats(Lead, query, "created_at", "closed_at", "owner_id")
     overall = uow.span_stats(Lead, query, "created_at", "closed_at")
     rows = [
@@ -214,23 +223,26 @@ PERIODS = (30, 90, 180, 365)
 """The windows of `sequence_success`, in days."""
 
 
-def sequence_success(
-    uow: UnitOfWork, since: datetime | None, until: datetime | None, now: datetime
-) -> Report:
+def sequence_success(uow: UnitOfWork, window: Window, now: datetime) -> Report:
     """For lead and opportunity sequences, over the last 30, 90, 180 and 365 days
     (ending at ``until``, or now): records connected, those converted (a lead
     qualified into an opportunity, an opportunity won), the success rate, and the
     same for the previous equal period with the change in percentage points.
     ``since`` is not used: each period sets its own start."""
-    end = until if until is not None else now
+    end = window.until if window.until is not None else now
+    reach = window.scope
+
+    def conversions(kind: RecordKind, since: datetime, until: datetime) -> list[Any]:
+        return uow.sequence_conversions(
+            kind, since, until, owners=reach.owners, unowned=reach.unowned
+        )
+
     rows = []
     for kind in (RecordKind.LEAD, RecordKind.OPPORTUNITY):
         for days in PERIODS:
             span = timedelta(days=days)
-            current = {c.sequence_id: c for c in uow.sequence_conversions(kind, end - span, end)}
-            before = {
-                c.sequence_id: c for c in uow.sequence_conversions(kind, end - 2 * span, end - span)
-            }
+            current = {c.sequence_id: c for c in conversions(kind, end - span, end)}
+            before = {c.sequence_id: c for c in conversions(kind, end - 2 * span, end - span)}
             for sequence_id in sorted(current.keys() | before.keys()):
                 now_c = current.get(sequence_id)
                 was_c = before.get(sequence_id)
@@ -275,18 +287,16 @@ def sequence_success(
 
 
 def _lead_report(
-    make: Callable[[UnitOfWork, datetime | None, datetime | None], Report],
-) -> Callable[[UnitOfWork, datetime | None, datetime | None, datetime], Report]:
-    return lambda uow, since, until, now: make(uow, since, until)
+    make: Callable[[UnitOfWork, Window], Report],
+) -> Callable[[UnitOfWork, Window, datetime], Report]:
+    return lambda uow, window, now: make(uow, window)
 
 
-REPORTS: dict[
-    ReportName, Callable[[UnitOfWork, datetime | None, datetime | None, datetime], Report]
-] = {
+REPORTS: dict[ReportName, Callable[[UnitOfWork, Window, datetime], Report]] = {
     ReportName.LEAD_SOURCES: _lead_report(lead_sources),
     ReportName.CONVERSION_BY_OWNER: _lead_report(conversion_by_owner),
     ReportName.DISQUALIFICATION_REASONS: _lead_report(disqualification_reasons),
-    ReportName.TIME_TO_QUALIFY: time_to_qualify,
+    ReportName.TIME_TO_QUALIFY: _lead_report(time_to_qualify),
     ReportName.SEQUENCE_SUCCESS: sequence_success,
 }
-"""Each report's function: ``(unit of work, since, until, now) -> Report``."""
+"""Each report's function: ``(unit of work, window, now) -> Report``."""

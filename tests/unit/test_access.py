@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import itertools
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -514,3 +514,23 @@ def test_any_actor_input_is_an_actor_or_a_validation_error(
         assert "ids" in message or "does not know" in message or "collection" in message
     else:
         assert bound.actor == actor
+
+
+def test_sequence_success_and_the_work_list_keep_to_the_actors_reach(system: Salesflow) -> None:
+    system.publish_sequence(call_sequence())
+    own = system.create_lead(topic="Own", last_name="A", owner_id="ana")
+    other = system.create_lead(topic="Other", last_name="B", owner_id="bo")
+    west = system.create_lead(topic="West", last_name="C", owner_id="cy")
+    system.connect_many([own.ref, other.ref, west.ref], "calls")
+    assert isinstance(system.clock, FakeClock)
+    system.clock.advance(timedelta(hours=1))  # the report's periods end before now
+    ana, manager = system.as_actor(ANA), system.as_actor(MAX)
+
+    def connected(engine: Salesflow) -> int:
+        rows = engine.report("sequence_success").rows
+        return next(row[3] for row in rows if row[0] == "lead" and row[2] == 30)
+
+    assert (connected(ana), connected(manager), connected(system)) == (1, 2, 3)
+    assert {row.record.id for row in ana.work_list()} == {own.id}
+    assert {row.record.id for row in manager.work_list()} == {own.id, other.id}
+    assert len(system.work_list()) == 3

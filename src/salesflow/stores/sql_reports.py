@@ -69,7 +69,13 @@ class ReportUnit:
         return sorted(found, key=lambda s: order(s.value))
 
     def sequence_conversions(
-        self, kind: RecordKind, since: datetime, until: datetime
+        self,
+        kind: RecordKind,
+        since: datetime,
+        until: datetime,
+        *,
+        owners: frozenset[str] | None = None,
+        unowned: bool = True,
     ) -> list[SequenceConversion]:
         """See `UnitOfWork.sequence_conversions`."""
         check_conversion_window(kind, since, until)
@@ -83,17 +89,35 @@ class ReportUnit:
             converted = f'r."status" = {p}'
             values = ["won"]
         when = [dialect.store_value(ColumnType.DATETIME, t) for t in (since, until)]
+        reach, reach_values = _owned_by(p, owners, unowned)
         rows = self._session.fetch(
             f'SELECT e."sequence_id", COUNT(*), SUM(CASE WHEN {converted} THEN 1 ELSE 0 END) '
             f'FROM {self._sequences.enrollments} e JOIN {table.name} r ON r."id" = e."record_id" '
-            f'WHERE e."record_kind" = {p} AND e."connected_at" >= {p} AND e."connected_at" < {p} '
-            f'GROUP BY e."sequence_id" ORDER BY e."sequence_id"',
-            [*values, kind.value, *when],
+            f'WHERE e."record_kind" = {p} AND e."connected_at" >= {p} AND e."connected_at" < {p}'
+            f'{reach} GROUP BY e."sequence_id" ORDER BY e."sequence_id"',
+            [*values, kind.value, *when, *reach_values],
         )
         return [
             SequenceConversion(sequence_id=row[0], connected=int(row[1]), converted=int(row[2]))
             for row in rows
         ]
+
+
+def _owned_by(
+    placeholder: str, owners: frozenset[str] | None, unowned: bool
+) -> tuple[str, list[Any]]:
+    """The ``AND …`` on the record's owner that `sequence_conversions`' ``owners``
+    asks for, and its values ("" when every record counts)."""
+    if owners is None:
+        return "", []
+    terms = []
+    if owners:
+        terms.append(f'r."owner_id" IN ({", ".join([placeholder] * len(owners))})')
+    if unowned:
+        terms.append('r."owner_id" IS NULL')
+    if not terms:
+        return " AND 1 = 0", []
+    return f" AND ({' OR '.join(terms)})", sorted(owners)
 
 
 def _stats(value: Any, measures: tuple[Any, ...] | list[Any]) -> SpanStats:

@@ -21,7 +21,7 @@ __all__ = ["ReportContract"]
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-def _lead(n: int, owner: str, hours: float | None, **fields: object) -> Lead:
+def _lead(n: int, owner: str | None, hours: float | None, **fields: object) -> Lead:
     closed = None if hours is None else T0 + timedelta(hours=hours)
     status = LeadStatus.QUALIFIED if closed is not None else LeadStatus.OPEN
     return Lead(
@@ -124,3 +124,40 @@ class ReportContract(abc.ABC):
         ]
         assert deals == [SequenceConversion(sequence_id="s-o", connected=2, converted=1)]
         assert later == [SequenceConversion(sequence_id="s-a", connected=1, converted=0)]
+
+    def test_sequence_conversions_count_only_the_owners_asked_for(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            uow.add(_lead(1, "ann", 5, qualifying_opportunity_id="opp-1"))
+            uow.add(_lead(2, "bob", None))
+            uow.add(_lead(3, None, None))
+            for n in (1, 2, 3):
+                uow.add_enrollment(
+                    enrollment(
+                        n,
+                        sequence_id="s-a",
+                        record=RecordRef(kind=RecordKind.LEAD, id=f"lead-{n:04d}"),
+                        connected_at=T0,
+                    )
+                )
+            uow.commit()
+        day = (T0, T0 + timedelta(days=1))
+
+        def counted(owners: frozenset[str] | None, unowned: bool) -> list[SequenceConversion]:
+            with store.unit_of_work() as uow:
+                return uow.sequence_conversions(
+                    RecordKind.LEAD, *day, owners=owners, unowned=unowned
+                )
+
+        assert counted(None, False) == [
+            SequenceConversion(sequence_id="s-a", connected=3, converted=1)
+        ]
+        assert counted(frozenset({"ann"}), False) == [
+            SequenceConversion(sequence_id="s-a", connected=1, converted=1)
+        ]
+        assert counted(frozenset({"bob"}), True) == [
+            SequenceConversion(sequence_id="s-a", connected=2, converted=0)
+        ]
+        assert counted(frozenset(), True) == [
+            SequenceConversion(sequence_id="s-a", connected=1, converted=0)
+        ]
+        assert counted(frozenset(), False) == []
