@@ -361,9 +361,10 @@ def read_rows(
                         "read; save the file as UTF-8 and import it again",
                     )
                     return
-                if not any(cell.strip() for cell in cells):
-                    continue  # a blank line is not a row
-                if _NOT_UTF8.search("".join(cells)):
+                joined = "".join(cells)
+                if not joined.strip():
+                    continue  # a blank line is not a row (every cell is blank)
+                if not joined.isascii() and _NOT_UTF8.search(joined):
                     yield rejected(
                         number, "has bytes that are not UTF-8 text; save the file as UTF-8"
                     )

@@ -64,6 +64,13 @@ def _interaction(value: object) -> InteractionKind | None:
 
 
 def _fields(value: object) -> dict[str, Any]:
+    if type(value) is dict:
+        # the usual case (every import row), checked without the generic tests
+        for key in value:
+            if not (isinstance(key, str) and key):
+                break
+        else:
+            return dict(value)
     if not isinstance(value, Mapping) or not all(isinstance(k, str) and k for k in value):
         raise ValidationError(
             f"Submission.fields={value!r} must map field names (lead or contact fields, "

@@ -336,7 +336,10 @@ class Lead(Record):
     @property
     def full_name(self) -> str:
         """First and last name joined with a space."""
-        return " ".join(p for p in (self.first_name, self.last_name) if p)
+        first, last = self.first_name, self.last_name
+        if first and last:
+            return f"{first} {last}"
+        return first or last or ""
 
     @property
     def is_open(self) -> bool:
@@ -392,8 +395,31 @@ def new_lead(*, lead_id: str, fields: Mapping[str, Any], now: datetime) -> tuple
     # the required fields are among ``fields`` (checked here), so nothing of the
     # blank lead's placeholders is left
     check_fields_fast(Lead, fields, SYSTEM_FIELDS, creating=True)
-    lead = evolve_fields(_BLANK, id=lead_id, created_at=now, modified_at=now, **fields)
+    blank = _blank_at(now)
+    if blank is None:  # ``now`` is refused: with the same error as ever
+        lead = evolve_fields(_BLANK, id=lead_id, created_at=now, modified_at=now, **fields)
+    else:
+        lead = evolve_fields(blank, id=lead_id, **fields)
     return lead, ev.LeadCreated(occurred_at=now, lead_id=lead.id)
+
+
+_BLANK_AT: list[tuple[object, Lead | None]] = [(object(), None)]
+"""The last instant `new_lead` was given, and the blank lead created and modified
+then (one tuple, so threads never see half an update)."""
+
+
+def _blank_at(now: datetime) -> Lead | None:
+    """The blank lead with ``now`` as its created and modified times (None when
+    ``now`` is refused): the leads of one unit of work share its instant, so the
+    instant is converted and checked once, not once per lead."""
+    seen, blank = _BLANK_AT[0]
+    if seen is not now:
+        try:
+            blank = evolve_fields(_BLANK, created_at=now, modified_at=now)
+        except ValidationError:
+            blank = None
+        _BLANK_AT[0] = (now, blank)
+    return blank
 
 
 def require_open(lead: Lead, doing: str) -> None:

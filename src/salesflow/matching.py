@@ -158,7 +158,8 @@ def normalize(
     text = _text(value)
     if text is None:
         return None
-    kind = Normalizer(normalizer)
+    # strategies hold members already; only a host's plain string needs the lookup
+    kind = normalizer if normalizer.__class__ is Normalizer else Normalizer(normalizer)
     if kind is Normalizer.EMAIL:
         return text.lower()
     if kind is Normalizer.PHONE:

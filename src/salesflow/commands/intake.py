@@ -203,7 +203,9 @@ class IntakeCommands(EngineCore):
     ) -> IntakeResult:
         values = _submitted(submission) if batch is None else batch.values(submission)
         country = _country(values)
-        reasons: list[str] = []
+        # A batch (a CSV import) keeps only what each row did, so its rows' reasons
+        # are not written out at all.
+        reasons: list[str] | None = [] if batch is None or batch.explain else None
         strategy = self._strategy if batch is None else batch.strategy
 
         contact_strategy = strategy(work, options.contact_strategy, RecordKind.CONTACT)
@@ -258,7 +260,7 @@ class IntakeCommands(EngineCore):
             lead_action=lead_action,
             contact_action=contact_action,
             interaction=interaction,
-            reasons=tuple(reasons),
+            reasons=() if reasons is None else tuple(reasons),
         )
 
     def _match(
@@ -269,7 +271,7 @@ class IntakeCommands(EngineCore):
         values: Mapping[str, Any],
         country: str | None,
         options: IntakeOptions,
-        reasons: list[str],
+        reasons: list[str] | None,
         *,
         preferred: Callable[[Any], bool] | None,
         batch: IntakeBatch | None = None,
@@ -279,9 +281,11 @@ class IntakeCommands(EngineCore):
             if batch is None
             else batch.keys(strategy, values, country, options)
         )
-        what = cls.__name__.lower()
         if keys is None:
-            reasons.append(f"no {what} matched: the submission has no {INDEXED_FIELD}")
+            if reasons is not None:
+                reasons.append(
+                    f"no {cls.__name__.lower()} matched: the submission has no {INDEXED_FIELD}"
+                )
             return None
         key = _email_key(keys)
         candidates = (
@@ -295,7 +299,12 @@ class IntakeCommands(EngineCore):
             if strategy.matches(keys, _reader(r), country)
             and (options.match_inactive or _is_active(r))
         ]
-        chosen = pick(found, modified_at=lambda r: r.modified_at, preferred=preferred)
+        chosen = (
+            pick(found, modified_at=lambda r: r.modified_at, preferred=preferred) if found else None
+        )
+        if reasons is None:
+            return chosen
+        what = cls.__name__.lower()
         shown = ", ".join(f"{k}={v!r}" for k, v in keys.items())
         if chosen is None:
             reasons.append(f"no {what} matched strategy {strategy.id!r} ({shown})")
@@ -312,7 +321,7 @@ class IntakeCommands(EngineCore):
         contact: Contact | None,
         values: Mapping[str, Any],
         options: IntakeOptions,
-        reasons: list[str],
+        reasons: list[str] | None,
     ) -> tuple[Contact | None, RecordAction]:
         if contact is None and not options.create_contact:
             return None, RecordAction.NONE
@@ -332,7 +341,8 @@ class IntakeCommands(EngineCore):
                     fields=fields_changed(contact, updated, list(changes)),
                 )
             )
-            reasons.append(f"contact {contact.id!r} updated: {', '.join(sorted(changes))}")
+            if reasons is not None:
+                reasons.append(f"contact {contact.id!r} updated: {', '.join(sorted(changes))}")
             return saved, RecordAction.UPDATED
         check_fields(Contact, taken, RECORD_SYSTEM, creating=True)
         created = Contact(
@@ -340,7 +350,8 @@ class IntakeCommands(EngineCore):
         )
         work.add(created)
         work.events.append(ev.ContactCreated(occurred_at=work.now, contact_id=created.id))
-        reasons.append(f"contact {created.id!r} created")
+        if reasons is not None:
+            reasons.append(f"contact {created.id!r} created")
         return created, RecordAction.CREATED
 
     def _take_lead(
@@ -351,7 +362,7 @@ class IntakeCommands(EngineCore):
         contact: Contact | None,
         values: Mapping[str, Any],
         options: IntakeOptions,
-        reasons: list[str],
+        reasons: list[str] | None,
     ) -> tuple[Lead | None, RecordAction]:
         taken = _split(values, _LEAD_FIELDS, options.ignore_empty)
         if lead is not None:
@@ -362,7 +373,8 @@ class IntakeCommands(EngineCore):
             saved = work.update(updated)
             assert isinstance(saved, Lead)
             work.events.append(happened)
-            reasons.append(f"lead {lead.id!r} updated: {', '.join(sorted(changes))}")
+            if reasons is not None:
+                reasons.append(f"lead {lead.id!r} updated: {', '.join(sorted(changes))}")
             return saved, RecordAction.UPDATED
         if not options.create_when_no_match:
             return None, RecordAction.NONE
@@ -386,8 +398,9 @@ class IntakeCommands(EngineCore):
         work.add(created)
         work.events.append(happened)
         self._lead_created_by_intake(work, created, route=options.route)
-        linked = f", linked to contact {contact.id!r}" if contact is not None else ""
-        reasons.append(f"lead {created.id!r} created{linked}")
+        if reasons is not None:
+            linked = f", linked to contact {contact.id!r}" if contact is not None else ""
+            reasons.append(f"lead {created.id!r} created{linked}")
         return created, RecordAction.CREATED
 
     def _record_submission(
@@ -396,7 +409,7 @@ class IntakeCommands(EngineCore):
         submission: Submission,
         contact: Contact | None,
         lead: Lead | None,
-        reasons: list[str],
+        reasons: list[str] | None,
     ) -> Interaction | None:
         kind = submission.interaction_kind
         if kind is None or (contact is None and lead is None):
@@ -405,7 +418,8 @@ class IntakeCommands(EngineCore):
             f"int-{submission.id}" if submission.id is not None else _content_id(submission)
         )
         if work.uow.find_interaction(interaction_id) is not None:
-            reasons.append(f"interaction {interaction_id!r} was recorded before; not again")
+            if reasons is not None:
+                reasons.append(f"interaction {interaction_id!r} was recorded before; not again")
             return None
         interaction = Interaction(
             id=interaction_id,
@@ -417,7 +431,8 @@ class IntakeCommands(EngineCore):
             source_id=submission.form_id,
         )
         self._add_interaction(work, interaction)
-        reasons.append(f"interaction {interaction.id!r} ({kind.value}) recorded")
+        if reasons is not None:
+            reasons.append(f"interaction {interaction.id!r} ({kind.value}) recorded")
         return interaction
 
     # --- interactions ---------------------------------------------------------------
