@@ -810,13 +810,11 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, ReportUnit):
             raise ValidationError(
                 f"schedule() takes a DueItem, not {type(item).__name__}", field="item", value=item
             )
-        if item.key is not None:
-            existing = self._due_by_key(item.key)
-            if existing is not None:
-                return existing
+        # The insert skips a row whose key (or id) is stored, so it goes first: the
+        # key is looked up only when nothing was inserted, one statement fewer for
+        # the usual new item.
         if self._session.change(self._due.insert_sql, self._due.row(item)) == 1:
             return item
-        # A concurrent unit stored the key (or the id) first and has committed since.
         if item.key is not None:
             existing = self._due_by_key(item.key)
             if existing is not None:
