@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -84,12 +84,19 @@ class RecordingSink:
             os.close(descriptor)
 
 
-def read_records(directory: Path) -> list[dict[str, object]]:
-    """Every event recorded under ``directory``, from all processes."""
+def read_records(directory: Path, types: Collection[str] | None = None) -> list[dict[str, object]]:
+    """Every event recorded under ``directory``, from all processes; only those of
+    the event ``types`` (class names) when given, which skips parsing the others
+    (each line starts with its ``"type"``)."""
+    prefixes = None if types is None else tuple(f'{{"type": "{t}"' for t in types)
     records: list[dict[str, object]] = []
     for path in sorted(directory.glob("*.jsonl")):
         with path.open(encoding="utf-8") as lines:
-            records.extend(json.loads(line) for line in lines if line.strip())
+            records.extend(
+                json.loads(line)
+                for line in lines
+                if line.strip() and (prefixes is None or line.startswith(prefixes))
+            )
     return records
 
 
