@@ -133,13 +133,17 @@ def _reference(uow: UnitOfWork, owner_id: str | None, order: WorkListOrder) -> l
 
 
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(
+    ("first", "most", "leads"),
+    [(2, 5, 3), (1, 2, 6)],  # the second: queries over several tie groups run full
+)
 def test_the_paged_work_list_equals_reading_everything(
-    store: Store, seed: int, monkeypatch: pytest.MonkeyPatch
+    store: Store, seed: int, first: int, most: int, leads: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Tiny reads, so a page takes several and the paging itself is exercised.
-    monkeypatch.setattr(worklist_command, "_FIRST_CHUNK", 2)
-    monkeypatch.setattr(worklist_command, "_MAX_CHUNK", 5)
-    monkeypatch.setattr(worklist_command, "_IN_CHUNK", 3)
+    monkeypatch.setattr(worklist_command, "_FIRST_CHUNK", first)
+    monkeypatch.setattr(worklist_command, "_MAX_CHUNK", most)
+    monkeypatch.setattr(worklist_command, "_IN_CHUNK", leads)
     clock = FakeClock(T0 - timedelta(hours=1))
     engine = Salesflow(store, clock=clock, ids=counting_ids())
     _book(engine, store, clock, seed)
@@ -179,6 +183,28 @@ def test_leads_with_the_same_score_are_listed_by_their_next_action(
     assert [r.record for r in engine.work_list(order="score", owner_id="u1")] == [
         leads[n].ref for n in (6, 3, 5, 1, 4, 0, 2)
     ]
+
+
+def test_groups_read_together_keep_the_better_score_first(store: Store) -> None:
+    clock = FakeClock(T0)
+    engine = Salesflow(store, clock=clock, ids=counting_ids())
+    leads = [engine.create_lead(topic="T", last_name=f"L{n}", owner_id="u1") for n in range(4)]
+    # One lead per score; the worse the score, the sooner its action is due, so an
+    # order by due time alone would pick the wrong lead for the second place.
+    for lead, points, hours in zip(leads, (90, 80, 70, 60), (9, 3, 2, 1), strict=True):
+        engine.add_activity(lead, "task", "Do", owner_id="u1", due_at=T0 + timedelta(hours=hours))
+        with store.unit_of_work() as uow:
+            uow.add_score(score(points, lead_id=lead.id))
+            uow.commit()
+    # The 90 group alone cannot fill 3 rows, so 80 and 70 are read in one query.
+    rows = engine.work_list(order="score", limit=3, owner_id="u1")
+    assert [(r.record.id, r.score) for r in rows] == [
+        (leads[0].id, 90),
+        (leads[1].id, 80),
+        (leads[2].id, 70),
+    ]
+    rows = engine.work_list(order="score", limit=2, owner_id="u1")
+    assert [r.score for r in rows] == [90, 80]
 
 
 def _sqlite_layout(path: Path) -> Callable[[str], list[tuple[object, ...]]]:
