@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import attrs
 import pytest
@@ -30,6 +28,7 @@ from salesflow.party import Contact
 from salesflow.stores.base import Query, Store
 from salesflow.stores.memory import MemoryStore
 from salesflow.stores.sqlite import SQLiteStore
+from salesflow.stores.url import open_store
 from salesflow.values import RecordKind
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -130,40 +129,10 @@ def snapshot(engine: Salesflow) -> list[tuple[Any, ...]]:
     return sorted((plain(r) for r in [*contacts, *leads]), key=repr)
 
 
-DSN = os.environ.get("SALESFLOW_PG_DSN", "")
-
-
-def postgres(schemas: list[str]) -> Store:
-    from salesflow.stores.postgres import PostgresStore
-
-    schemas.append(f"sf_test_{uuid4().hex[:8]}")
-    return PostgresStore(DSN, schema=schemas[-1])
-
-
-@pytest.fixture
-def schemas() -> Iterator[list[str]]:
-    """PostgreSQL schemas made by a test, dropped after it."""
-    names: list[str] = []
-    yield names
-    if names:
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(DSN, autocommit=True) as conn:
-            for name in names:
-                conn.execute(
-                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
-                )
-
-
 STORES = [
     pytest.param(lambda _, __: MemoryStore(), id="memory"),
     pytest.param(lambda folder, _: SQLiteStore(folder / "import.db"), id="sqlite"),
-    pytest.param(
-        lambda _, names: postgres(names),
-        id="postgres",
-        marks=pytest.mark.skipif(not DSN, reason="SALESFLOW_PG_DSN is not set"),
-    ),
+    pytest.param(lambda _, postgres_url: open_store(postgres_url("sf_import")), id="postgres"),
 ]
 
 STRICT_LEADS = MatchingStrategy(
@@ -188,14 +157,14 @@ OPTIONS: list[tuple[str, IntakeOptions | None]] = [
 def test_a_batched_import_ends_as_intake_row_by_row(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    schemas: list[str],
+    postgres_url: Callable[[str], str],
     batch: int,
     kind: str,
     options: IntakeOptions | None,
-    store: Callable[[Path, list[str]], Store],
+    store: Callable[[Path, Callable[[str], str]], Store],
 ) -> None:
     monkeypatch.setattr(import_commands, "IMPORT_BATCH", batch)
-    batched = make_engine(store(tmp_path, schemas))
+    batched = make_engine(store(tmp_path, postgres_url))
     reference = make_engine(MemoryStore())
     for engine in (batched, reference):
         engine.save_matching_strategy(STRICT_LEADS)
