@@ -329,3 +329,35 @@ def test_texts_no_store_can_keep_are_refused(payload: dict[str, object]) -> None
     with pytest.raises(ValidationError, match="NUL character or a lone surrogate") as caught:
         check_payload(payload, field="StateDocument.document")
     assert caught.value.field == "StateDocument.document"
+
+
+def test_an_item_that_reschedules_its_own_key_is_deleted_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from salesflow.stores import memory
+
+    deletes: list[str] = []
+    for name in ("complete_due", "cancel_due_by_key"):
+        original = getattr(memory._MemoryUnit, name)
+
+        def counted(self: object, arg: str, _o: object = original, _n: str = name) -> bool:
+            deletes.append(_n)
+            return _o(self, arg)  # type: ignore[operator]
+
+        monkeypatch.setattr(memory._MemoryUnit, name, counted)
+    clock = FakeClock(T0)
+    engine = Salesflow(clock=clock)
+    runs: list[int] = []
+
+    def again(work: Work, item: DueItem) -> None:
+        runs.append(item.payload["n"])
+        if item.payload["n"] < 3:
+            assert work.cancel_due_by_key("tick")  # the item in hand: deleted by id
+            work.schedule_due("tick", work.now, payload={"n": item.payload["n"] + 1}, key="tick")
+
+    engine.register_handler("tick", again)
+    engine.schedule_due("tick", T0, payload={"n": 1}, key="tick")
+    assert engine.run_due() == 3
+    assert runs == [1, 2, 3]
+    assert deletes == ["complete_due"] * 3  # once per item, never twice
+    assert engine.due_items() == []

@@ -179,7 +179,7 @@ class ABTestCommands(SequenceRuns):
         test = _test_id(sequence_id, version, step_id)
         if decision is None:
             assert item.key is not None
-            work.uow.cancel_due_by_key(item.key)
+            work.cancel_due_by_key(item.key)
             work.schedule_due(
                 AB_DUE, min(work.now + CHECK_EVERY, deadline), payload=payload, key=item.key
             )

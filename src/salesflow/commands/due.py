@@ -168,8 +168,10 @@ class DueCommands(EngineCore):
                     handler = self._handlers.get(item.kind)
                     if handler is None:
                         return None
+                    work.performing = item
                     handler(work, item)
-                    uow.complete_due(item.id)
+                    if item.id not in work.completed:
+                        uow.complete_due(item.id)
                 self._before_commit(work)
             except Exception:  # any failure: the items are redone one by one
                 return None
@@ -196,9 +198,11 @@ class DueCommands(EngineCore):
                         field="kind",
                         value=item.kind,
                     )
+                work.performing = item
                 handler(work, item)
                 self._before_commit(work)
-                uow.complete_due(item.id)
+                if item.id not in work.completed:
+                    uow.complete_due(item.id)
                 uow.commit()
             except SalesflowError as exc:
                 failure = (item, str(exc) or type(exc).__name__)

@@ -147,7 +147,7 @@ class RuleRuns(RuleActions):
         if run.status not in OPEN_STATUSES:
             return run
         if run.status is RuleStatus.PENDING:
-            work.uow.cancel_due_by_key(_rule_key(ref, run.entry, run.rule))
+            work.cancel_due_by_key(_rule_key(ref, run.entry, run.rule))
         return attrs.evolve(
             run, status=RuleStatus.CANCELED, finished_at=work.now, reason="the item left the stage"
         )

@@ -260,7 +260,7 @@ class ScoringCommands(EngineCore):
                 next_change = result.next_change_at
             self._keep(work, result, current.get(result.model_id))
         key = _rescore_key(lead_id)
-        work.uow.cancel_due_by_key(key)
+        work.cancel_due_by_key(key)
         if next_change is not None:
             work.schedule_due(
                 RESCORE_DUE, next_change, subject=lead.ref, payload={"lead_id": lead_id}, key=key
@@ -354,7 +354,7 @@ class ScoringCommands(EngineCore):
             return
         key = _sweep_key(model_id, version)
         # the claimed item still holds the key until the unit completes it
-        work.uow.cancel_due_by_key(key)
+        work.cancel_due_by_key(key)
         work.schedule_due(
             RESCORE_DUE,
             work.now,  # behind what is already due: a long sweep does not starve it

@@ -361,7 +361,7 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
                     advances.append(action)
                 elif isinstance(action, Schedule):
                     key = step_due_key(e.id)
-                    work.uow.cancel_due_by_key(key)
+                    work.cancel_due_by_key(key)
                     work.schedule_due(
                         STEP_DUE,
                         action.due_at,
@@ -371,7 +371,7 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
                     )
                 else:
                     assert isinstance(action, Unschedule)
-                    work.uow.cancel_due_by_key(step_due_key(e.id))
+                    work.cancel_due_by_key(step_due_key(e.id))
             if e.activity_id != activity_id:
                 # the advance's enrollment is the runtime's new copy, not yet stored
                 # or handed out: set the field the runtime leaves to the engine

@@ -77,6 +77,10 @@ class Work:
         # Settings and definitions read once per unit (an import creates hundreds of
         # leads in one), by whoever reads them; a command that changes one drops it.
         self.memo: dict[str, Any] = {}
+        # The due item `run_due` is performing in this unit, and the performed items
+        # a handler already deleted (see `cancel_due_by_key`).
+        self.performing: DueItem | None = None
+        self.completed: set[str] = set()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -89,6 +93,7 @@ class Work:
         recorded = list(self.recorded)
         in_hand = set(self.in_hand)
         memo = dict(self.memo)
+        completed = set(self.completed)
         try:
             with self.uow.savepoint():
                 yield
@@ -99,6 +104,7 @@ class Work:
             self.recorded[:] = recorded
             self.in_hand = in_hand
             self.memo = memo
+            self.completed = completed
             raise
 
     def add(self, record: Record) -> None:
@@ -150,6 +156,21 @@ class Work:
             key=key,
         )
         return self.uow.schedule(item)
+
+    def cancel_due_by_key(self, key: str) -> bool:
+        """Cancel the due item with ``key`` in this unit (see
+        `UnitOfWork.cancel_due_by_key`).
+
+        When that is the item being performed (a step that schedules its own next
+        step under the same key), it is deleted by id and remembered, so that
+        `run_due` does not delete it a second time: one statement fewer per
+        performed item on the SQL stores.
+        """
+        item = self.performing
+        if item is not None and item.key == key and item.id not in self.completed:
+            self.completed.add(item.id)
+            return self.uow.complete_due(item.id)
+        return self.uow.cancel_due_by_key(key)
 
     def publish(
         self, kind: str, definition_id: str, version: int, document: dict[str, Any]
