@@ -318,7 +318,7 @@ def fill(store: PostgresStore) -> None:
     [
         (LeadView.OPEN_LEADS, "sf_lead__status__created_at__id"),
         (LeadView.MY_OPEN_LEADS, "sf_lead__owner_id__status__created_at__id"),
-        (LeadView.OPENED_THIS_WEEK, "sf_lead__created_at__id"),
+        (LeadView.OPENED_THIS_WEEK, "sf_lead__created_at__status__id"),
     ],
 )
 def test_views_run_on_an_index(

@@ -300,8 +300,8 @@ def fill(store: SQLiteStore) -> None:
     [
         (LeadView.OPEN_LEADS, "sf_lead__status__created_at__id"),
         (LeadView.MY_OPEN_LEADS, "sf_lead__owner_id__status__created_at__id"),
-        (LeadView.OPENED_THIS_WEEK, "sf_lead__created_at__id"),
-        (LeadView.ALL_LEADS, "sf_lead__created_at__id"),
+        (LeadView.OPENED_THIS_WEEK, "sf_lead__created_at__status__id"),
+        (LeadView.ALL_LEADS, "sf_lead__created_at__status__id"),
     ],
 )
 def test_views_run_on_an_index(

@@ -235,6 +235,8 @@ def test_a_layout_8_sqlite_database_gets_the_work_list_indexes_and_best_scores(
         run(f'DROP INDEX "{name}"')
     run('DROP TABLE "sf_best_scores"')
     run('CREATE INDEX "sf_activity__owner_id__id" ON "sf_activity" ("owner_id", "id")')
+    run('DROP INDEX "sf_lead__created_at__status__id"')  # and layout 9's lead index
+    run('CREATE INDEX "sf_lead__created_at__id" ON "sf_lead" ("created_at", "id")')
     run("UPDATE sf_meta SET value = '8' WHERE key = 'schema_version'")
 
     reopened = SQLiteStore(path)
@@ -250,6 +252,8 @@ def test_a_layout_8_sqlite_database_gets_the_work_list_indexes_and_best_scores(
         "sf_best_scores__rank__lead_id",
     } <= indexes
     assert "sf_activity__owner_id__id" not in indexes
+    assert "sf_lead__created_at__status__id" in indexes
+    assert "sf_lead__created_at__id" not in indexes
     assert run("SELECT value FROM sf_meta WHERE key = 'schema_version'") == [
         (str(STORE_SCHEMA_VERSION),)
     ]
@@ -303,6 +307,11 @@ def test_a_layout_8_postgres_schema_gets_the_work_list_indexes_and_best_scores()
                 f'CREATE INDEX "sf_activity__owner_id__id" ON "{schema}"."sf_activity" '
                 '("owner_id", "id")'
             )
+            conn.execute(f'DROP INDEX "{schema}"."sf_lead__created_at__status__id"')
+            conn.execute(
+                f'CREATE INDEX "sf_lead__created_at__id" ON "{schema}"."sf_lead" '
+                '("created_at", "id")'
+            )
             conn.execute(
                 f"UPDATE \"{schema}\".sf_meta SET value = '8' WHERE key = 'schema_version'"
             )
@@ -325,6 +334,8 @@ def test_a_layout_8_postgres_schema_gets_the_work_list_indexes_and_best_scores()
             "sf_best_scores__rank__lead_id",
         } <= indexes
         assert "sf_activity__owner_id__id" not in indexes
+        assert "sf_lead__created_at__status__id" in indexes
+        assert "sf_lead__created_at__id" not in indexes
         assert version == (str(STORE_SCHEMA_VERSION),)
     finally:
         store.close()

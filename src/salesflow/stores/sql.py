@@ -86,7 +86,7 @@ __all__ = [
 
 R = TypeVar("R", bound=Record)
 
-STORE_SCHEMA_VERSION = 9
+STORE_SCHEMA_VERSION = 10
 """The table layout this salesflow writes; a database stamped newer is refused, one
 stamped older is upgraded when opened (the missing tables and indexes are created).
 
@@ -97,7 +97,8 @@ Layouts: 1, the record tables; 2, adds ``sf_due`` (due items); 3, adds
 7, adds ``sf_opportunity.price_list_id``; 8, adds ``sf_enrollments.connected_at`` and
 its index; 9, adds the work list's indexes on ``sf_activity`` (``state`` and
 ``owner_id, state``, then due time, regarding record, created_at and id), which
-replace ``(owner_id, id)``, and ``sf_best_scores`` (`salesflow.stores.sql_scores`)."""
+replace ``(owner_id, id)``, and ``sf_best_scores`` (`salesflow.stores.sql_scores`);
+10, replaces ``sf_lead (created_at, id)`` with ``(created_at, status, id)``."""
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""
@@ -121,6 +122,10 @@ def _indexes(kind: RecordKind) -> tuple[_Index, ...]:
     if kind is RecordKind.LEAD:
         wanted.append(("status", "created_at", "id"))
         wanted.append(("owner_id", "status", "created_at", "id"))
+        # Newest first with the status in the index (layout 10): closed leads (two
+        # statuses, so no one range of the index above) walk this one without
+        # reading a row per entry to test its status.
+        wanted.append(("created_at", "status", "id"))
     if kind is RecordKind.ACTIVITY:
         wanted.append(("regarding_kind", "regarding_id", "timeline_at", "id"))
         # The work list (layout 9): open activities, everyone's or one owner's, in
@@ -372,6 +377,9 @@ def open_schema(
     if upgrading_to_9:
         # Layout 9's work-list index led by ``owner_id`` serves what this one did.
         session.change(f"DROP INDEX IF EXISTS {dialect.table('sf_activity__owner_id__id')}")
+    if found is not None and found < 10:
+        # Layout 10's (created_at, status, id) serves what this one did.
+        session.change(f"DROP INDEX IF EXISTS {dialect.table('sf_lead__created_at__id')}")
     had_scores = upgrading_to_9 and bool(session.fetch(*dialect.table_exists("sf_scores")))
     sequences = SequenceTables(dialect)
     enrollment_columns = set()
