@@ -7,8 +7,11 @@ from __future__ import annotations
 import math
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import salesflow
@@ -65,3 +68,32 @@ def p95_ms(samples: list[float]) -> float:
     """The 95th percentile (nearest rank) of timings in seconds, in milliseconds."""
     ordered = sorted(samples)
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] * 1000
+
+
+class Samples:
+    """A timing made of ``samples`` (seconds), read as a median and a 95th percentile
+    in milliseconds; mixed into the benchmarks' result dataclasses."""
+
+    samples: list[float]
+
+    @property
+    def median_ms(self) -> float:
+        """The median sample, in milliseconds."""
+        return median_ms(self.samples)
+
+    @property
+    def p95_ms(self) -> float:
+        """The 95th percentile sample, in milliseconds."""
+        return p95_ms(self.samples)
+
+
+def sqlite_file(prefix: str, name: str) -> tuple[Path, Callable[[], None], Callable[[], str]]:
+    """A SQLite file in a new temporary folder: its path, a cleanup that removes the
+    folder, and the size of every file there (the database and its log)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+
+    def size() -> str:
+        files = sorted(folder.iterdir())
+        return ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in files)
+
+    return folder / name, lambda: shutil.rmtree(folder, ignore_errors=True), size

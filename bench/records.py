@@ -27,9 +27,7 @@ import os
 import pstats
 import random
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import salesflow
-from benchkit import load_average, machine, median_ms, p95_ms, safe_dsn
+from benchkit import Samples, load_average, machine, safe_dsn, sqlite_file
 from salesflow import FakeClock, LeadSource, Money, RecordKind, Salesflow, SortKey, Store
 
 # --- the book of leads ---------------------------------------------------------------
@@ -177,16 +175,8 @@ def open_memory(_: argparse.Namespace) -> OpenedStore:
 def open_sqlite(_: argparse.Namespace) -> OpenedStore:
     from salesflow.stores.sqlite import SQLiteStore
 
-    folder = Path(tempfile.mkdtemp(prefix="sf-bench-"))
-    path = folder / "bench.db"
-
-    def size() -> str:
-        files = sorted(folder.iterdir())
-        return ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in files)
-
-    return OpenedStore(
-        SQLiteStore(path), str(path), lambda: shutil.rmtree(folder, ignore_errors=True), size
-    )
+    path, cleanup, size = sqlite_file("sf-bench-", "bench.db")
+    return OpenedStore(SQLiteStore(path), str(path), cleanup, size)
 
 
 def open_postgres(args: argparse.Namespace) -> OpenedStore:
@@ -259,18 +249,10 @@ class Throughput:
 
 
 @dataclass
-class Timing:
+class Timing(Samples):
     what: str
     total: int
     samples: list[float]
-
-    @property
-    def median_ms(self) -> float:
-        return median_ms(self.samples)
-
-    @property
-    def p95_ms(self) -> float:
-        return p95_ms(self.samples)
 
 
 @dataclass

@@ -65,10 +65,8 @@ import os
 import pstats
 import random
 import secrets
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -76,10 +74,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
-from pathlib import Path
 from typing import Any
 
-from benchkit import load_average, machine, median_ms, p95_ms, safe_dsn
+from benchkit import Samples, load_average, machine, safe_dsn, sqlite_file
 from salesflow.clock import FakeClock
 from salesflow.commands.pipelines import RULE_DUE
 from salesflow.conditions import field as condition_field
@@ -260,12 +257,7 @@ def open_memory(_: argparse.Namespace) -> OpenedStore:
 def open_sqlite(_: argparse.Namespace) -> OpenedStore:
     from salesflow.stores.sqlite import SQLiteStore
 
-    folder = Path(tempfile.mkdtemp(prefix="sf-bench-rules-"))
-    path = folder / "rules.db"
-
-    def size() -> str:
-        files = sorted(folder.iterdir())
-        return ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in files)
+    path, cleanup, size = sqlite_file("sf-bench-rules-", "rules.db")
 
     def explain(claims: list[tuple[str, datetime]]) -> list[tuple[str, list[str]]]:
         from salesflow.stores.codec import format_datetime
@@ -282,13 +274,7 @@ def open_sqlite(_: argparse.Namespace) -> OpenedStore:
                 plans.append((what, [sql] + [f"  {row[-1]}" for row in rows]))
         return plans
 
-    return OpenedStore(
-        SQLiteStore(path),
-        str(path),
-        lambda: shutil.rmtree(folder, ignore_errors=True),
-        size,
-        explain,
-    )
+    return OpenedStore(SQLiteStore(path), str(path), cleanup, size, explain)
 
 
 def open_postgres(args: argparse.Namespace) -> OpenedStore:
@@ -546,18 +532,10 @@ def check_moves(engine: Salesflow, refs: list[RecordRef], result: MovesResult) -
 
 
 @dataclass
-class Lookup:
+class Lookup(Samples):
     """The timings of one lookup at one K."""
 
     samples: list[float]
-
-    @property
-    def median_ms(self) -> float:
-        return median_ms(self.samples)
-
-    @property
-    def p95_ms(self) -> float:
-        return p95_ms(self.samples)
 
 
 @dataclass
