@@ -5,7 +5,8 @@ N enrollments, then times one page (page 1 and a deep page) of every standard
 lead view, a search, a grouped view and the work list (one owner and everyone,
 ordered by due time and by score), and prints the p95 of each; it also prints
 the plan of the query with which ``run_due`` claims due items, to show that it
-reads an index.
+reads an index, and the plans of the score-ordered work list's join for one
+owner and for everyone.
 
 The book: leads with ~50 owners, every status, every source and ``created_at``
 spread over a year (80% open, 10% qualified, 10% disqualified). The open leads
@@ -368,15 +369,16 @@ def check_copy(sqlite_store: Store, pg_store: Store, n: int) -> None:
 # --- plans ---------------------------------------------------------------------------
 
 
-def claim_plan(name: str, store: Store) -> list[str]:
-    """The plan of `claim_due`'s query on ``store`` (the statement it runs, explained)."""
+def plan_of(name: str, store: Store, marker: str, call: Callable[[Any], Any]) -> list[str]:
+    """The plan of the first statement containing ``marker`` that ``call(uow)`` runs on
+    ``store`` (the statement, then the plan the database explains for it)."""
     lines: list[str] = []
     with store.unit_of_work() as uow:
         session = uow._session  # type: ignore[attr-defined]
         original = session.fetch
 
         def explain(sql: str, params: Any = ()) -> Any:
-            if not lines and "sf_due" in sql:
+            if not lines and marker in sql:
                 lines.append(sql)
                 if name == "postgres":
                     rows = original("EXPLAIN " + sql, params)
@@ -388,10 +390,36 @@ def claim_plan(name: str, store: Store) -> list[str]:
 
         session.fetch = explain
         try:
-            uow.claim_due(NOW, 100)
+            call(uow)
         finally:
             session.fetch = original
     return lines
+
+
+def claim_plan(name: str, store: Store) -> list[str]:
+    """The plan of `claim_due`'s query on ``store``."""
+    return plan_of(name, store, "sf_due", lambda uow: uow.claim_due(NOW, 100))
+
+
+def score_order_plans(name: str, store: Store) -> list[tuple[str, list[str]]]:
+    """The plans of the score-ordered work list's join, for one owner and for everyone
+    (the first read of a 50-row page takes 63 activities)."""
+    from salesflow import all_of, field
+
+    open_ = field("state").eq("open")
+    scopes = [("one owner (u7)", all_of(open_, field("owner_id").eq("u7"))), ("everyone", open_)]
+    return [
+        (
+            label,
+            plan_of(
+                name,
+                store,
+                "sf_best_scores",
+                lambda uow, w=where: uow.scored_lead_activities(w, 63),
+            ),
+        )
+        for label, where in scopes
+    ]
 
 
 # --- measuring -----------------------------------------------------------------------
@@ -538,6 +566,10 @@ def bench(name: str, args: argparse.Namespace, drops: list[Callable[[], None]]) 
         print(f"\nrun_due's claim (plan of the query claim_due runs on {name}):")
         for line in claim_plan(name, store):
             print(f"  {line}")
+        for label, lines in score_order_plans(name, store):
+            print(f"\nthe score-ordered work list's join, {label} ({name}):")
+            for line in lines:
+                print(f"  {line}")
     finally:
         store.close()
         if args.drop:

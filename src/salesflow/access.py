@@ -338,7 +338,23 @@ class RolePolicy:
                     value=name,
                 )
         self.roles: Mapping[str, Role] = dict(roles)
-        self.business_units: Mapping[str, str] = dict(business_units or {})
+        units = business_units or {}
+        if not isinstance(units, Mapping):
+            raise ValidationError(
+                f"business_units must map each owner id to its business unit, e.g. "
+                f'{{"ana": "east"}}, not {type(units).__name__}',
+                field="business_units",
+                value=units,
+            )
+        for owner, unit in units.items():
+            if not isinstance(owner, str) or not owner or not isinstance(unit, str) or not unit:
+                raise ValidationError(
+                    f"business_units[{owner!r}] = {unit!r}: each owner id (user or team) "
+                    f'maps to the name of its business unit, both text, e.g. {{"ana": "east"}}',
+                    field="business_units",
+                    value=owner,
+                )
+        self.business_units: Mapping[str, str] = dict(units)
         self._members: dict[str, frozenset[str]] = {}
         for owner, unit in self.business_units.items():
             self._members[unit] = self._members.get(unit, frozenset()) | {owner}

@@ -167,6 +167,22 @@ def test_the_widest_role_wins_and_hosts_add_their_own() -> None:
         Role("odd", {"fly": Depth.USER})
 
 
+@pytest.mark.parametrize(
+    "units",
+    [
+        {"east": ["ana", "bo"]},  # units to owners, the wrong way round
+        {"ana": None},
+        {"": "east"},
+        {3: "east"},
+        [("ana", "east")],
+    ],
+)
+def test_business_units_that_are_not_owner_to_unit_text_are_refused(units: object) -> None:
+    with pytest.raises(ValidationError, match="business_units") as refused:
+        RolePolicy(business_units=units)  # type: ignore[arg-type]
+    assert 'e.g. {"ana": "east"}' in str(refused.value)
+
+
 def test_a_host_plugs_in_its_own_policy(system: Salesflow) -> None:
     class ReadOnly:
         def scope(self, actor: Actor, privilege: Privilege) -> Scope:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from itertools import takewhile
 
 from salesflow.access import Privilege
 from salesflow.activity import Activity
@@ -30,9 +29,6 @@ _BY_RECORD = (
 )
 """After the due time: the regarding record (as `RecordRef` text sorts), then the
 activity's age; the query adds the id. The SQL stores index exactly this order."""
-
-_IN_CHUNK = 1_000
-"""How many leads of one score one activity query names at most."""
 
 _FIRST_CHUNK = 20
 _MAX_CHUNK = 2_000
@@ -144,46 +140,57 @@ def _first_by_score(
     work-list order (best score first, ties by next action due), each with its
     next action.
 
-    Scores come from the store's score index one score at a time: the leads that
-    share it (a tie group; scores are small whole numbers, so a big book has big
-    groups) are handed to `_first_by_due` as one more condition, so the database
-    orders their activities by due time and only the rows shown are read.
-    Scored leads with no activity in scope are passed over, so a narrow scope
-    (one owner) over many scored leads reads more groups.
+    The store joins the scope's activities to the leads' best scores and orders
+    them (`UnitOfWork.scored_lead_activities`); they are read in growing pages, as
+    `_first_by_due` reads its own, and closed leads are passed over.
     """
     found: dict[RecordRef, tuple[Activity, Record]] = {}
-    ranked: list[tuple[str, int]] = []
-    after: tuple[str, int] | None = None
-    more = True
+    seen: set[RecordRef] = set()
+    offset, size = 0, _first_size(limit)
     while len(found) < limit:
-        # One whole tie group: read on while the buffer ends with the first score.
-        while more and (not ranked or ranked[-1][1] == ranked[0][1]):
-            page = uow.top_scored_leads(_MAX_CHUNK, after)
-            more = len(page) == _MAX_CHUNK
-            if page:
-                after = page[-1]
-                ranked.extend(page)
-        if not ranked:
-            return found
-        tied = sum(1 for _ in takewhile(lambda pair: pair[1] == ranked[0][1], ranked))
-        group = [lead_id for lead_id, _ in ranked[:tied]]
-        del ranked[:tied]
-        need = limit - len(found)
-        best: list[tuple[RecordRef, tuple[Activity, Record]]] = []
-        for start in range(0, len(group), _IN_CHUNK):
-            ids = group[start : start + _IN_CHUNK]
-            where = all_of(
-                scope, field("regarding_kind").eq("lead"), field("regarding_id").in_(ids)
-            )
-            best.extend(_first_by_due(uow, where, need).items())
-        # Each part is in row order; together they hold the group's first ``need``.
-        best.sort(key=lambda item: (_sort_due(item[1][0].due_at), str(item[0])))
-        found.update(best[:need])
+        page = [activity for activity, _ in uow.scored_lead_activities(scope, size, offset)]
+        _take_open(uow, page, seen, found, limit)
+        if len(page) < size:
+            break
+        offset += size
+        size = min(_MAX_CHUNK, 2 * size)
     return found
 
 
-def _sort_due(due: datetime | None) -> tuple[int, datetime | None]:
-    return (0, due) if due is not None else (1, None)
+def _first_size(limit: int) -> int:
+    """The size of the first read for ``limit`` rows (a quarter more, within bounds)."""
+    return min(_MAX_CHUNK, max(_FIRST_CHUNK, limit + limit // 4 + 1))
+
+
+def _take_open(
+    uow: UnitOfWork,
+    page: list[Activity],
+    seen: set[RecordRef],
+    found: dict[RecordRef, tuple[Activity, Record]],
+    limit: int,
+    skip: Callable[[list[RecordRef]], set[RecordRef]] | None = None,
+) -> None:
+    """Add to ``found`` (up to ``limit``) the open records of a page of activities
+    in work-list order, each with its first activity met (its next action); records
+    met before (``seen``) are passed over, and so are those ``skip`` picks."""
+    fresh: dict[RecordRef, Activity] = {}
+    for activity in page:
+        if activity.regarding not in seen and activity.regarding not in fresh:
+            fresh[activity.regarding] = activity
+    skipped = skip(list(fresh)) if skip is not None else set()
+    pending = [ref for ref in fresh if ref not in skipped]
+    seen.update(fresh)
+    # Read only as many records as rows are still missing (more when some turn out
+    # closed): a page of 50 decodes about 50 records.
+    start = 0
+    while start < len(pending) and len(found) < limit:
+        batch = pending[start : start + limit - len(found)]
+        start += len(batch)
+        records = _records(uow, batch)
+        for ref in batch:
+            record = records.get(ref)
+            if record is not None and is_open_record(record):
+                found[ref] = (fresh[ref], record)
 
 
 def _first_by_due(
@@ -210,30 +217,11 @@ def _first_by_due(
         (all_of(scope, field("due_at").is_null()), _BY_RECORD),
     )
     for where, order in phases:
-        offset, size = 0, min(_MAX_CHUNK, max(_FIRST_CHUNK, limit + limit // 4 + 1))
+        offset, size = 0, _first_size(limit)
         while len(found) < limit:
             query = Query(where=where, order_by=order, limit=size, offset=offset, count_limit=0)
-            page = uow.query(Activity, query).items
-            fresh: dict[RecordRef, Activity] = {}
-            for activity in page:
-                if activity.regarding not in seen and activity.regarding not in fresh:
-                    fresh[activity.regarding] = activity
-            skipped = skip(list(fresh)) if skip is not None else set()
-            pending = [ref for ref in fresh if ref not in skipped]
-            seen.update(fresh)
-            # Read only as many records as rows are still missing (more when some
-            # turn out closed): a page of 50 decodes about 50 records.
-            start = 0
-            while start < len(pending):
-                batch = pending[start : start + limit - len(found)]
-                start += len(batch)
-                records = _records(uow, batch)
-                for ref in batch:
-                    record = records.get(ref)
-                    if record is not None and is_open_record(record):
-                        found[ref] = (fresh[ref], record)
-                if len(found) == limit:
-                    return found
+            page = list(uow.query(Activity, query).items)
+            _take_open(uow, page, seen, found, limit, skip)
             if len(page) < size:
                 break
             offset += size

@@ -55,6 +55,7 @@ __all__ = [
     "check_fields",
     "check_interaction_lookup",
     "check_key",
+    "check_scored_activities",
     "check_span",
     "check_top_scored",
     "column_type",
@@ -939,6 +940,25 @@ class UnitOfWork(Protocol):
         """
         ...
 
+    def scored_lead_activities(
+        self, where: Condition, limit: int, offset: int = 0
+    ) -> list[tuple[Activity, int]]:
+        """The activities matching ``where`` that regard a lead with a best score (see
+        `best_scores`), each with that score, in the work list's score order: the
+        best score first, then the due time (dated first, earliest first), then the
+        lead's id, the activity's ``created_at`` and id; ``limit`` of them after the
+        first ``offset``. A lead's first activity in this order is its next action.
+
+        The SQL stores answer with one query that joins the activities to
+        ``sf_best_scores`` and sorts in the database, then read the page's
+        documents.
+
+        Raises:
+            ValidationError: ``where`` names a field activities lack, or ``limit``
+                (1 to 10,000) or ``offset`` (0 or more) is not a whole number in range.
+        """
+        ...
+
     # --- running state (see salesflow.definitions.StateDocument) ---------------------
 
     def get_state(self, kind: str, key: str) -> StateDocument | None:
@@ -1014,6 +1034,16 @@ def check_claim(now: datetime, limit: int) -> None:
         raise ValidationError(
             f"limit={limit!r} must be a whole number >= 1", field="limit", value=limit
         )
+
+
+def check_scored_activities(where: Condition, limit: int, offset: int) -> None:
+    """Refuse the arguments of `UnitOfWork.scored_lead_activities` that are not valid."""
+    check_top_scored(limit)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValidationError(
+            f"offset={offset!r} must be a whole number, 0 or more", field="offset", value=offset
+        )
+    Query(where=where).check(RecordKind.ACTIVITY)
 
 
 def check_top_scored(limit: int) -> None:

@@ -12,13 +12,13 @@ import heapq
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
 
 from salesflow.activity import Activity, timeline_key
-from salesflow.conditions import compile_predicate
+from salesflow.conditions import Condition, all_of, compile_predicate, field
 from salesflow.definitions import StateDocument, StoredDefinition
 from salesflow.due import DueItem, check_payload, copy_checked
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
@@ -36,6 +36,7 @@ from salesflow.stores.base import (
     check_fields,
     check_interaction_lookup,
     check_key,
+    check_scored_activities,
     check_span,
     check_top_scored,
     counted_total,
@@ -63,6 +64,9 @@ from salesflow.values import Record, RecordKind, RecordRef, shallow_copy
 __all__ = ["MemoryStore"]
 
 R = TypeVar("R", bound=Record)
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+"""Stands for a missing due time where undated activities sort among themselves."""
 
 _VERSION_LIMIT = 2**62
 """The highest version `Record` accepts (its validator); below it, one more is fine."""
@@ -955,6 +959,30 @@ class _MemoryUnit:
         if after is not None:
             ranked = [r for r in ranked if r > (-after[1], after[0])]
         return [(lead_id, -rank) for rank, lead_id in ranked[:limit]]
+
+    def scored_lead_activities(
+        self, where: Condition, limit: int, offset: int = 0
+    ) -> list[tuple[Activity, int]]:
+        check_scored_activities(where, limit, offset)
+        scope = all_of(where, field("regarding_kind").eq(RecordKind.LEAD.value))
+        activities = [
+            a for a in self._matching(Activity, Query(where=scope)) if isinstance(a, Activity)
+        ]
+        best = self.best_scores({a.regarding.id for a in activities})
+
+        def order(a: Activity) -> tuple[int, bool, datetime, str, datetime, str]:
+            due = a.due_at
+            return (
+                -best[a.regarding.id],
+                due is None,
+                due or _NEVER,
+                a.regarding.id,
+                a.created_at,
+                a.id,
+            )
+
+        ranked = sorted((a for a in activities if a.regarding.id in best), key=order)
+        return [(_clone(a), best[a.regarding.id]) for a in ranked[offset : offset + limit]]
 
     def score_history(self, lead_id: str, model_id: str | None = None) -> list[ScoreResult]:
         history = [

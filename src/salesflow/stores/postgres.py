@@ -65,6 +65,7 @@ class PostgresDialect(Dialect):
     placeholder = "%s"
     doc_type = "JSONB"
     json_placeholder = "%s::jsonb"
+    parallel_setting = "max_parallel_workers_per_gather"
     claim_lock = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, schema: str) -> None:

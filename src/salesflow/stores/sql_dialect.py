@@ -158,6 +158,11 @@ class Dialect(abc.ABC):
     """What ends the query that claims due items: the row locks that hide them from
     other claimers until the transaction ends, where the engine has such locks."""
 
+    parallel_setting: str | None = None
+    """The setting that lets the engine split one query over several processes, where
+    it can; `UnitOfWork.scored_lead_activities` sets it to 0 for its join, whose
+    parallel plan costs more to start than the serial one takes in all."""
+
     @abc.abstractmethod
     def table(self, name: str) -> str:
         """The quoted (and qualified) name of table ``name``."""

@@ -1,6 +1,7 @@
 """`WorkListContract`: the store contract for what the work list and the views read
 at scale: bounded counts (`Query.count_limit`) and the best-score index
-(`UnitOfWork.best_scores`, `UnitOfWork.top_scored_leads`).
+(`UnitOfWork.best_scores`, `UnitOfWork.top_scored_leads`) and the join of a scope's
+lead activities to it (`UnitOfWork.scored_lead_activities`).
 
 `salesflow.testing.contract.StoreContract` inherits these tests.
 """
@@ -9,15 +10,18 @@ from __future__ import annotations
 
 import abc
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from salesflow.conditions import field
+from salesflow.activity import Activity, ActivityKind, ActivityState
+from salesflow.conditions import all_of, field
 from salesflow.errors import ValidationError
 from salesflow.lead import Lead
 from salesflow.stores.base import Query, SortKey, Store
 from salesflow.stores.codec import Codec
 from salesflow.testing.contract_scores import score
+from salesflow.values import RecordKind, RecordRef
 
 __all__ = ["WorkListContract"]
 
@@ -105,6 +109,83 @@ class WorkListContract(abc.ABC):
             for bad in (0, 10_001, True):
                 with pytest.raises(ValidationError, match="limit"):
                     uow.top_scored_leads(bad)
+
+    def test_scored_lead_activities_join_scope_and_scores_in_work_list_order(
+        self, store: Store
+    ) -> None:
+        def act(n: int, lead_id: str, hours: int | None, **fields: Any) -> Activity:
+            return Activity(
+                id=f"a{n}",
+                created_at=T0 + timedelta(minutes=n % 3),
+                modified_at=T0,
+                kind=ActivityKind.TASK,
+                subject=f"Task {n}",
+                regarding=RecordRef(kind=RecordKind.LEAD, id=lead_id),
+                due_at=None if hours is None else T0 + timedelta(hours=hours),
+                **fields,
+            )
+
+        with store.unit_of_work() as uow:
+            for activity in (
+                act(1, "b", 5),
+                act(2, "a", None),
+                act(3, "a", 7),
+                act(4, "c", 1),  # c scores less than a and b, though due first
+                act(5, "b", 5, owner_id="u2"),  # same due time as a1: by created_at
+                act(6, "x", 0),  # x has no score
+                act(7, "b", None, state=ActivityState.COMPLETED, closed_at=T0),
+                act(8, "a", 5),  # due with b's: lead a first
+            ):
+                uow.add(activity)
+            uow.add(
+                Activity(
+                    id="a9",
+                    created_at=T0,
+                    modified_at=T0,
+                    kind=ActivityKind.TASK,
+                    subject="Not a lead",
+                    regarding=RecordRef(kind=RecordKind.CONTACT, id="a"),
+                    due_at=T0,
+                )
+            )
+            uow.add_score(score(60, lead_id="a"))
+            uow.add_score(score(60, lead_id="b"))
+            uow.add_score(score(20, lead_id="c"))
+            uow.commit()
+        open_ = field("state").eq("open")
+        with store.unit_of_work() as uow:
+            found = uow.scored_lead_activities(open_, 50)
+            assert [(a.id, points) for a, points in found] == [
+                ("a8", 60),  # score 60, due in 5 h: lead a, then b's by created_at …
+                ("a1", 60),
+                ("a5", 60),
+                ("a3", 60),  # … then due in 7 h …
+                ("a2", 60),  # … then undated
+                ("a4", 20),
+            ]
+            assert found[0][0] == uow.get(Activity, "a8")
+            assert [a.id for a, _ in uow.scored_lead_activities(open_, 2, 3)] == ["a3", "a2"]
+            assert uow.scored_lead_activities(open_, 5, 6) == []
+            tasks = uow.scored_lead_activities(field("subject").starts_with("Task"), 50)
+            # The done one is in this scope: undated, lead b after lead a.
+            assert [a.id for a, _ in tasks][3:6] == ["a3", "a2", "a7"]
+            mine = all_of(open_, field("owner_id").eq("u2"))
+            assert [a.id for a, _ in uow.scored_lead_activities(mine, 50)] == ["a5"]
+            # A unit sees its own new scores.
+            uow.add_score(score(99, 1, lead_id="c"))
+            assert [a.id for a, _ in uow.scored_lead_activities(open_, 1)] == ["a4"]
+
+    def test_scored_lead_activities_refuse_bad_arguments(self, store: Store) -> None:
+        open_ = field("state").eq("open")
+        with store.unit_of_work() as uow:
+            for limit in (0, 10_001, True):
+                with pytest.raises(ValidationError, match="limit"):
+                    uow.scored_lead_activities(open_, limit)
+            for offset in (-1, 1.5, False):
+                with pytest.raises(ValidationError, match="offset"):
+                    uow.scored_lead_activities(open_, 5, offset)  # type: ignore[arg-type]
+            with pytest.raises(ValidationError, match="no_such_field"):
+                uow.scored_lead_activities(field("no_such_field").eq(1), 5)
 
     @abc.abstractmethod
     def make_store(self) -> Store:

@@ -90,6 +90,7 @@ READS: frozenset[str] = frozenset(
         "score_history",
         "best_scores",
         "top_scored_leads",
+        "scored_lead_activities",
         "get_state",
         "states",
     }
