@@ -428,6 +428,13 @@ def _add_worker_parser(commands: Any) -> None:
         "--until-idle", action="store_true", help="perform what is due now, then exit"
     )
     worker.add_argument(
+        "--outbox-grace",
+        type=float,
+        default=60.0,
+        help="with an engine made with outbox=True, publish outbox entries older than "
+        "this many seconds that no process delivered (60)",
+    )
+    worker.add_argument(
         "--engine",
         default=None,
         metavar="MODULE:FUNCTION",
@@ -463,6 +470,7 @@ def _run_worker(args: argparse.Namespace) -> int:
             until_idle=args.until_idle,
             engine_factory=factory,
             stops=stops,
+            outbox_grace=args.outbox_grace,
         )
 
 

@@ -109,6 +109,10 @@ class Salesflow(
         policy: Decides what each actor may do (`salesflow.access.Policy`); a
             `RolePolicy` with the standard roles by default. It applies to the
             engines `as_actor` returns; this engine itself runs as `SYSTEM`.
+        outbox: Keep each unit's events in the store, in that unit, until the sink
+            has them (`salesflow.outbox`): a process killed between a commit and its
+            sink loses no event, `deliver_outbox` publishes it later (at least once).
+            Off by default: events are published after the commit, at most once.
 
     Due items are performed by handlers registered per kind with `register_handler`.
 
@@ -134,6 +138,7 @@ class Salesflow(
         sequences: RuntimeConfig | None = None,
         enrollment_ids: EnrollmentIdFactory | None = None,
         policy: Policy | None = None,
+        outbox: bool = False,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -180,6 +185,11 @@ class Salesflow(
                 value=policy,
             )
         self.policy = policy if policy is not None else RolePolicy()
+        if not isinstance(outbox, bool):
+            raise ValidationError(
+                f"outbox={outbox!r} must be True or False", field="outbox", value=outbox
+            )
+        self._outbox = outbox
         self._actor = SYSTEM
         self._scopes = {}
 

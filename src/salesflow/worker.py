@@ -113,6 +113,10 @@ class Worker:
             touch a liveness file.
         sleep: Called as ``sleep(seconds)`` to wait; tests pass one that advances a
             `FakeClock`. By default an interruptible wait that `request_stop` ends.
+        outbox_grace: When the engine keeps an outbox (``Salesflow(outbox=True)``),
+            each loop also publishes the outbox entries older than this many seconds
+            that no engine delivered (a process killed between a commit and its
+            sink): `Salesflow.deliver_outbox`. 60 by default.
 
     Raises:
         ValidationError: ``batch``, ``poll`` or ``heartbeat`` is out of range.
@@ -127,8 +131,12 @@ class Worker:
         heartbeat: float = 60.0,
         on_heartbeat: Callable[[Heartbeat], None] | None = None,
         sleep: Callable[[float], object] | None = None,
+        outbox_grace: float = 60.0,
     ) -> None:
         self.engine = engine
+        self.outbox_grace = float(_positive("outbox_grace", outbox_grace))
+        self.delivered = 0
+        """Outbox entries this worker published for others (`Salesflow.deliver_outbox`)."""
         self.batch = int(_positive("batch", batch, whole=True))
         self.poll = float(_positive("poll", poll))
         self.heartbeat = float(_positive("heartbeat", heartbeat))
@@ -217,6 +225,20 @@ class Worker:
             loops += 1
             taken = self.engine.run_due(limit=self.batch)
             taken_so_far.append(taken)
+            # Only an engine that keeps its events in the outbox delivers others':
+            # one without (a plain worker, events dropped) would throw them away.
+            recovered = 0
+            if self.engine.outbox:
+                recovered = self.engine.deliver_outbox(
+                    older_than=timedelta(seconds=self.outbox_grace), limit=self.batch
+                )
+            if recovered:
+                self.delivered += recovered
+                log.info(
+                    "published %d outbox entr%s left undelivered",
+                    recovered,
+                    "y" if recovered == 1 else "ies",
+                )
             since_beat += taken
             self.total += taken
             log.debug("batch: %d item(s) taken", taken)
@@ -342,6 +364,7 @@ def serve(
     until_idle: bool = False,
     engine_factory: EngineFactory | None = None,
     stops: StopRequests | None = None,
+    outbox_grace: float = 60.0,
 ) -> int:
     """Run a worker on ``store`` until SIGTERM or SIGINT (``salesflow worker``); the
     store is closed at the end.
@@ -351,7 +374,9 @@ def serve(
     installs them itself for the time it runs.
 
     The engine is ``engine_factory(store)`` when given (the host's sink and
-    handlers), else a plain `Salesflow` whose events go nowhere.
+    handlers, and ``outbox=True`` for a worker that also publishes what dead
+    processes left in the outbox, ``outbox_grace`` seconds on), else a plain
+    `Salesflow` whose events go nowhere.
 
     Returns:
         The exit code: 0 after a clean stop, 1 when `run_due` raised (logged with
@@ -368,6 +393,7 @@ def serve(
                 until_idle=until_idle,
                 engine_factory=engine_factory,
                 stops=stops,
+                outbox_grace=outbox_grace,
             )
     try:
         engine = engine_factory(store) if engine_factory is not None else Salesflow(store)
@@ -377,7 +403,9 @@ def serve(
     if engine_factory is None:
         log.warning("no --engine given: events (SendEmailRequested, …) are not delivered")
     try:
-        worker = Worker(engine, batch=batch, poll=poll, heartbeat=heartbeat)
+        worker = Worker(
+            engine, batch=batch, poll=poll, heartbeat=heartbeat, outbox_grace=outbox_grace
+        )
     except BaseException:
         engine.close()
         raise

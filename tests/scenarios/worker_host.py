@@ -101,10 +101,12 @@ def read_records(directory: Path, types: Collection[str] | None = None) -> list[
 
 
 def engine(store: Store) -> Salesflow:
-    """The worker's engine: the file clock and a recording sink of this process."""
+    """The worker's engine: the file clock, a recording sink of this process, and the
+    outbox."""
     record = Path(os.environ[RECORD_ENV])
     return Salesflow(
         store,
         clock=FileClock(Path(os.environ[CLOCK_ENV])),
         sink=RecordingSink(record / f"{os.getpid()}.jsonl"),
+        outbox=True,  # what a killed worker committed but did not hand over, others do
     )

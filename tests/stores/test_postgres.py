@@ -781,6 +781,47 @@ def test_a_database_at_layout_5_gets_the_state_table(store: PostgresStore) -> No
     assert "sf_states" in tables
 
 
+def test_a_database_at_layout_10_gets_the_outbox(store: PostgresStore) -> None:
+    from salesflow.outbox import OutboxEntry
+
+    put(store, lead(1))
+    store.close()
+    stamp_layout(store.schema, 10, "sf_outbox")
+    assert "sf_outbox" not in layout(store.schema)[1]
+    upgraded = PostgresStore(DSN, schema=store.schema)
+    kept = OutboxEntry(id="o1", created_at=T0, events=[{"type": "LeadCreated", "lead_id": "x"}])
+    try:
+        with upgraded.unit_of_work() as uow:
+            assert uow.get(Lead, "lead-0001") == lead(1)  # what layout 10 held stays
+            uow.put_outbox(kept)
+            uow.commit()
+        with upgraded.unit_of_work() as uow:
+            assert uow.claim_outbox(T0, 5) == [kept]
+    finally:
+        upgraded.close()
+    version, tables, indexes = layout(store.schema)
+    assert version == str(STORE_SCHEMA_VERSION) == "11"
+    assert "sf_outbox" in tables
+    assert "sf_outbox__created_at__id" in indexes
+
+
+def test_two_deliverers_never_claim_the_same_outbox_entry(store: PostgresStore) -> None:
+    from salesflow.outbox import OutboxEntry
+
+    with store.unit_of_work() as uow:
+        for n in range(4):
+            uow.put_outbox(OutboxEntry(id=f"o{n}", created_at=T0, events=[{"type": "LeadCreated"}]))
+        uow.commit()
+    other = PostgresStore(DSN, schema=store.schema)
+    try:
+        with store.unit_of_work() as first, other.unit_of_work() as second:
+            mine = [e.id for e in first.claim_outbox(T0, 3)]
+            theirs = [e.id for e in second.claim_outbox(T0, 3)]
+            assert (mine, theirs) == (["o0", "o1", "o2"], ["o3"])
+    finally:
+        other.close()
+
+
 @needs_server
 def test_definitions_enrollments_and_interactions_live_in_the_stores_schema(
     schemas: list[str],

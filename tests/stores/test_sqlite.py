@@ -767,6 +767,32 @@ def test_a_database_at_layout_5_gets_the_state_table(store: SQLiteStore, path: P
     assert "sf_states" in tables
 
 
+def test_a_database_at_layout_10_gets_the_outbox(store: SQLiteStore, path: Path) -> None:
+    from salesflow.outbox import OutboxEntry
+
+    put(store, lead(1))
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE sf_outbox")
+        conn.execute("UPDATE sf_meta SET value = '10' WHERE key = 'schema_version'")
+    assert "sf_outbox" not in layout(path)[1]
+    upgraded = SQLiteStore(path)
+    kept = OutboxEntry(id="o1", created_at=T0, events=[{"type": "LeadCreated", "lead_id": "x"}])
+    try:
+        with upgraded.unit_of_work() as uow:
+            assert uow.get(Lead, "lead-0001") == lead(1)  # what layout 10 held stays
+            uow.put_outbox(kept)
+            uow.commit()
+        with upgraded.unit_of_work() as uow:
+            assert uow.claim_outbox(T0, 5) == [kept]
+    finally:
+        upgraded.close()
+    version, tables, indexes = layout(path)
+    assert version == str(STORE_SCHEMA_VERSION) == "11"
+    assert "sf_outbox" in tables
+    assert "sf_outbox__created_at__id" in indexes
+
+
 @pytest.mark.parametrize("value", [T0, float("nan"), {1, 2}])
 def test_a_definition_document_that_is_not_json_is_refused(store: SQLiteStore, value: Any) -> None:
     with store.unit_of_work() as uow:

@@ -8,10 +8,11 @@ this package use them and the methods below, nothing else of the facade.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -22,14 +23,19 @@ from salesflow.clock import Clock, require_aware
 from salesflow.commands.authorization import authorize_pending
 from salesflow.commands.work import DueIdFactory, Work
 from salesflow.due import RetryPolicy
+from salesflow.errors import StoreError
 from salesflow.lead import Lead, StatusReasons
 from salesflow.opportunity import Opportunity
+from salesflow.outbox import OutboxEntry
 from salesflow.party import Account, Contact
 from salesflow.stores.base import Store, UnitOfWork
+from salesflow.stores.codec import encode_event
 from salesflow.values import Record, RecordKind, RecordRef
 from salesflow.worktime import OrganizationCalendar
 
 __all__ = ["RECORD_CLASSES", "EngineCore", "IdFactory", "sequential_ids", "uuid_ids"]
+
+_log = logging.getLogger("salesflow.outbox")
 
 IdFactory = Callable[[RecordKind], str]
 """Makes the id of a new record of the given kind."""
@@ -97,11 +103,18 @@ class EngineCore:
     policy: Policy
     _actor: Actor | SystemContext
     _scopes: dict[Privilege, Scope]
+    _outbox: bool
 
     @property
     def actor(self) -> Actor | SystemContext:
         """Whom commands run for: an `Actor` on an engine from `as_actor`, else `SYSTEM`."""
         return self._actor
+
+    @property
+    def outbox(self) -> bool:
+        """Whether this engine keeps each unit's events in the store's outbox until its
+        sink has them (``Salesflow(outbox=True)``, see `salesflow.outbox`)."""
+        return self._outbox
 
     def _scope(self, privilege: Privilege) -> Scope:
         """The records this engine's actor reaches with ``privilege`` (all for the system)."""
@@ -147,9 +160,59 @@ class EngineCore:
             work = Work(uow, now, due_ids=self._due_ids)
             yield work
             self._before_commit(work)
+            kept = self._keep_events(uow, work.events)
             uow.commit()
-        if work.events:
-            self.sink.publish(tuple(work.events))
+        self._publish(work.events, kept)
+
+    # --- events: published after the commit, kept in the outbox until then ------------
+
+    def _keep_events(self, uow: UnitOfWork, events: Sequence[ev.Event]) -> str | None:
+        """With the outbox on, store ``events`` in ``uow`` (the unit that made them)
+        and return the entry's id; else None."""
+        if not self._outbox or not events:
+            return None
+        entry = OutboxEntry(
+            id=f"outbox-{_SEQUENCE.prefix}{next(_SEQUENCE.counter):012x}",
+            created_at=self.now(),
+            events=[encode_event(event) for event in events],
+        )
+        uow.put_outbox(entry)
+        return entry.id
+
+    def _publish(
+        self, events: Sequence[ev.Event], kept: str | None, later: list[str] | None = None
+    ) -> None:
+        """Hand a committed unit's ``events`` to the sink, then drop its outbox entry
+        ``kept``: at once in a unit of its own, or, given ``later``, by adding the id
+        to it for the caller to drop with others (`_forget`)."""
+        if not events:
+            return
+        self.sink.publish(tuple(events))
+        if kept is None:
+            return
+        if later is not None:
+            later.append(kept)
+        else:
+            self._forget([kept])
+
+    def _forget(self, entry_ids: list[str]) -> None:
+        """Remove delivered outbox entries. A store failure here is logged, not raised:
+        the command itself committed, and an entry left behind is only published
+        again by `deliver_outbox` (at least once, as promised)."""
+        if not entry_ids:
+            return
+        try:
+            with self.store.unit_of_work() as uow:
+                uow.remove_outbox(entry_ids)
+                uow.commit()
+        except StoreError as exc:
+            _log.warning(
+                "%d delivered outbox entr%s kept after a store error (%s); "
+                "deliver_outbox() will publish them again",
+                len(entry_ids),
+                "y" if len(entry_ids) == 1 else "ies",
+                exc,
+            )
 
     @contextmanager
     def _read(self) -> Iterator[UnitOfWork]:

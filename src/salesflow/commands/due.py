@@ -5,13 +5,14 @@ performing what is due with retries.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from salesflow.commands.core import EngineCore
 from salesflow.commands.work import Work, as_ref
 from salesflow.due import DueItem, DueItemFailed
 from salesflow.errors import SalesflowError, ValidationError
+from salesflow.stores.codec import decode_event
 from salesflow.values import Record, RecordRef
 
 __all__ = ["DueCommands", "DueHandler"]
@@ -107,6 +108,47 @@ class DueCommands(EngineCore):
         with self._read() as uow:
             return uow.next_due_at()
 
+    def deliver_outbox(
+        self, *, older_than: timedelta = timedelta(minutes=1), limit: int = 100
+    ) -> int:
+        """Publish the events of committed units that never reached the sink, oldest
+        first, and drop them from the outbox (see `salesflow.outbox`).
+
+        An engine made with ``outbox=True`` keeps each unit's events in the store
+        with the unit and removes them once its sink has them; what a killed
+        process (or a sink that raised) left behind is published here, so every
+        event reaches a sink at least once. Workers call this on every loop. Entries
+        younger than ``older_than`` are left to the engine that made them, which is
+        normally about to deliver them. On PostgreSQL, concurrent deliverers skip
+        each other's entries.
+
+        Args:
+            older_than: Leave the entries made less than this long ago (>= 0).
+            limit: How many entries at most (1 to 10,000), all in one unit of work:
+                if the sink raises, none of them is dropped.
+
+        Returns:
+            How many entries were published.
+
+        Raises:
+            ValidationError: ``older_than`` is negative or not a timedelta, or
+                ``limit`` is out of range.
+            StoreError: a stored entry cannot be read back as events.
+        """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise ValidationError(
+                f"older_than={older_than!r} must be a timedelta of 0 or more",
+                field="older_than",
+                value=older_than,
+            )
+        with self._read() as uow:
+            entries = uow.claim_outbox(self.now() - older_than, limit)
+            for entry in entries:
+                self.sink.publish(tuple(decode_event(doc) for doc in entry.events))
+            uow.remove_outbox([entry.id for entry in entries])
+            uow.commit()
+        return len(entries)
+
     def run_due(self, limit: int = 100) -> int:
         """Perform up to ``limit`` items due at ``clock.now()``, in ``(due_at, id)`` order.
 
@@ -139,18 +181,26 @@ class DueCommands(EngineCore):
             )
         until = self.now()
         taken = 0
-        while taken < limit:
-            done = self._run_batch(until, min(limit - taken, _BATCH))
-            if done is None:
-                # a handler failed: take the same items one unit at a time, so the
-                # failure is retried on its own and the others are performed
-                done = sum(1 for _ in range(min(limit - taken, _BATCH)) if self._run_one(until))
-            if not done:
-                break
-            taken += done
+        delivered: list[str] = []  # outbox entries published, dropped at the end at once
+        try:
+            while taken < limit:
+                done = self._run_batch(until, min(limit - taken, _BATCH), delivered)
+                if done is None:
+                    # a handler failed: take the same items one unit at a time, so the
+                    # failure is retried on its own and the others are performed
+                    done = sum(
+                        1
+                        for _ in range(min(limit - taken, _BATCH))
+                        if self._run_one(until, delivered)
+                    )
+                if not done:
+                    break
+                taken += done
+        finally:
+            self._forget(delivered)
         return taken
 
-    def _run_batch(self, until: datetime, wanted: int) -> int | None:
+    def _run_batch(self, until: datetime, wanted: int, delivered: list[str]) -> int | None:
         """Claim up to ``wanted`` items due at ``until`` and perform them all in one
         unit of work (one commit instead of one per item).
 
@@ -173,14 +223,14 @@ class DueCommands(EngineCore):
                     if item.id not in work.completed:
                         uow.complete_due(item.id)
                 self._before_commit(work)
+                kept = self._keep_events(uow, work.events)
             except Exception:  # any failure: the items are redone one by one
                 return None
             uow.commit()
-        if work.events:
-            self.sink.publish(tuple(work.events))
+        self._publish(work.events, kept, delivered)
         return len(claimed)
 
-    def _run_one(self, until: datetime) -> bool:
+    def _run_one(self, until: datetime, delivered: list[str]) -> bool:
         """Claim and perform the first item due at ``until``; False when there is none."""
         failure: tuple[DueItem, str] | None = None
         with self.store.unit_of_work() as uow:
@@ -203,17 +253,17 @@ class DueCommands(EngineCore):
                 self._before_commit(work)
                 if item.id not in work.completed:
                     uow.complete_due(item.id)
+                kept = self._keep_events(uow, work.events)
                 uow.commit()
             except SalesflowError as exc:
                 failure = (item, str(exc) or type(exc).__name__)
         if failure is None:
-            if work.events:
-                self.sink.publish(tuple(work.events))
+            self._publish(work.events, kept, delivered)
             return True
-        self._fail(*failure)
+        self._fail(*failure, delivered)
         return True
 
-    def _fail(self, item: DueItem, error: str) -> None:
+    def _fail(self, item: DueItem, error: str, delivered: list[str]) -> None:
         """Record a failed attempt of ``item`` (its own unit already rolled back)."""
         now = self.now()
         with self.store.unit_of_work() as uow:
@@ -231,6 +281,7 @@ class DueCommands(EngineCore):
             else:
                 event = None
                 done = uow.replace_due(item, item.retried(now, error, self.retry))
+            events = [event] if done and event is not None else []
+            kept = self._keep_events(uow, events)
             uow.commit()
-        if done and event is not None:
-            self.sink.publish((event,))
+        self._publish(events, kept, delivered)

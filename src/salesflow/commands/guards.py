@@ -357,11 +357,12 @@ GUARDS: dict[str, Guard] = {
     "cancel_due_by_key": Guard(Privilege.RUN_DUE),
     "due_items": Guard(Privilege.RUN_DUE),
     "next_due_at": Guard(Privilege.RUN_DUE),
+    "deliver_outbox": Guard(Privilege.RUN_DUE),
     "register_handler": Guard(Privilege.RUN_DUE),
 }
 """The privilege matrix: every public method of `Salesflow` and what it needs."""
 
-UNGUARDED = frozenset({"now", "close", "as_actor", "actor"})
+UNGUARDED = frozenset({"now", "close", "as_actor", "actor", "outbox"})
 """Public names that need no privilege: the clock, closing the store, binding an
 actor (only the system engine may: `as_actor` refuses on a bound one), and reading
 who it is."""

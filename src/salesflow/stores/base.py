@@ -30,6 +30,7 @@ from salesflow.errors import ValidationError
 from salesflow.interactions import Interaction
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
+from salesflow.outbox import OutboxEntry
 from salesflow.party import Account, Contact
 from salesflow.scoring_compile import ScoreResult
 from salesflow.sequences.enrollment import Enrollment
@@ -990,6 +991,31 @@ class UnitOfWork(Protocol):
 
     def states(self, kind: str) -> list[StateDocument]:
         """Every state document of ``kind``, ordered by key."""
+        ...
+
+    # --- the outbox (see salesflow.outbox) ---------------------------------------------
+
+    def put_outbox(self, entry: OutboxEntry) -> None:
+        """Keep ``entry`` (the events of this unit) until `remove_outbox` removes it.
+
+        Raises:
+            AlreadyExists: an entry with its id is stored.
+            ValidationError: ``entry`` is not an `OutboxEntry`.
+        """
+        ...
+
+    def claim_outbox(self, before: datetime, limit: int) -> list[OutboxEntry]:
+        """Up to ``limit`` stored entries created at or before ``before``, oldest first
+        (``created_at``, then id). PostgreSQL locks them until the unit ends and skips
+        those another unit holds, so two deliverers never take the same entry.
+
+        Raises:
+            ValidationError: ``before`` is naive, or ``limit`` is not 1 to 10,000.
+        """
+        ...
+
+    def remove_outbox(self, ids: Iterable[str]) -> int:
+        """Remove the entries with these ids; returns how many were stored."""
         ...
 
     def savepoint(self) -> AbstractContextManager[None]:

@@ -16,6 +16,7 @@ default is None): decoding gives them their default back.
 
 from __future__ import annotations
 
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -31,6 +32,7 @@ from salesflow.activity import Activity
 from salesflow.definitions import StoredDefinition
 from salesflow.due import DueItem
 from salesflow.errors import StoreError, ValidationError
+from salesflow.events import Event
 from salesflow.interactions import Interaction
 from salesflow.lead import Lead
 from salesflow.opportunity import Opportunity
@@ -60,6 +62,7 @@ __all__ = [
     "decode_definition",
     "decode_due_item",
     "decode_enrollment",
+    "decode_event",
     "decode_interaction",
     "decode_sales",
     "decode_sales_as",
@@ -68,6 +71,7 @@ __all__ = [
     "encode_definition",
     "encode_due_item",
     "encode_enrollment",
+    "encode_event",
     "encode_interaction",
     "encode_sales",
     "encode_score",
@@ -693,3 +697,113 @@ def decode_sales_as(cls: type[S], document: Mapping[str, Any]) -> S:
             f"{_SALES_TYPE_NAMES[cls]!r}"
         )
     return value
+
+
+# --- events (the outbox, see salesflow.outbox) ----------------------------------------
+
+_EVENT_MODULES = (
+    "salesflow.events",
+    "salesflow.due",
+    "salesflow.orders",
+    "salesflow.quotes",
+    "salesflow.pipeline_events",
+    "salesflow.process_state",
+    "salesflow.process_standard",
+    "salesflow.sequences.enrollment",
+    "salesflow.commands.ab_tests",
+)
+"""Every module that defines events; imported when the first event is decoded (the
+commands import the stores, so this module cannot import them up front)."""
+
+
+@cache
+def event_types() -> Mapping[str, type[Event]]:
+    """Every event class the engine publishes, by class name (the ``type`` of an
+    event document)."""
+    import importlib
+
+    for name in _EVENT_MODULES:
+        importlib.import_module(name)
+    found: dict[str, type[Event]] = {}
+    pending: list[type[Event]] = [Event]
+    while pending:
+        cls = pending.pop()
+        for sub in cls.__subclasses__():
+            pending.append(sub)
+            # attrs replaces each class with a slotted copy; the original may linger
+            # among the subclasses until collected, so keep the one its module holds.
+            module = sys.modules.get(sub.__module__)
+            if (
+                sub.__module__.startswith("salesflow.")
+                and getattr(module, sub.__name__, None) is sub
+            ):
+                known = found.setdefault(sub.__name__, sub)
+                if known is not sub:
+                    raise TypeError(f"two event classes are named {sub.__name__!r}")
+    return found
+
+
+_EVENT_FIELDS: dict[type, tuple[tuple[str, Encoder, Decoder], ...]] = {}
+
+
+def _event_fields(cls: type) -> tuple[tuple[str, Encoder, Decoder], ...]:
+    """Each field of event class ``cls`` with its encoder and decoder. A mapping field
+    of an event (a due item's payload) holds plain JSON values, kept as they are."""
+    known = _EVENT_FIELDS.get(cls)
+    if known is not None:
+        return known
+    found: list[tuple[str, Encoder, Decoder]] = []
+    for name, tp in _field_types(cls):
+        if typing.get_origin(_strip_optional(tp)[0]) is dict:
+            found.append((name, _identity, _identity))
+        else:
+            encode, decode = _codec_for(tp)
+            found.append((name, encode, decode))
+    _EVENT_FIELDS[cls] = tuple(found)
+    return _EVENT_FIELDS[cls]
+
+
+def encode_event(event: Event) -> dict[str, Any]:
+    """The JSON document of ``event``: its class name as ``type`` and its fields.
+
+    Raises:
+        ValidationError: ``event`` is not one of the engine's events.
+    """
+    cls = type(event)
+    if event_types().get(cls.__name__) is not cls:
+        raise ValidationError(
+            f"{cls.__name__} is not one of salesflow's events; only they can be kept in the outbox",
+            field="event",
+            value=event,
+        )
+    doc: dict[str, Any] = {"type": cls.__name__}
+    for name, encode, _ in _event_fields(cls):
+        doc[name] = encode(getattr(event, name))
+    return doc
+
+
+def decode_event(document: Mapping[str, Any]) -> Event:
+    """The event an `encode_event` document holds.
+
+    Raises:
+        StoreError: the document names no known event or does not describe a valid one.
+    """
+    name = document.get("type") if isinstance(document, Mapping) else None
+    cls = event_types().get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise StoreError(
+            f"the stored event document {document!r} names no event this salesflow "
+            f"knows (type {name!r})"
+        )
+    try:
+        event = cls(
+            **{
+                field_name: decode(document[field_name])
+                for field_name, _, decode in _event_fields(cls)
+                if field_name in document
+            }
+        )
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise StoreError(f"the stored {name} event is not valid: {exc}") from exc
+    assert isinstance(event, cls)
+    return event

@@ -23,6 +23,7 @@ from salesflow.definitions import StateDocument, StoredDefinition
 from salesflow.due import DueItem, check_payload, copy_checked
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
 from salesflow.interactions import Interaction
+from salesflow.outbox import OutboxEntry, check_outbox_claim
 from salesflow.scoring_compile import ScoreResult
 from salesflow.sequences.enrollment import Enrollment
 from salesflow.stores.base import (
@@ -108,6 +109,10 @@ def _copy_enrollment(enrollment: Enrollment) -> Enrollment:
     return twin
 
 
+def _outbox_order(entry: OutboxEntry) -> tuple[datetime, str]:
+    return (entry.created_at, entry.id)
+
+
 def _clone(record: R) -> R:
     twin = shallow_copy(record)
     # The stored values were checked when the record was built; setting the copy
@@ -148,6 +153,8 @@ class MemoryStore:
         self._scores: dict[str, list[ScoreResult]] = {}
         # Running state documents by (kind, key).
         self._states: dict[tuple[str, str], StateDocument] = {}
+        # The outbox: entries by id.
+        self._outbox: dict[str, OutboxEntry] = {}
         self._lock = threading.RLock()
         self._busy = False
         self._closed = False
@@ -204,6 +211,7 @@ class MemoryStore:
         self._interactions_by = {}
         self._scores = {}
         self._states = {}
+        self._outbox = {}
 
     def _store_interaction(self, interaction: Interaction) -> None:
         self._interactions[interaction.id] = interaction
@@ -315,6 +323,14 @@ class MemoryStore:
                     }
                     for d in self._states.values()
                 ],
+                "outbox": [
+                    {
+                        "id": e.id,
+                        "created_at": e.created_at.isoformat(),
+                        "events": list(e.events),
+                    }
+                    for e in self._outbox.values()
+                ],
             }
 
     @classmethod
@@ -345,6 +361,13 @@ class MemoryStore:
                 updated_at=datetime.fromisoformat(doc["updated_at"]),
             )
             store._states[(state.kind, state.key)] = state
+        for doc in snapshot.get("outbox", ()):
+            entry = OutboxEntry(
+                id=doc["id"],
+                created_at=datetime.fromisoformat(doc["created_at"]),
+                events=doc["events"],
+            )
+            store._outbox[entry.id] = entry
         return store
 
 
@@ -367,6 +390,8 @@ class _MemoryUnit:
         self._pending_index: dict[tuple[RecordKind, str], dict[str, set[str]]] = {}
         self._scores: list[ScoreResult] = []
         self._states: dict[tuple[str, str], StateDocument] = {}
+        self._outbox_added: dict[str, OutboxEntry] = {}
+        self._outbox_removed: set[str] = set()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -386,6 +411,8 @@ class _MemoryUnit:
             },
             list(self._scores),
             dict(self._states),
+            dict(self._outbox_added),
+            set(self._outbox_removed),
         )
         try:
             yield
@@ -403,6 +430,8 @@ class _MemoryUnit:
                 self._pending_index,
                 self._scores,
                 self._states,
+                self._outbox_added,
+                self._outbox_removed,
             ) = saved
             raise
 
@@ -1041,9 +1070,47 @@ class _MemoryUnit:
         found = (self.get_state(kind, k) for k in sorted(keys))
         return [s for s in found if s is not None]
 
+    # --- the outbox --------------------------------------------------------------------
+
+    def put_outbox(self, entry: OutboxEntry) -> None:
+        if not isinstance(entry, OutboxEntry):
+            raise ValidationError(
+                f"put_outbox() takes an OutboxEntry, not {type(entry).__name__}",
+                field="entry",
+                value=entry,
+            )
+        stored = entry.id in self._store._outbox and entry.id not in self._outbox_removed
+        if stored or entry.id in self._outbox_added:
+            raise AlreadyExists("outbox entry", entry.id)
+        self._outbox_added[entry.id] = entry
+
+    def claim_outbox(self, before: datetime, limit: int) -> list[OutboxEntry]:
+        check_outbox_claim(before, limit)
+        entries = [
+            e for e in self._store._outbox.values() if e.id not in self._outbox_removed
+        ] + list(self._outbox_added.values())
+        entries = sorted((e for e in entries if e.created_at <= before), key=_outbox_order)
+        return entries[:limit]
+
+    def remove_outbox(self, ids: Iterable[str]) -> int:
+        removed = 0
+        for entry_id in set(ids):
+            if self._outbox_added.pop(entry_id, None) is not None:
+                removed += 1
+            elif entry_id in self._store._outbox and entry_id not in self._outbox_removed:
+                self._outbox_removed.add(entry_id)
+                removed += 1
+        return removed
+
     def commit(self) -> None:
         # each kind of write only when the unit made some: many units write one kind
         store = self._store
+        if self._outbox_added or self._outbox_removed:
+            for entry_id in self._outbox_removed:
+                store._outbox.pop(entry_id, None)
+            store._outbox.update(self._outbox_added)
+            self._outbox_added = {}
+            self._outbox_removed = set()
         if self._states:
             store._states.update(self._states)
             self._states = {}

@@ -58,6 +58,7 @@ from salesflow.stores.base import (
 from salesflow.stores.codec import RECORD_TYPES, Codec, decode_due_item, encode_due_item
 from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction, dump_json, quote
 from salesflow.stores.sql_interactions import InteractionTable, InteractionUnit
+from salesflow.stores.sql_outbox import OutboxTable, OutboxUnit
 from salesflow.stores.sql_query import Params, order_clause, where_clause
 from salesflow.stores.sql_reports import ReportUnit
 from salesflow.stores.sql_rows import document_decoder, document_encoder, row_writer
@@ -75,6 +76,7 @@ __all__ = [
     "DueTable",
     "InteractionTable",
     "Layout",
+    "OutboxTable",
     "SQLUnit",
     "ScoreTable",
     "SequenceTables",
@@ -86,7 +88,7 @@ __all__ = [
 
 R = TypeVar("R", bound=Record)
 
-STORE_SCHEMA_VERSION = 10
+STORE_SCHEMA_VERSION = 11
 """The table layout this salesflow writes; a database stamped newer is refused, one
 stamped older is upgraded when opened (the missing tables and indexes are created).
 
@@ -98,7 +100,8 @@ Layouts: 1, the record tables; 2, adds ``sf_due`` (due items); 3, adds
 its index; 9, adds the work list's indexes on ``sf_activity`` (``state`` and
 ``owner_id, state``, then due time, regarding record, created_at and id), which
 replace ``(owner_id, id)``, and ``sf_best_scores`` (`salesflow.stores.sql_scores`);
-10, replaces ``sf_lead (created_at, id)`` with ``(created_at, status, id)``."""
+10, replaces ``sf_lead (created_at, id)`` with ``(created_at, status, id)``; 11, adds
+``sf_outbox`` (`salesflow.stores.sql_outbox`)."""
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""
@@ -336,8 +339,8 @@ def open_schema(
     layout 1, ``sf_definitions`` and ``sf_enrollments`` for layouts 1 and 2,
     ``sf_interactions`` for layouts 1 to 3, ``sf_scores`` for layouts 1 to 4,
     ``sf_states`` for layouts 1 to 5, the work list's activity indexes for layouts
-    1 to 8) is created, what a newer index replaces is dropped, and the new layout
-    number is stamped.
+    1 to 8, ``sf_outbox`` for layouts 1 to 10) is created, what a newer index
+    replaces is dropped, and the new layout number is stamped.
 
     Args:
         session: The transaction to run in.
@@ -390,7 +393,7 @@ def open_schema(
         extra += sequences.upgrade()
     extra.append(sequences.connected_index())
     extra += InteractionTable(dialect).ddl() + ScoreTable(dialect).ddl()
-    extra += StateTable(dialect).ddl()
+    extra += StateTable(dialect).ddl() + OutboxTable(dialect).ddl()
     for statement in extra:
         session.change(statement)
     if had_scores:
@@ -551,6 +554,7 @@ class Layout:
         interactions: The table of interactions.
         scores: The table of lead scores.
         states: The table of running state documents.
+        outbox: The outbox table.
     """
 
     records: Mapping[RecordKind, Table]
@@ -559,6 +563,7 @@ class Layout:
     interactions: InteractionTable
     scores: ScoreTable
     states: StateTable
+    outbox: OutboxTable
 
     @classmethod
     def build(cls, dialect: Dialect, codec: Codec) -> Layout:
@@ -570,14 +575,15 @@ class Layout:
             interactions=InteractionTable(dialect),
             scores=ScoreTable(dialect),
             states=StateTable(dialect),
+            outbox=OutboxTable(dialect),
         )
 
 
-class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, ReportUnit):
+class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, ReportUnit):
     """The `UnitOfWork` operations on one transaction of a SQL store (the definition
     and enrollment ones are inherited from `SequenceUnit`, the interaction ones from
     `InteractionUnit`, the lead-score ones from `ScoreUnit`, the running-state ones
-    from `StateUnit`).
+    from `StateUnit`, the outbox ones from `OutboxUnit`).
 
     Args:
         layout: The store's tables.
@@ -594,6 +600,7 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, ReportUnit):
         self._interactions = layout.interactions
         self._scores = layout.scores
         self._states = layout.states
+        self._outbox = layout.outbox
         self._claimed: set[str] = set()
         self._savepoints = 0
 

@@ -46,6 +46,7 @@ from salesflow.party import Account, Competitor, Contact, Stakeholder
 from salesflow.stores.base import Query, SortKey, Store, record_value, search_keys
 from salesflow.stores.codec import Codec
 from salesflow.testing.contract_interactions import InteractionContract
+from salesflow.testing.contract_outbox import OutboxContract
 from salesflow.testing.contract_reports import ReportContract
 from salesflow.testing.contract_savepoints import SavepointContract
 from salesflow.testing.contract_scores import ScoreContract
@@ -106,6 +107,7 @@ class StoreContract(
     ReportContract,
     SavepointContract,
     WorkListContract,
+    OutboxContract,
     abc.ABC,
 ):
     """Behaviour every `Store` must have. Subclass it in a ``Test*`` class.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from salesflow.activity import Activity
@@ -41,6 +42,9 @@ from salesflow.values import Record
 
 __all__ = ["READS", "WRITES", "FaultyStore", "StoreSnapshot", "store_snapshot"]
 
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+"""Later than any outbox entry (the snapshot lists them all)."""
+
 WRITES: frozenset[str] = frozenset(
     {
         "add",
@@ -57,6 +61,8 @@ WRITES: frozenset[str] = frozenset(
         "add_interaction",
         "add_score",
         "put_state",
+        "put_outbox",
+        "remove_outbox",
     }
 )
 """The `UnitOfWork` methods that change what the store holds (counted by `FaultyStore`).
@@ -93,6 +99,8 @@ READS: frozenset[str] = frozenset(
         "scored_lead_activities",
         "get_state",
         "states",
+        # like claim_due: locks rows until the unit ends, stores nothing
+        "claim_outbox",
     }
 )
 """The `UnitOfWork` methods that only read (passed through, never fail)."""
@@ -322,4 +330,5 @@ def store_snapshot(
             "scores": scores,
             "states": states,
             "timelines": timelines,
+            "outbox": uow.claim_outbox(_END_OF_TIME, 10_000),
         }
