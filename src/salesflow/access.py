@@ -330,6 +330,13 @@ class RolePolicy:
         roles: Mapping[str, Role] = ROLES,
         business_units: Mapping[str, str] | None = None,
     ) -> None:
+        if not isinstance(roles, Mapping):
+            raise ValidationError(
+                f"roles must map each role name to its Role, e.g. {{**ROLES, 'auditor': "
+                f"Role('auditor', ...)}}, not {type(roles).__name__}",
+                field="roles",
+                value=roles,
+            )
         for name, role in roles.items():
             if not isinstance(role, Role) or role.name != name:
                 raise ValidationError(

@@ -65,6 +65,36 @@ __all__ = [
 ]
 
 
+_PORTS: dict[str, tuple[str, str]] = {
+    "store": ("unit_of_work", "a Store, e.g. MemoryStore() or open_store('sqlite:///crm.db')"),
+    "clock": ("now", "a Clock, e.g. SystemClock() or FakeClock(start)"),
+    "sink": ("publish", "an EventSink: an object with publish(events), e.g. ListSink()"),
+}
+"""The ports checked by the method they must have, and what to pass instead."""
+
+
+def _check_ports(**given: object) -> None:
+    """Refuse constructor arguments of `Salesflow` that cannot work, before any is used,
+    with what to pass instead (a wrong store would otherwise fail on the first command
+    with an ``AttributeError``)."""
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name in _PORTS:
+            method, instead = _PORTS[name]
+            ok = callable(getattr(value, method, None))
+        elif name == "calendar":
+            ok, instead = isinstance(value, OrganizationCalendar), "an OrganizationCalendar(...)"
+        elif name == "reasons":
+            ok, instead = isinstance(value, StatusReasons), "a StatusReasons(...)"
+        else:  # the id factories
+            ok, instead = callable(value), "a function that returns a new id (see uuid_ids)"
+        if not ok:
+            raise ValidationError(
+                f"{name}={value!r} cannot be used: pass {instead}", field=name, value=value
+            )
+
+
 def uuid_enrollment_ids() -> str:
     """The default enrollment ids: ``enr-`` and a random UUID."""
     return f"enr-{uuid.uuid4().hex}"
@@ -140,6 +170,16 @@ class Salesflow(
         policy: Policy | None = None,
         outbox: bool = False,
     ) -> None:
+        _check_ports(
+            store=store,
+            clock=clock,
+            sink=sink,
+            calendar=calendar,
+            reasons=reasons,
+            ids=ids,
+            due_ids=due_ids,
+            enrollment_ids=enrollment_ids,
+        )
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.sink: ev.EventSink = sink if sink is not None else ev.NullSink()

@@ -962,3 +962,32 @@ def test_a_closed_engine_refuses_commands(engine: Salesflow) -> None:
         engine.get_lead(lead.id)
     with pytest.raises(StoreError, match="closed"):
         new_lead(engine)
+
+
+@pytest.mark.parametrize(
+    ("port", "value", "hint"),
+    [
+        ("store", "sqlite:///crm.db", "open_store"),
+        ("clock", "2026-03-02", "FakeClock"),
+        ("sink", print, "publish"),
+        ("calendar", "Europe/Vilnius", "OrganizationCalendar"),
+        ("reasons", ["lost"], "StatusReasons"),
+        ("ids", "lead-", "returns a new id"),
+        ("due_ids", 7, "returns a new id"),
+        ("enrollment_ids", "enr-", "returns a new id"),
+    ],
+)
+def test_ports_that_cannot_work_are_refused_when_the_engine_is_made(
+    port: str, value: object, hint: str
+) -> None:
+    with pytest.raises(ValidationError, match=hint) as refused:
+        Salesflow(**{port: value})  # type: ignore[arg-type]
+    assert refused.value.field == port
+    assert str(refused.value).startswith(f"{port}=")
+
+
+def test_roles_that_are_not_a_mapping_are_refused() -> None:
+    from salesflow.access import RolePolicy
+
+    with pytest.raises(ValidationError, match="roles must map each role name"):
+        RolePolicy(roles=3)  # type: ignore[arg-type]
