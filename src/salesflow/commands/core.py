@@ -160,20 +160,22 @@ class EngineCore:
             work = Work(uow, now, due_ids=self._due_ids)
             yield work
             self._before_commit(work)
-            kept = self._keep_events(uow, work.events)
+            kept = self._keep_events(uow, work.events, now)
             uow.commit()
         self._publish(work.events, kept)
 
     # --- events: published after the commit, kept in the outbox until then ------------
 
-    def _keep_events(self, uow: UnitOfWork, events: Sequence[ev.Event]) -> str | None:
-        """With the outbox on, store ``events`` in ``uow`` (the unit that made them)
-        and return the entry's id; else None."""
+    def _keep_events(
+        self, uow: UnitOfWork, events: Sequence[ev.Event], now: datetime
+    ) -> str | None:
+        """With the outbox on, store ``events`` in ``uow`` (the unit that made them, at
+        ``now``) and return the entry's id; else None."""
         if not self._outbox or not events:
             return None
         entry = OutboxEntry(
             id=f"outbox-{_SEQUENCE.prefix}{next(_SEQUENCE.counter):012x}",
-            created_at=self.now(),
+            created_at=now,
             events=[encode_event(event) for event in events],
         )
         uow.put_outbox(entry)

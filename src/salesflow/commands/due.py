@@ -223,7 +223,7 @@ class DueCommands(EngineCore):
                     if item.id not in work.completed:
                         uow.complete_due(item.id)
                 self._before_commit(work)
-                kept = self._keep_events(uow, work.events)
+                kept = self._keep_events(uow, work.events, work.now)
             except Exception:  # any failure: the items are redone one by one
                 return None
             uow.commit()
@@ -253,7 +253,7 @@ class DueCommands(EngineCore):
                 self._before_commit(work)
                 if item.id not in work.completed:
                     uow.complete_due(item.id)
-                kept = self._keep_events(uow, work.events)
+                kept = self._keep_events(uow, work.events, work.now)
                 uow.commit()
             except SalesflowError as exc:
                 failure = (item, str(exc) or type(exc).__name__)
@@ -282,6 +282,6 @@ class DueCommands(EngineCore):
                 event = None
                 done = uow.replace_due(item, item.retried(now, error, self.retry))
             events = [event] if done and event is not None else []
-            kept = self._keep_events(uow, events)
+            kept = self._keep_events(uow, events, now)
             uow.commit()
         self._publish(events, kept, delivered)
