@@ -34,7 +34,7 @@ from salesflow.commands.pipelines import RULE_DUE, PipelineCommands
 from salesflow.commands.process import ProcessCommands
 from salesflow.commands.routing import RoutingCommands
 from salesflow.commands.sales import SalesCommands
-from salesflow.commands.scoring import RESCORE_DUE, ScoringCommands
+from salesflow.commands.scoring import CLEANUP_DUE, RESCORE_DUE, ScoringCommands
 from salesflow.commands.segments import SegmentCommands
 from salesflow.commands.sequence_runs import STEP_DUE, EnrollmentIdFactory
 from salesflow.commands.sequences import PublishedSequence
@@ -196,6 +196,7 @@ class Salesflow(
             STEP_DUE: self._step_due,
             AB_DUE: self._ab_due,
             RESCORE_DUE: self._rescore_due,
+            CLEANUP_DUE: self._cleanup_due,
             RULE_DUE: self._rule_due,
         }
         if sequences is not None and not isinstance(sequences, RuntimeConfig):

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import attrs
 
+from salesflow.documents import Table
 from salesflow.errors import InvalidDefinition, InvalidTransition, ValidationError
 from salesflow.events import Event
 from salesflow.process import ProcessFlow, Stage, StageStep, StepKind
@@ -58,6 +60,8 @@ __all__ = [
     "INQUIRY",
     "LEAD_TO_OPPORTUNITY",
     "MARKETING_LEAD_PROCESS",
+    "MARKETING_SETTINGS",
+    "MARKETING_SETTINGS_KEY",
     "PROPOSE",
     "QUALIFY",
     "SALES_ACCEPTANCE",
@@ -77,6 +81,8 @@ __all__ = [
     "on_first_score",
     "on_lead_qualified",
     "on_sales_ready",
+    "settings_from_document",
+    "settings_to_document",
 ]
 
 # --- Lead to opportunity sales process ----------------------------------------------
@@ -273,11 +279,50 @@ class MarketingSettings:
             a CSV import) starts the latest version of the standard marketing lead
             process at Inquiry in the same unit of work (off by default: leads
             start a process with `Salesflow.start_process`).
+        remove_stopped_model_scores: Deactivating a scoring model deletes the scores
+            it gave (the product's "automatic clean-up of a stopped model's scores"):
+            leads' current and best scores, the work list's score order and routing
+            no longer see them. Off, they stay, and count, until the leads are scored
+            again. A lead's process stage is never undone by it.
     """
 
     automated_marketing_qualification: bool = attrs.field(default=True, validator=flag)
     automatic_sales_ready: bool = attrs.field(default=True, validator=flag)
     start_on_intake: bool = attrs.field(default=False, validator=flag)
+    remove_stopped_model_scores: bool = attrs.field(default=True, validator=flag)
+
+
+MARKETING_SETTINGS = "marketing_settings"
+"""The state document kind of the marketing switches (one document, key
+`MARKETING_SETTINGS_KEY`)."""
+
+MARKETING_SETTINGS_KEY = "default"
+
+_SWITCHES = (
+    ("automated_marketing_qualification", True),
+    ("automatic_sales_ready", True),
+    ("start_on_intake", False),
+    ("remove_stopped_model_scores", True),
+)
+"""Every switch of `MarketingSettings` and its default (a document from before a
+switch existed gets the default)."""
+
+
+def settings_to_document(settings: MarketingSettings) -> dict[str, Any]:
+    """The state document that keeps ``settings``."""
+    return {"schema": 1, **{name: getattr(settings, name) for name, _ in _SWITCHES}}
+
+
+def settings_from_document(document: Mapping[str, Any] | None) -> MarketingSettings:
+    """The settings a `settings_to_document` document keeps (the defaults for None).
+
+    Raises:
+        ValidationError: a switch is not true or false, or the document has other keys.
+    """
+    if document is None:
+        return MarketingSettings()
+    table = Table(document, "", ("schema", *(name for name, _ in _SWITCHES)))
+    return MarketingSettings(**{name: table.flag(name, default) for name, default in _SWITCHES})
 
 
 _DEFAULTS = MarketingSettings()

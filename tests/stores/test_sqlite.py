@@ -791,6 +791,7 @@ def test_a_database_at_layout_10_gets_the_outbox(store: SQLiteStore, path: Path)
     assert version == str(STORE_SCHEMA_VERSION) == "11"
     assert "sf_outbox" in tables
     assert "sf_outbox__created_at__id" in indexes
+    assert "sf_scores__model_id__lead_id" in indexes
 
 
 @pytest.mark.parametrize("value", [T0, float("nan"), {1, 2}])

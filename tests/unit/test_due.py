@@ -211,7 +211,8 @@ def test_an_unknown_kind_is_a_failure_not_a_crash() -> None:
     (failed,) = [e for e in sink.events if isinstance(e, DueItemFailed)]
     assert failed.error == (
         "no handler for due item kind 'unknown' "
-        "(registered: known, pipeline.rule, scoring.rescore, sequence.ab_test, sequence.step)"
+        "(registered: known, pipeline.rule, scoring.cleanup, scoring.rescore, sequence.ab_test, "
+        "sequence.step)"
     )
 
 

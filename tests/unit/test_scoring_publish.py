@@ -25,6 +25,7 @@ from salesflow.conditions import field
 from salesflow.engine import Salesflow
 from salesflow.errors import StoreError
 from salesflow.events import DefinitionPublished, LeadScored, ListSink
+from salesflow.process_standard import MarketingSettings
 from salesflow.scoring import ScoringModel, ScoringRule
 from salesflow.scoring_compile import ScoreResult
 from salesflow.stores.base import Store, UnitOfWork
@@ -302,12 +303,66 @@ def test_a_newer_version_supersedes_a_running_sweep(store: Store) -> None:
 
 def test_a_deactivated_model_stops_its_sweep(store: Store) -> None:
     engine = engine_on(store, FakeClock(T0), ListSink())
+    # Kept scores, so that what the sweep did before it stopped can be seen.
+    engine.configure_marketing(MarketingSettings(remove_stopped_model_scores=False))
     ids = leads(engine, 3 * PAGE)
     engine.publish_scoring_model(fit())
     engine.deactivate_scoring_model("fit")
     assert simulate(engine, T0) == 1  # it stops at once instead of paging through
     assert sweeps(engine) == []
     assert [bool(h) for h in history(engine, ids).values()] == [True] * PAGE + [False] * (2 * PAGE)
+
+
+CLEANUP = "scoring.cleanup:fit"
+
+
+def cleanups(engine: Salesflow) -> list[dict[str, Any]]:
+    return [dict(i.payload) for i in engine.due_items() if (i.key or "").startswith(CLEANUP)]
+
+
+def test_a_stopped_models_scores_are_removed_a_page_per_unit(store: Store) -> None:
+    engine = engine_on(store, FakeClock(T0), ListSink())
+    engine.publish_scoring_model(fit(name="Other", id="other", points=5))
+    ids = leads(engine, 3 * PAGE + 1)
+    engine.publish_scoring_model(fit())
+    simulate(engine, T0)  # the publication's sweep: every lead scored by both
+    assert all(len(engine.lead_scores(i)) == 2 for i in ids)
+    engine.deactivate_scoring_model("fit")
+    # The deactivating unit removed the first page and handed the rest on.
+    assert [len(engine.lead_scores(i)) for i in ids] == [1] * PAGE + [2] * (2 * PAGE + 1)
+    assert cleanups(engine) == [{"model_id": "fit", "version": 1}]
+    assert simulate(engine, T0) == 3  # the other three pages, one unit each
+    assert cleanups(engine) == []
+    for lead_id in ids:
+        assert [s.model_id for s in engine.lead_scores(lead_id)] == ["other"]
+        assert engine.score_history(lead_id, "fit") == []
+    with store.unit_of_work() as uow:  # the best scores follow: 5 is what is left
+        assert {points for _, points in uow.top_scored_leads(100)} == {5}
+
+
+def test_publishing_again_stops_the_clean_up_and_keeps_the_new_scores(store: Store) -> None:
+    engine = engine_on(store, FakeClock(T0), ListSink())
+    ids = leads(engine, 2 * PAGE + 1)
+    engine.publish_scoring_model(fit())
+    simulate(engine, T0)
+    engine.deactivate_scoring_model("fit")
+    engine.publish_scoring_model(fit(points=40))  # version 2 re-scores every lead
+    simulate(engine, T0)
+    assert cleanups(engine) == []
+    assert {i: [(s.model_version, s.points) for s in engine.lead_scores(i)] for i in ids} == {
+        i: [(2, 40)] for i in ids
+    }
+
+
+def test_with_the_switch_off_a_stopped_models_scores_stay(store: Store) -> None:
+    engine = engine_on(store, FakeClock(T0), ListSink())
+    engine.configure_marketing(MarketingSettings(remove_stopped_model_scores=False))
+    assert engine.marketing_settings().remove_stopped_model_scores is False
+    ids = leads(engine, PAGE)
+    engine.publish_scoring_model(fit())
+    engine.deactivate_scoring_model("fit")
+    assert cleanups(engine) == []
+    assert history(engine, ids) == {i: [(1, 20)] for i in ids}
 
 
 def test_rescoring_again_keeps_no_second_entry_and_sends_no_event(store: Store) -> None:
@@ -351,3 +406,19 @@ def test_every_open_lead_ends_scored_once(
     assert history(engine, ids) == {i: [(1, 20)] for i in ids}
     assert scored_once(sink) == Counter(ids)
     assert sweeps(engine) == []
+
+
+def test_settings_kept_before_the_clean_up_switch_read_with_it_on() -> None:
+    from salesflow.process_standard import settings_from_document, settings_to_document
+
+    older = {
+        "schema": 1,
+        "automated_marketing_qualification": False,
+        "automatic_sales_ready": True,
+        "start_on_intake": False,
+    }
+    settings = settings_from_document(older)
+    assert settings == MarketingSettings(automated_marketing_qualification=False)
+    assert settings.remove_stopped_model_scores is True
+    assert settings_from_document(settings_to_document(settings)) == settings
+    assert settings_from_document(None) == MarketingSettings()

@@ -49,7 +49,13 @@ from salesflow.errors import InvalidTransition, NotFound, ValidationError
 from salesflow.lead import Lead
 from salesflow.process import ProcessFlow, require_valid
 from salesflow.process_io import from_dict, to_dict
-from salesflow.process_standard import MarketingSettings
+from salesflow.process_standard import (
+    MARKETING_SETTINGS,
+    MARKETING_SETTINGS_KEY,
+    MarketingSettings,
+    settings_from_document,
+    settings_to_document,
+)
 from salesflow.process_state import FlowState, Outcome
 from salesflow.process_state_io import state_from_dict, state_to_dict
 from salesflow.values import Record, RecordKind, RecordRef
@@ -60,9 +66,6 @@ PROCESS_FLOW = "process_flow"
 """The definition kind of process flows, and the state document kind of records'
 process states."""
 
-MARKETING_SETTINGS = "marketing_settings"
-"""The state document kind of the marketing switches (one document, key ``default``)."""
-
 STANDARD_FLOWS: dict[str, ProcessFlow] = {
     standard.LEAD_TO_OPPORTUNITY.id: standard.LEAD_TO_OPPORTUNITY,
     standard.MARKETING_LEAD_PROCESS.id: standard.MARKETING_LEAD_PROCESS,
@@ -70,7 +73,6 @@ STANDARD_FLOWS: dict[str, ProcessFlow] = {
 """The built-in flows by id, available as version 1 without publishing."""
 
 _HANDOVER = "process_handover"
-_SETTINGS_KEY = "default"
 
 Move = Callable[[Work, ProcessFlow, FlowState, Record], Outcome]
 
@@ -111,6 +113,17 @@ def _joined(first: Outcome, second: Outcome) -> Outcome:
         events=first.events + second.events,
         assign_to=second.assign_to or first.assign_to,
     )
+
+
+def marketing_settings_of(work: Work) -> MarketingSettings:
+    """The marketing switches in force in ``work`` (read once per unit of work)."""
+    held = work.memo.get(MARKETING_SETTINGS)
+    if isinstance(held, MarketingSettings):
+        return held
+    stored = work.uow.get_state(MARKETING_SETTINGS, MARKETING_SETTINGS_KEY)
+    settings = settings_from_document(None if stored is None else stored.document)
+    work.memo[MARKETING_SETTINGS] = settings
+    return settings
 
 
 class ProcessCommands(LeadCommands):
@@ -443,10 +456,12 @@ class ProcessCommands(LeadCommands):
     # --- the marketing process ------------------------------------------------------
 
     def configure_marketing(self, settings: MarketingSettings) -> MarketingSettings:
-        """Switch the marketing process's automatic rules on or off (both are on
-        until configured): ``automated_marketing_qualification`` (a first score
-        moves the lead from Inquiry) and ``automatic_sales_ready`` (a score crossing
-        the threshold skips to Sales acceptance).
+        """Switch the marketing process's and lead scoring's automatic rules on or off
+        (see `MarketingSettings`): ``automated_marketing_qualification`` (a first
+        score moves the lead from Inquiry), ``automatic_sales_ready`` (a score
+        crossing the threshold skips to Sales acceptance), ``start_on_intake`` and
+        ``remove_stopped_model_scores`` (deactivating a scoring model deletes its
+        scores).
 
         Raises:
             ValidationError: ``settings`` is not a `MarketingSettings`.
@@ -458,18 +473,11 @@ class ProcessCommands(LeadCommands):
                 value=settings,
             )
         with self._command() as work:
-            stored = work.uow.get_state(MARKETING_SETTINGS, _SETTINGS_KEY)
+            stored = work.uow.get_state(MARKETING_SETTINGS, MARKETING_SETTINGS_KEY)
             work.uow.put_state(
                 MARKETING_SETTINGS,
-                _SETTINGS_KEY,
-                {
-                    "schema": 1,
-                    "automated_marketing_qualification": (
-                        settings.automated_marketing_qualification
-                    ),
-                    "automatic_sales_ready": settings.automatic_sales_ready,
-                    "start_on_intake": settings.start_on_intake,
-                },
+                MARKETING_SETTINGS_KEY,
+                settings_to_document(settings),
                 expected_version=None if stored is None else stored.version,
                 now=work.now,
             )
@@ -479,35 +487,7 @@ class ProcessCommands(LeadCommands):
     def marketing_settings(self) -> MarketingSettings:
         """The marketing switches in force."""
         with self._looking() as work:
-            return self._settings(work)
-
-    def _settings(self, work: Work) -> MarketingSettings:
-        held = work.memo.get(MARKETING_SETTINGS)
-        if isinstance(held, MarketingSettings):
-            return held
-        settings = self._read_settings(work)
-        work.memo[MARKETING_SETTINGS] = settings
-        return settings
-
-    def _read_settings(self, work: Work) -> MarketingSettings:
-        stored = work.uow.get_state(MARKETING_SETTINGS, _SETTINGS_KEY)
-        if stored is None:
-            return MarketingSettings()
-        table = Table(
-            stored.document,
-            "",
-            (
-                "schema",
-                "automated_marketing_qualification",
-                "automatic_sales_ready",
-                "start_on_intake",
-            ),
-        )
-        return MarketingSettings(
-            automated_marketing_qualification=table.flag("automated_marketing_qualification", True),
-            automatic_sales_ready=table.flag("automatic_sales_ready", True),
-            start_on_intake=table.flag("start_on_intake", False),
-        )
+            return marketing_settings_of(work)
 
     def _marketing_rules(
         self,
@@ -518,7 +498,7 @@ class ProcessCommands(LeadCommands):
         first_score: bool,
         sales_ready: bool,
     ) -> Outcome:
-        settings = self._settings(work)
+        settings = marketing_settings_of(work)
         if first_score:
             outcome = _joined(
                 outcome,
@@ -585,7 +565,7 @@ class ProcessCommands(LeadCommands):
 
     def _lead_created_by_intake(self, work: Work, lead: Lead, *, route: bool) -> None:
         super()._lead_created_by_intake(work, lead, route=route)
-        if not self._settings(work).start_on_intake:
+        if not marketing_settings_of(work).start_on_intake:
             return
         flow = self._flow(work, standard.MARKETING_LEAD_PROCESS.id, None)
         # scores come later in this unit (scoring runs before the commit) and move

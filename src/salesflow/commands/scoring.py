@@ -20,6 +20,10 @@ and hands the key on to an item for the page after. Each page commits on its own
 a worker that dies loses at most its page, which the next claim redoes from the last
 committed cursor. Re-scoring a lead again is harmless: an unchanged score adds no
 history entry and publishes no event (`_keep`).
+
+Deactivating a model deletes its scores when the marketing switch
+``remove_stopped_model_scores`` is on (the default): the same way, a page in the
+deactivating unit and the rest through keyed ``scoring.cleanup`` items.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import attrs
 
 from salesflow import events as ev
 from salesflow.commands.core import EngineCore
+from salesflow.commands.process import marketing_settings_of
 from salesflow.commands.work import Work
 from salesflow.conditions import Condition, all_of, field
 from salesflow.definitions import ACTIVE, INACTIVE
@@ -52,7 +57,7 @@ from salesflow.scoring import (
 from salesflow.stores.base import Query
 from salesflow.values import RecordKind, RecordRef
 
-__all__ = ["RESCORE_DUE", "SCORING_MODEL", "ScoringCommands"]
+__all__ = ["CLEANUP_DUE", "RESCORE_DUE", "SCORING_MODEL", "ScoringCommands"]
 
 SCORING_MODEL = "scoring_model"
 """The definition kind of scoring models in the store."""
@@ -60,6 +65,10 @@ SCORING_MODEL = "scoring_model"
 RESCORE_DUE = "scoring.rescore"
 """The due item kind that re-scores a lead when an interaction leaves a window, and
 that carries on re-scoring every open lead after a model is published (the sweep)."""
+
+CLEANUP_DUE = "scoring.cleanup"
+"""The due item kind that deletes the next page of a stopped model's scores (see
+`ScoringCommands.deactivate_scoring_model`)."""
 
 _PAGE = 500
 """How many leads one unit of work re-scores: the publishing unit, each unit of
@@ -69,6 +78,10 @@ and how long a unit keeps SQLite's one writer (or PostgreSQL's row locks)."""
 
 def _rescore_key(lead_id: str) -> str:
     return f"score:{lead_id}"
+
+
+def _cleanup_key(model_id: str, version: int) -> str:
+    return f"scoring.cleanup:{model_id}:{version}"
 
 
 def _sweep_key(model_id: str, version: int) -> str:
@@ -126,7 +139,15 @@ class ScoringCommands(EngineCore):
         return published
 
     def deactivate_scoring_model(self, model_id: str) -> None:
-        """Stop scoring with a model; the scores it gave stay in the history.
+        """Stop scoring with a model.
+
+        With the switch ``remove_stopped_model_scores`` on (the default, see
+        `MarketingSettings`), the scores the model gave are deleted: the same unit of
+        work removes those of the first 500 scored leads (by id), and `run_due`
+        removes the rest, 500 leads per unit, through a ``scoring.cleanup`` item due
+        at once. Publishing the model again stops that clean-up (the new version
+        re-scores every lead). With the switch off, the scores stay in the history
+        and count until the leads are scored again.
 
         Raises:
             NotFound: no such model.
@@ -136,6 +157,31 @@ class ScoringCommands(EngineCore):
             if latest is None:
                 raise NotFound("ScoringModel", model_id)
             work.set_definition_state(SCORING_MODEL, model_id, latest.version, INACTIVE)
+            if marketing_settings_of(work).remove_stopped_model_scores:
+                self._clean_up_page(work, model_id, latest.version)
+
+    def _clean_up_page(self, work: Work, model_id: str, version: int) -> None:
+        """Delete the scores of stopped model ``model_id`` of one page of leads, and
+        schedule the next page (the item is keyed by the model version)."""
+        removed = work.uow.remove_model_scores(model_id, _PAGE)
+        if len(removed) < _PAGE:
+            return
+        key = _cleanup_key(model_id, version)
+        work.cancel_due_by_key(key)  # a claimed item still holds the key in its unit
+        work.schedule_due(
+            CLEANUP_DUE, work.now, payload={"model_id": model_id, "version": version}, key=key
+        )
+
+    def _cleanup_due(self, work: Work, item: DueItem) -> None:
+        """Handler of ``scoring.cleanup`` items: the next page of a stopped model's
+        clean-up, unless the model was published again meanwhile."""
+        model_id, version = item.payload.get("model_id"), item.payload.get("version")
+        if not isinstance(model_id, str) or not isinstance(version, int):
+            return
+        latest = work.uow.find_definition(SCORING_MODEL, model_id)
+        if latest is None or latest.version != version or latest.state != INACTIVE:
+            return  # a newer version scores again: its scores must stay
+        self._clean_up_page(work, model_id, version)
 
     def scoring_models(self) -> list[ScoringModel]:
         """The latest version of every active scoring model, by id."""

@@ -56,6 +56,7 @@ __all__ = [
     "check_fields",
     "check_interaction_lookup",
     "check_key",
+    "check_remove_scores",
     "check_scored_activities",
     "check_span",
     "check_top_scored",
@@ -941,6 +942,21 @@ class UnitOfWork(Protocol):
         """
         ...
 
+    def remove_model_scores(self, model_id: str, limit: int) -> list[str]:
+        """Delete every score ``model_id`` gave (its whole history) of up to ``limit``
+        leads that have one, the first by lead id, and recompute those leads' best
+        scores from what they have left (a stopped model's clean-up).
+
+        Returns:
+            The ids of the leads whose scores were removed; fewer than ``limit`` when
+            no lead has a score of the model any more.
+
+        Raises:
+            ValidationError: ``model_id`` is not a non-empty string, or ``limit`` is
+                not a whole number from 1 to 10,000.
+        """
+        ...
+
     def scored_lead_activities(
         self, where: Condition, limit: int, offset: int = 0
     ) -> list[tuple[Activity, int]]:
@@ -1060,6 +1076,17 @@ def check_claim(now: datetime, limit: int) -> None:
         raise ValidationError(
             f"limit={limit!r} must be a whole number >= 1", field="limit", value=limit
         )
+
+
+def check_remove_scores(model_id: str, limit: int) -> None:
+    """Refuse the arguments of `UnitOfWork.remove_model_scores` that are not valid."""
+    if not isinstance(model_id, str) or not model_id:
+        raise ValidationError(
+            f"model_id={model_id!r} must be a scoring model's id (a non-empty string)",
+            field="model_id",
+            value=model_id,
+        )
+    check_top_scored(limit)
 
 
 def check_scored_activities(where: Condition, limit: int, offset: int) -> None:

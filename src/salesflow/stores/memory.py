@@ -37,6 +37,7 @@ from salesflow.stores.base import (
     check_fields,
     check_interaction_lookup,
     check_key,
+    check_remove_scores,
     check_scored_activities,
     check_span,
     check_top_scored,
@@ -392,6 +393,8 @@ class _MemoryUnit:
         self._states: dict[tuple[str, str], StateDocument] = {}
         self._outbox_added: dict[str, OutboxEntry] = {}
         self._outbox_removed: set[str] = set()
+        # (lead id, model id) pairs whose committed scores this unit removed
+        self._scores_removed: set[tuple[str, str]] = set()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -413,6 +416,7 @@ class _MemoryUnit:
             dict(self._states),
             dict(self._outbox_added),
             set(self._outbox_removed),
+            set(self._scores_removed),
         )
         try:
             yield
@@ -432,6 +436,7 @@ class _MemoryUnit:
                 self._states,
                 self._outbox_added,
                 self._outbox_removed,
+                self._scores_removed,
             ) = saved
             raise
 
@@ -960,8 +965,29 @@ class _MemoryUnit:
         self._scores.append(score)  # frozen: no copy needed
 
     def _history(self, lead_id: str) -> list[ScoreResult]:
+        committed: Iterable[ScoreResult] = self._store._scores.get(lead_id, ())
+        if self._scores_removed:
+            removed = self._scores_removed
+            committed = [x for x in committed if (lead_id, x.model_id) not in removed]
         mine = [x for x in self._scores if x.lead_id == lead_id]
-        return [*self._store._scores.get(lead_id, ()), *mine]
+        return [*committed, *mine]
+
+    def remove_model_scores(self, model_id: str, limit: int) -> list[str]:
+        check_remove_scores(model_id, limit)
+        removed = self._scores_removed
+        scored = {
+            lead_id
+            for lead_id, history in self._store._scores.items()
+            if (lead_id, model_id) not in removed and any(x.model_id == model_id for x in history)
+        }
+        scored.update(x.lead_id for x in self._scores if x.model_id == model_id)
+        chosen = sorted(scored)[:limit]
+        picked = set(chosen)
+        removed.update((lead_id, model_id) for lead_id in chosen)
+        self._scores = [
+            x for x in self._scores if not (x.model_id == model_id and x.lead_id in picked)
+        ]
+        return chosen
 
     def scores(self, lead_id: str) -> list[ScoreResult]:
         latest: dict[str, ScoreResult] = {}
@@ -1114,6 +1140,14 @@ class _MemoryUnit:
         if self._states:
             store._states.update(self._states)
             self._states = {}
+        if self._scores_removed:
+            for lead_id, model_id in self._scores_removed:
+                kept = [x for x in store._scores.get(lead_id, ()) if x.model_id != model_id]
+                if kept:
+                    store._scores[lead_id] = kept
+                else:
+                    store._scores.pop(lead_id, None)
+            self._scores_removed = set()
         if self._scores:
             for score in self._scores:
                 store._scores.setdefault(score.lead_id, []).append(score)

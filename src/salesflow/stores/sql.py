@@ -101,7 +101,7 @@ its index; 9, adds the work list's indexes on ``sf_activity`` (``state`` and
 ``owner_id, state``, then due time, regarding record, created_at and id), which
 replace ``(owner_id, id)``, and ``sf_best_scores`` (`salesflow.stores.sql_scores`);
 10, replaces ``sf_lead (created_at, id)`` with ``(created_at, status, id)``; 11, adds
-``sf_outbox`` (`salesflow.stores.sql_outbox`)."""
+``sf_outbox`` (`salesflow.stores.sql_outbox`) and ``sf_scores (model_id, lead_id)``."""
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""

@@ -34,6 +34,7 @@ from salesflow.errors import StoreError, ValidationError
 from salesflow.scoring_compile import ScoreResult
 from salesflow.stores.base import (
     ColumnType,
+    check_remove_scores,
     check_scored_activities,
     check_top_scored,
 )
@@ -114,6 +115,9 @@ class ScoreTable:
             f'"lead_id" {text} PRIMARY KEY, "rank" {number} NOT NULL)',
             f'CREATE INDEX IF NOT EXISTS "sf_best_scores__rank__lead_id" ON {self.best} '
             f'("rank", "lead_id")',
+            # A stopped model's clean-up finds its leads here (layout 11).
+            f'CREATE INDEX IF NOT EXISTS "sf_scores__model_id__lead_id" ON {self.name} '
+            f'("model_id", "lead_id")',
         ]
 
     def backfill(self, session: Session) -> None:
@@ -211,6 +215,33 @@ class ScoreUnit:
             params,
         )
         return [(str(lead_id), -int(rank)) for lead_id, rank in rows]
+
+    def remove_model_scores(self, model_id: str, limit: int) -> list[str]:
+        """Delete a model's scores of up to ``limit`` leads and recompute their best
+        scores (see `UnitOfWork.remove_model_scores`)."""
+        check_remove_scores(model_id, limit)
+        t = self._scores
+        p = t.dialect.placeholder
+        rows = self._session.fetch(
+            f'SELECT DISTINCT "lead_id" FROM {t.name} WHERE "model_id" = {p} '
+            f'ORDER BY "lead_id" LIMIT {int(limit)}',
+            [model_id],
+        )
+        leads = [str(row[0]) for row in rows]
+        for start in range(0, len(leads), _IN_CHUNK):
+            chunk = leads[start : start + _IN_CHUNK]
+            marks = ", ".join([p] * len(chunk))
+            self._session.change(
+                f'DELETE FROM {t.name} WHERE "model_id" = {p} AND "lead_id" IN ({marks})',
+                [model_id, *chunk],
+            )
+        for lead_id in leads:
+            left = self.scores(lead_id)
+            if left:
+                self._session.change(t.best_sql, [lead_id, -max(s.points for s in left)])
+            else:
+                self._session.change(f'DELETE FROM {t.best} WHERE "lead_id" = {p}', [lead_id])
+        return leads
 
     def scored_lead_activities(
         self, where: Condition, limit: int, offset: int = 0

@@ -257,3 +257,45 @@ class ScoreContract(abc.ABC):
                 assert _points(uow.score_history("l1", "m1")) == [("m1", 5), ("m1", 6), ("m1", 8)]
         finally:
             store.close()
+
+    def test_a_models_scores_are_removed_a_page_of_leads_at_a_time(self, store: Store) -> None:
+        self.add_scores(
+            store,
+            score(90, 0, lead_id="b"),
+            score(20, 1, lead_id="a"),
+            score(30, 2, lead_id="a"),
+            score(50, 0, lead_id="a", model_id="m2"),
+            score(70, 0, lead_id="c"),
+            score(10, 0, lead_id="d", model_id="m2"),
+        )
+        with store.unit_of_work() as uow:
+            assert uow.remove_model_scores("m1", 2) == ["a", "b"]
+            # The unit sees its removal: a keeps its m2 score, b has none left.
+            assert _points(uow.scores("a")) == [("m2", 50)]
+            assert uow.score_history("a", "m1") == []
+            assert uow.scores("b") == []
+            assert uow.best_scores(["a", "b", "c"]) == {"a": 50, "c": 70}
+            uow.add_score(score(40, 5, lead_id="b"))  # scored again after the removal
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.top_scored_leads(10) == [("c", 70), ("a", 50), ("b", 40), ("d", 10)]
+            assert uow.remove_model_scores("m1", 10) == ["b", "c"]
+            assert uow.remove_model_scores("m1", 10) == []
+            assert uow.remove_model_scores("nobody", 10) == []
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.top_scored_leads(10) == [("a", 50), ("d", 10)]
+            assert _points(uow.score_history("a")) == [("m2", 50)]
+            assert uow.scores("c") == []
+
+    def test_a_removal_not_committed_leaves_every_score(self, store: Store) -> None:
+        kept = [score(20, 0, lead_id="a"), score(50, 0, lead_id="a", model_id="m2")]
+        self.add_scores(store, *kept)
+        with store.unit_of_work() as uow:
+            assert uow.remove_model_scores("m1", 5) == ["a"]  # no commit
+        with store.unit_of_work() as uow:
+            assert sorted(uow.score_history("a"), key=lambda s: s.model_id) == kept
+            assert uow.best_scores(["a"]) == {"a": 50}
+            for bad_model, bad_limit in (("", 5), (None, 5), ("m1", 0), ("m1", 10_001)):
+                with pytest.raises(ValidationError, match=r"model_id|limit"):
+                    uow.remove_model_scores(bad_model, bad_limit)  # type: ignore[arg-type]

@@ -60,6 +60,7 @@ WRITES: frozenset[str] = frozenset(
         "update_enrollment",
         "add_interaction",
         "add_score",
+        "remove_model_scores",
         "put_state",
         "put_outbox",
         "remove_outbox",
