@@ -5,36 +5,65 @@ activity). Every command of the engine runs in one `UnitOfWork`: reads see the
 unit's own writes, and nothing is visible to others until `UnitOfWork.commit`.
 Queries (`Query`) are plain data that each store answers with its own means:
 the memory store in Python, the SQL stores as indexed SQL with the same result.
+
+The protocols `UnitOfWork` and `Store` are defined here. What they speak of lives
+in two modules: `salesflow.stores.columns` holds the catalogue of queryable fields
+(`Column`, `columns_of`, lookup and search keys, field checks, `sort_order`,
+`iter_kinds`), and `salesflow.stores.query` holds `Query`, `Page`, the report rows
+and the ``check_*`` checks of store-method arguments. Every one of those names is
+re-exported from here, so importing it from ``salesflow.stores.base`` still works.
 """
 
 from __future__ import annotations
 
-import types
-import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum, StrEnum
-from functools import cache
-from typing import Any, Generic, Protocol, TypeVar
-
-import attrs
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from salesflow.activity import Activity
-from salesflow.clock import require_aware
-from salesflow.conditions import Compare, Condition, Op, comparisons
+from salesflow.conditions import Condition
 from salesflow.definitions import StateDocument, StoredDefinition
 from salesflow.due import DueItem
-from salesflow.errors import ValidationError
 from salesflow.interactions import Interaction
-from salesflow.lead import Lead
-from salesflow.opportunity import Opportunity
 from salesflow.outbox import OutboxEntry
-from salesflow.party import Account, Contact
 from salesflow.scoring_compile import ScoreResult
 from salesflow.sequences.enrollment import Enrollment
-from salesflow.values import Money, Record, RecordKind, RecordRef, normalize_email, normalize_name
+from salesflow.stores.columns import (
+    Column,
+    ColumnType,
+    LookupKey,
+    check_comparison,
+    check_fields,
+    column_type,
+    columns_of,
+    derived_columns,
+    field_reader,
+    lookup_keys,
+    record_value,
+    search_keys,
+    sort_order,
+)
+from salesflow.stores.columns import iter_kinds as iter_kinds
+from salesflow.stores.query import (
+    CONVERTIBLE,
+    GroupCount,
+    Page,
+    Query,
+    SequenceConversion,
+    SortKey,
+    SpanStats,
+    check_claim,
+    check_conversion_window,
+    check_interaction_lookup,
+    check_key,
+    check_remove_scores,
+    check_scored_activities,
+    check_span,
+    check_top_scored,
+    counted_total,
+)
+from salesflow.values import Record, RecordKind, RecordRef
 
 __all__ = [
     "CONVERTIBLE",
@@ -72,577 +101,6 @@ __all__ = [
 ]
 
 R = TypeVar("R", bound=Record)
-
-
-class ColumnType(StrEnum):
-    """How a queryable field is typed in SQL."""
-
-    TEXT = "text"
-    INT = "int"
-    BOOL = "bool"
-    DECIMAL = "decimal"
-    DATETIME = "datetime"
-    DATE = "date"
-
-
-@attrs.frozen
-class Column:
-    """A queryable field: its name, SQL type and how to read it from a record.
-
-    ``options`` is set for a field whose values come from an option set (an enum):
-    the enum's values in declaration order, which is the order the field sorts in
-    (see `sort_order`). It is ``None`` for every other field.
-    """
-
-    name: str
-    type: ColumnType
-    read: Callable[[Any], Any] = attrs.field(eq=False, repr=False)
-    options: tuple[str, ...] | None = attrs.field(default=None, kw_only=True)
-
-
-def _column_type(tp: Any) -> ColumnType | None:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        tp = args[0] if len(args) == 1 else None
-    if tp is bool:
-        return ColumnType.BOOL
-    if tp is int:
-        return ColumnType.INT
-    if tp is Decimal:
-        return ColumnType.DECIMAL
-    if tp is datetime:
-        return ColumnType.DATETIME
-    if tp is date:
-        return ColumnType.DATE
-    if tp is str or (isinstance(tp, type) and issubclass(tp, Enum)):
-        return ColumnType.TEXT
-    return None
-
-
-def _options(tp: Any) -> tuple[str, ...] | None:
-    """The values of ``tp`` in declaration order when it is an enum, else ``None``."""
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        return tuple(str(member.value) for member in tp)
-    return None
-
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
-
-
-def _reader(name: str) -> Callable[[Any], Any]:
-    return lambda record: _plain(getattr(record, name))
-
-
-def _money_reader(name: str, part: str) -> Callable[[Any], Any]:
-    def read(record: Any) -> Any:
-        money = getattr(record, name)
-        return None if money is None else getattr(money, part)
-
-    return read
-
-
-def _ref_reader(name: str, part: str) -> Callable[[Any], Any]:
-    def read(record: Any) -> Any:
-        ref = getattr(record, name)
-        return ref.kind.value if part == "kind" else ref.id
-
-    return read
-
-
-@cache
-def columns_of(kind: RecordKind) -> tuple[Column, ...]:
-    """The queryable fields of ``kind``, derived from the record class.
-
-    Scalar fields are columns under their own name; a `Money` field ``x`` is the
-    amount ``x`` plus the text column ``x_currency``; a `RecordRef` field ``x``
-    is ``x_kind`` and ``x_id``. Lists (stakeholders, competitors) and ``custom``
-    are not columns (custom fields are filtered as ``custom.<name>``). An enum
-    field (an option set) is a text column whose `Column.options` list the enum's
-    values in declaration order.
-    """
-    from salesflow.stores.codec import RECORD_TYPES
-
-    cls = RECORD_TYPES[kind]
-    hints = typing.get_type_hints(cls)
-    result: list[Column] = []
-    for a in attrs.fields(cls):
-        tp = hints[a.name]
-        name = a.name
-        inner = tp
-        if typing.get_origin(tp) in (typing.Union, types.UnionType):
-            args = [x for x in typing.get_args(tp) if x is not type(None)]
-            inner = args[0] if len(args) == 1 else tp
-        if inner is Money:
-            result.append(Column(name, ColumnType.DECIMAL, _money_reader(name, "amount")))
-            result.append(
-                Column(f"{name}_currency", ColumnType.TEXT, _money_reader(name, "currency"))
-            )
-            continue
-        if inner is RecordRef:
-            result.append(Column(f"{name}_kind", ColumnType.TEXT, _ref_reader(name, "kind")))
-            result.append(Column(f"{name}_id", ColumnType.TEXT, _ref_reader(name, "id")))
-            continue
-        ctype = _column_type(tp)
-        if ctype is not None:
-            result.append(Column(name, ctype, _reader(name), options=_options(inner)))
-    return tuple(result)
-
-
-@cache
-def _columns_by_name(kind: RecordKind) -> dict[str, Column]:
-    return {c.name: c for c in columns_of(kind)}
-
-
-@attrs.frozen
-class LookupKey:
-    """A derived, indexed key used for exact lookups (matching, qualify)."""
-
-    name: str
-    read: Callable[[Any], str | None] = attrs.field(eq=False, repr=False)
-
-
-def _lower(value: str | None) -> str | None:
-    return normalize_email(value) if value else None
-
-
-def _name(value: str | None) -> str | None:
-    return normalize_name(value) if value else None
-
-
-_LOOKUPS: dict[RecordKind, tuple[LookupKey, ...]] = {
-    RecordKind.LEAD: (LookupKey("email_key", lambda r: _lower(r.email)),),
-    RecordKind.CONTACT: (LookupKey("email_key", lambda r: _lower(r.email)),),
-    RecordKind.ACCOUNT: (LookupKey("name_key", lambda r: _name(r.name)),),
-    RecordKind.OPPORTUNITY: (),
-    RecordKind.ACTIVITY: (),
-}
-
-
-def lookup_keys(kind: RecordKind) -> tuple[LookupKey, ...]:
-    """The exact-lookup keys a store must index for ``kind``."""
-    return _LOOKUPS[kind]
-
-
-def _fold(value: str | None) -> str | None:
-    return value.casefold() if value else None
-
-
-_DERIVED: dict[RecordKind, tuple[Column, ...]] = {
-    RecordKind.ACTIVITY: (Column("timeline_at", ColumnType.DATETIME, lambda r: r.timeline_at),),
-}
-
-
-def derived_columns(kind: RecordKind) -> tuple[Column, ...]:
-    """Extra stored columns that only stores use (not queryable by name):
-    the activity's ``timeline_at`` that orders a timeline."""
-    return _DERIVED.get(kind, ())
-
-
-_SEARCH: dict[RecordKind, tuple[LookupKey, ...]] = {
-    RecordKind.LEAD: (
-        LookupKey("search_name", lambda r: _fold(r.full_name)),
-        LookupKey("search_last_name", lambda r: _fold(r.last_name)),
-        LookupKey("search_company", lambda r: _fold(r.company_name)),
-        LookupKey("search_email", lambda r: _fold(r.email)),
-        LookupKey("search_topic", lambda r: _fold(r.topic)),
-    ),
-    RecordKind.CONTACT: (
-        LookupKey("search_name", lambda r: _fold(r.full_name)),
-        LookupKey("search_last_name", lambda r: _fold(r.last_name)),
-        LookupKey("search_email", lambda r: _fold(r.email)),
-    ),
-    RecordKind.ACCOUNT: (LookupKey("search_name", lambda r: _fold(r.name)),),
-    RecordKind.OPPORTUNITY: (LookupKey("search_name", lambda r: _fold(r.name)),),
-    RecordKind.ACTIVITY: (LookupKey("search_subject", lambda r: _fold(r.subject)),),
-}
-
-
-def search_keys(kind: RecordKind) -> tuple[LookupKey, ...]:
-    """The case-folded keys quick search looks in for ``kind``."""
-    return _SEARCH[kind]
-
-
-def record_value(record: Record, name: str) -> Any:
-    """The value of queryable field ``name`` (or ``custom.<name>``) on ``record``.
-
-    Raises:
-        ValidationError: ``name`` is not a queryable field of the record's kind.
-    """
-    if name.startswith("custom."):
-        return _plain(record.custom.get(name[7:]))
-    column = _columns_by_name(record.KIND).get(name)
-    if column is None:
-        raise unknown_field(record.KIND, name)
-    return column.read(record)
-
-
-def field_reader(kind: RecordKind, name: str) -> Callable[[Record], Any]:
-    """A function reading queryable field ``name`` from records of ``kind``, resolved
-    once, for loops over many records (same values as `record_value`).
-
-    Raises:
-        ValidationError: ``name`` is not a queryable field of ``kind``.
-    """
-    if name.startswith("custom."):
-        key = name[7:]
-        return lambda record: _plain(record.custom.get(key))
-    column = _columns_by_name(kind).get(name)
-    if column is None:
-        raise unknown_field(kind, name)
-    return column.read
-
-
-def unknown_field(kind: RecordKind, name: str) -> ValidationError:
-    """The error for a query on a field ``kind`` does not have."""
-    known = ", ".join(sorted(_columns_by_name(kind)))
-    return ValidationError(
-        f"{kind.value} has no queryable field {name!r}; use one of {known}, or "
-        f"'custom.<name>' for a host field",
-        field=name,
-        value=name,
-    )
-
-
-def check_fields(kind: RecordKind, names: Sequence[str]) -> None:
-    """Raise `ValidationError` for the first name that ``kind`` cannot be queried on."""
-    columns = _columns_by_name(kind)
-    for name in names:
-        if not name.startswith("custom.") and name not in columns:
-            raise unknown_field(kind, name)
-        if name.startswith("custom.") and not name[7:].isidentifier():
-            raise ValidationError(
-                f"custom field name {name[7:]!r} is not valid in a query",
-                field=name,
-                value=name,
-            )
-
-
-_ACCEPTS: dict[ColumnType, tuple[tuple[type, ...], str]] = {
-    ColumnType.TEXT: ((str,), "text"),
-    ColumnType.INT: ((int, Decimal, float), "a number"),
-    ColumnType.DECIMAL: ((int, Decimal, float), "a number (Decimal for money amounts)"),
-    ColumnType.BOOL: ((bool,), "True or False"),
-    ColumnType.DATETIME: ((datetime,), "a timezone-aware datetime"),
-    ColumnType.DATE: ((date,), "a datetime.date"),
-}
-
-
-def check_comparison(kind: RecordKind, compare: Compare) -> None:
-    """Refuse a comparison whose value cannot be compared with the field.
-
-    Raises:
-        ValidationError: naming the field, the value and what it needs.
-    """
-    ctype = column_type(kind, compare.field)
-    if compare.op in (Op.STARTS_WITH, Op.CONTAINS) and ctype not in (None, ColumnType.TEXT):
-        raise ValidationError(
-            f"{compare.op.value} needs a text field, and {kind.value}.{compare.field} is "
-            f"{ctype.value if ctype else 'custom'}",
-            field=compare.field,
-            value=compare.value,
-        )
-    values = compare.value if isinstance(compare.value, tuple) else (compare.value,)
-    for value in values:
-        if value is None:
-            continue
-        if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
-            raise ValidationError(
-                f"{kind.value}.{compare.field} is compared with a naive datetime "
-                f"({value.isoformat()}); attach a time zone",
-                field=compare.field,
-                value=value,
-            )
-        if ctype is None:
-            continue
-        accepted, label = _ACCEPTS[ctype]
-        wrong = not isinstance(value, accepted)
-        wrong = wrong or (ctype is not ColumnType.BOOL and isinstance(value, bool))
-        wrong = wrong or (ctype is ColumnType.DATE and isinstance(value, datetime))
-        if wrong:
-            raise ValidationError(
-                f"{kind.value}.{compare.field} holds {label}; it cannot be compared with "
-                f"{value!r} ({type(value).__name__})",
-                field=compare.field,
-                value=value,
-            )
-
-
-def column_type(kind: RecordKind, name: str) -> ColumnType | None:
-    """The SQL type of column ``name`` of ``kind`` (``None`` for custom fields)."""
-    column = _columns_by_name(kind).get(name)
-    return column.type if column else None
-
-
-def _by_value(value: Any) -> tuple[Any, ...]:
-    return (False,) if value is None else (True, value)
-
-
-def sort_order(kind: RecordKind, name: str) -> Callable[[Any], tuple[Any, ...]]:
-    """The function that turns a value of field ``name`` of ``kind`` into its key
-    for ascending order: how every store sorts by the field (`SortKey`) and orders
-    its `GroupCount` values. Descending is the reverse.
-
-    Empty (``None``) comes first. An option-set field (see `Column.options`) sorts
-    by the position of its value in the option set (``hot`` < ``warm`` < ``cold``),
-    and a value that is not one of the options after all of them, by its text.
-    Every other field sorts by its value (text by code point). Only ordering is
-    affected: filters compare option-set values as text, like any text field.
-    """
-    column = _columns_by_name(kind).get(name)
-    if column is None or column.options is None:
-        return _by_value
-    ranks = {value: i for i, value in enumerate(column.options)}
-    unknown = len(column.options)
-
-    def key(value: Any) -> tuple[Any, ...]:
-        if value is None:
-            return (False,)
-        return (True, ranks.get(value, unknown), value)
-
-    return key
-
-
-@attrs.frozen(kw_only=True)
-class SortKey:
-    """Order by ``field``; empty values sort first ascending, last descending.
-
-    An option-set (enum) field such as ``rating`` or ``status`` sorts in the order
-    its options are declared (``hot``, ``warm``, ``cold``), not alphabetically; a
-    value outside the option set sorts after the options. See `sort_order`.
-    """
-
-    field: str
-    descending: bool = False
-
-
-def _sort(value: Any) -> tuple[SortKey, ...]:
-    if isinstance(value, SortKey):
-        return (value,)
-    return tuple(value)
-
-
-def _page_size(_: Any, __: attrs.Attribute[Any], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
-        raise ValidationError(
-            f"Query.limit={value!r} must be a whole number between 1 and 10000",
-            field="Query.limit",
-            value=value,
-        )
-
-
-def _offset(_: Any, __: attrs.Attribute[Any], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(
-            f"Query.offset={value!r} must be a whole number >= 0",
-            field="Query.offset",
-            value=value,
-        )
-
-
-def _count_limit(_: Any, __: attrs.Attribute[Any], value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ValidationError(
-            f"Query.count_limit={value!r} must be None or a whole number >= 0",
-            field="Query.count_limit",
-            value=value,
-        )
-
-
-def _search(_: Any, __: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None and (not isinstance(value, str) or len(value) > 200):
-        raise ValidationError(
-            f"Query.search={value!r} must be text of at most 200 characters",
-            field="Query.search",
-            value=value,
-        )
-
-
-@attrs.frozen(kw_only=True)
-class Query:
-    """Which records of one kind to return, in what order, which page.
-
-    ``search`` is quick find: records whose name, company, email (per kind, see
-    `search_keys`) *start with* the text, ignoring case; a leading ``*`` makes it
-    *contains* (``"*smith"``). Results are always ordered totally: ``order_by``
-    then id. Option-set (enum) fields sort in option order (see `SortKey`) while
-    ``where`` compares their values as text, as for any text field.
-
-    ``count_limit`` bounds the count behind `Page.total` (see `counted_total`):
-    None counts every matching record; a number ``n`` counts at most
-    ``max(n, offset + limit)`` of them, so a page of a million-record result does
-    not cost a million-row count (a CRM's "5,000+"); 0 does not count at all.
-    """
-
-    where: Condition | None = None
-    search: str | None = attrs.field(default=None, validator=_search)
-    order_by: tuple[SortKey, ...] = attrs.field(default=(), converter=_sort)
-    limit: int = attrs.field(default=50, validator=_page_size)
-    offset: int = attrs.field(default=0, validator=_offset)
-    count_limit: int | None = attrs.field(default=None, validator=_count_limit)
-
-    def check(self, kind: RecordKind) -> None:
-        """Raise `ValidationError` if the query names a field ``kind`` lacks or
-        compares a field with a value of the wrong type (every store would
-        otherwise answer differently, or silently match nothing)."""
-        check_fields(kind, [s.field for s in self.order_by])
-        if self.where is not None:
-            for compare in comparisons(self.where):
-                check_fields(kind, [compare.field])
-                check_comparison(kind, compare)
-
-    @property
-    def search_term(self) -> tuple[str, bool] | None:
-        """The case-folded search text and whether it is a *contains* search."""
-        if self.search is None or not self.search.strip().lstrip("*").strip():
-            return None
-        raw = self.search.strip()
-        contains = raw.startswith("*")
-        return raw.lstrip("*").strip().casefold(), contains
-
-
-@attrs.frozen(kw_only=True)
-class Page(Generic[R]):
-    """One page of a query's result and the total number of matching records.
-
-    ``total_exact`` is False when the query's ``count_limit`` stopped the count:
-    ``total`` is then a lower bound (at least that many records match).
-    """
-
-    items: tuple[R, ...]
-    total: int
-    offset: int
-    limit: int
-    total_exact: bool = True
-
-    @property
-    def has_more(self) -> bool:
-        """True when records follow this page."""
-        return self.offset + len(self.items) < self.total
-
-
-def counted_total(query: Query, shown: int, count: Callable[[int | None], int]) -> tuple[int, bool]:
-    """`Page.total` and `Page.total_exact` of a page of ``shown`` records of ``query``,
-    the same in every store.
-
-    A short page ends the result, so it needs no count. Otherwise ``count(n)``
-    counts the matching records, stopping after ``n`` (all of them when None),
-    and the total is exact unless more than the bound match: then it is the bound.
-    With ``count_limit`` 0 a full page is not counted (the total is what was
-    paged through, not exact); an empty page past the end still is, so the
-    total is never more than the records that match.
-
-    Args:
-        query: The query answered.
-        shown: How many records its page holds.
-        count: Counts the matching records, at most the given number.
-    """
-    seen = query.offset + shown
-    if shown < query.limit and (shown or query.offset == 0):
-        return seen, True
-    if query.count_limit is None:
-        return count(None), True
-    if query.count_limit == 0 and shown:
-        return seen, False  # a full page: at least this many, and maybe more
-    bound = max(query.count_limit, seen)
-    counted = count(bound + 1)
-    return (counted, True) if counted <= bound else (bound, False)
-
-
-@attrs.frozen(kw_only=True)
-class GroupCount:
-    """How many matching records have ``value`` in the grouped field."""
-
-    value: Any
-    count: int
-
-
-@attrs.frozen
-class SpanStats:
-    """How long from one date-time field to another over a group of records (see
-    `UnitOfWork.span_stats`).
-
-    Attributes:
-        value: The group's value of the grouping field (None without grouping).
-        count: How many records have both fields set.
-        mean_seconds: The average, in seconds.
-        min_seconds: The shortest.
-        max_seconds: The longest.
-    """
-
-    value: Any
-    count: int
-    mean_seconds: float
-    min_seconds: float
-    max_seconds: float
-
-
-@attrs.frozen
-class SequenceConversion:
-    """How many records connected to one sequence in a window converted (see
-    `UnitOfWork.sequence_conversions`)."""
-
-    sequence_id: str
-    connected: int
-    converted: int
-
-
-CONVERTIBLE = (RecordKind.LEAD, RecordKind.OPPORTUNITY)
-"""The record kinds whose conversion the sequence reports count: a lead qualified
-into an opportunity, an opportunity won."""
-
-
-def check_key(value: object, what: str) -> None:
-    """Refuse an id or key that is not text (a store looks it up, so a list or a dict
-    must be a clear error, not a crash in the lookup).
-
-    Raises:
-        ValidationError: ``value`` is not a string.
-    """
-    if not isinstance(value, str):
-        raise ValidationError(
-            f"{what}={value!r:.80} must be text (an id), not {type(value).__name__}",
-            field=what,
-            value=value,
-        )
-
-
-def check_span(kind: RecordKind, start: str, end: str, group_by: str | None) -> None:
-    """Refuse `UnitOfWork.span_stats` fields that are not date-time fields of
-    ``kind`` (or a grouping field ``kind`` cannot be queried on).
-
-    Raises:
-        ValidationError: the first field at fault.
-    """
-    check_fields(kind, [start, end] + ([group_by] if group_by is not None else []))
-    for name in (start, end):
-        if column_type(kind, name) is not ColumnType.DATETIME:
-            raise ValidationError(
-                f"{kind.value}.{name} is not a date-time field; span statistics measure "
-                "from one date-time field to another (e.g. created_at to closed_at)",
-                field=name,
-                value=name,
-            )
-
-
-def check_conversion_window(kind: RecordKind, since: datetime, until: datetime) -> None:
-    """Refuse `UnitOfWork.sequence_conversions` arguments.
-
-    Raises:
-        ValidationError: ``kind`` has no conversion, or a bound is naive.
-    """
-    if kind not in CONVERTIBLE:
-        raise ValidationError(
-            f"sequence conversions are counted for leads (qualified into an opportunity) "
-            f"and opportunities (won), not {kind.value} records",
-            field="kind",
-            value=kind,
-        )
-    for label, value in (("since", since), ("until", until)):
-        if not isinstance(value, datetime) or value.utcoffset() is None:
-            raise ValidationError(
-                f"{label}={value!r} must be a timezone-aware datetime", field=label, value=value
-            )
 
 
 class UnitOfWork(Protocol):
@@ -1046,67 +504,6 @@ class UnitOfWork(Protocol):
         ...
 
 
-def check_interaction_lookup(
-    contact_ids: Sequence[str], lead_id: str | None, account_id: str | None, since: datetime | None
-) -> None:
-    """Refuse an interaction lookup that names nobody, ids that are not strings (a
-    bare string would be read as its characters), or a naive ``since``."""
-    if isinstance(contact_ids, str) or not all(isinstance(c, str) and c for c in contact_ids):
-        raise ValidationError(
-            f"contact_ids={contact_ids!r} must be a list of contact ids (strings), e.g. "
-            f"[contact.id]",
-            field="contact_ids",
-            value=contact_ids,
-        )
-    if not contact_ids and lead_id is None and account_id is None:
-        raise ValidationError(
-            "interactions() needs contact_ids, lead_id or account_id: the interactions of "
-            "everyone are never read at once",
-            field="contact_ids",
-            value=None,
-        )
-    if since is not None:
-        require_aware(since, "since")
-
-
-def check_claim(now: datetime, limit: int) -> None:
-    """Refuse a naive ``now`` or a ``limit`` that is not a whole number >= 1."""
-    require_aware(now, "now")
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValidationError(
-            f"limit={limit!r} must be a whole number >= 1", field="limit", value=limit
-        )
-
-
-def check_remove_scores(model_id: str, limit: int) -> None:
-    """Refuse the arguments of `UnitOfWork.remove_model_scores` that are not valid."""
-    if not isinstance(model_id, str) or not model_id:
-        raise ValidationError(
-            f"model_id={model_id!r} must be a scoring model's id (a non-empty string)",
-            field="model_id",
-            value=model_id,
-        )
-    check_top_scored(limit)
-
-
-def check_scored_activities(where: Condition, limit: int, offset: int) -> None:
-    """Refuse the arguments of `UnitOfWork.scored_lead_activities` that are not valid."""
-    check_top_scored(limit)
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValidationError(
-            f"offset={offset!r} must be a whole number, 0 or more", field="offset", value=offset
-        )
-    Query(where=where).check(RecordKind.ACTIVITY)
-
-
-def check_top_scored(limit: int) -> None:
-    """Refuse a `UnitOfWork.top_scored_leads` ``limit`` out of 1 to 10,000."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-        raise ValidationError(
-            f"limit={limit!r} must be a whole number from 1 to 10000", field="limit", value=limit
-        )
-
-
 class Store(Protocol):
     """Where records live. `unit_of_work` is the only way in."""
 
@@ -1135,12 +532,3 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections and files. The store cannot be used afterwards."""
         ...
-
-
-def iter_kinds() -> Iterator[tuple[RecordKind, type[Record]]]:
-    """Every stored kind with its class."""
-    yield RecordKind.LEAD, Lead
-    yield RecordKind.CONTACT, Contact
-    yield RecordKind.ACCOUNT, Account
-    yield RecordKind.OPPORTUNITY, Opportunity
-    yield RecordKind.ACTIVITY, Activity
