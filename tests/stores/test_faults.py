@@ -176,9 +176,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         return
     if request.param == "sqlite":
         paths: dict[int, Path] = {}
+        opened = itertools.count()
 
         def open_sqlite() -> Store:
-            path = tmp_path / f"w{len(paths)}.db"
+            # A counter, not len(paths): a closed store's id() may be reused by the
+            # next one, which would then be given the same file again.
+            path = tmp_path / f"w{next(opened)}.db"
             store = SQLiteStore(path)
             paths[id(store)] = path
             return store
