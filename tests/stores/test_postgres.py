@@ -19,6 +19,7 @@ from uuid import uuid4
 
 import attrs
 import pytest
+from tests.stores.sql_checks import check_option_walk
 
 from salesflow.activity import Activity, ActivityKind
 from salesflow.conditions import field
@@ -245,6 +246,23 @@ def test_values_outside_an_option_set_sort_after_it_by_text(store: PostgresStore
     assert [(g.value, g.count) for g in groups] == [(v, 1) for v in values]
     assert sorted(values, key=sort_order(RecordKind.LEAD, "rating")) == values  # as memory
     assert [r.id for r in zebra.items] == ["lead-0005"]
+
+
+@needs_server
+def test_pages_and_bounded_counts_by_option_keep_values_outside_the_set(
+    store: PostgresStore,
+) -> None:
+    import psycopg
+
+    statuses = ["open", "qualified", "open", "disqualified", "open", "open"]
+    put(store, *[lead(n, status=s) for n, s in enumerate(statuses, start=1)])
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        for record_id, status in [("lead-0005", "zebra"), ("lead-0006", "aardvark")]:
+            conn.execute(
+                f'UPDATE "{store.schema}".sf_lead SET status = %s WHERE id = %s',
+                [status, record_id],
+            )
+    check_option_walk(store)
 
 
 # --- query plans ---------------------------------------------------------------------

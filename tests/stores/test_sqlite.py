@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
+from tests.stores.sql_checks import check_option_walk
 
 from salesflow.activity import Activity, ActivityKind
 from salesflow.conditions import field
@@ -227,6 +228,19 @@ def test_values_outside_an_option_set_sort_after_it_by_text(store: SQLiteStore, 
     assert [(g.value, g.count) for g in groups] == [(v, 1) for v in values]
     assert sorted(values, key=sort_order(RecordKind.LEAD, "rating")) == values  # as memory
     assert [r.id for r in zebra.items] == ["lead-0005"]
+
+
+def test_pages_and_bounded_counts_by_option_keep_values_outside_the_set(
+    store: SQLiteStore, path: Path
+) -> None:
+    # status leads an index, so pages sorted by it and bounded group counts go one
+    # value at a time (`option_groups`); text a newer salesflow wrote stays in both.
+    statuses = ["open", "qualified", "open", "disqualified", "open", "open"]
+    put(store, *[lead(n, status=s) for n, s in enumerate(statuses, start=1)])
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE sf_lead SET status = 'zebra' WHERE id = 'lead-0005'")
+        conn.execute("UPDATE sf_lead SET status = 'aardvark' WHERE id = 'lead-0006'")
+    check_option_walk(store)
 
 
 def test_option_ranks_quote_their_options() -> None:

@@ -53,6 +53,7 @@ from salesflow.stores.query import (
     SequenceConversion,
     SortKey,
     SpanStats,
+    bounded_group,
     check_claim,
     check_conversion_window,
     check_interaction_lookup,
@@ -62,6 +63,7 @@ from salesflow.stores.query import (
     check_span,
     check_top_scored,
     counted_total,
+    group_count_bound,
 )
 from salesflow.values import Record, RecordKind, RecordRef
 
@@ -79,6 +81,7 @@ __all__ = [
     "Store",
     "StoredDefinition",
     "UnitOfWork",
+    "bounded_group",
     "check_claim",
     "check_comparison",
     "check_conversion_window",
@@ -94,6 +97,7 @@ __all__ = [
     "counted_total",
     "derived_columns",
     "field_reader",
+    "group_count_bound",
     "lookup_keys",
     "record_value",
     "search_keys",
@@ -153,7 +157,12 @@ class UnitOfWork(Protocol):
     def group_counts(self, cls: type[R], query: Query, field: str) -> list[GroupCount]:
         """Count the records matching ``query`` (ignoring its paging) per value of
         ``field``, ordered as sorting by ``field`` orders them (`sort_order`): empty
-        first, an option-set field in option order."""
+        first, an option-set field in option order.
+
+        With ``query.count_limit`` of 1 or more and an option-set field, each group
+        (empty, each option) is counted up to that limit: a bigger one comes back
+        with the limit as its count and ``exact=False``, as views show "5,000+"
+        (`group_count_bound`). Other fields, or no limit, are counted exactly."""
         ...
 
     def span_stats(

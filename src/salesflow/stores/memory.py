@@ -36,12 +36,14 @@ from salesflow.stores.base import (
     Query,
     SequenceConversion,
     SpanStats,
+    bounded_group,
     check_claim,
     check_conversion_window,
     check_fields,
     check_span,
     counted_total,
     field_reader,
+    group_count_bound,
     lookup_keys,
     search_keys,
     sort_order,
@@ -630,10 +632,11 @@ class _MemoryUnit(
             value = read(record)
             counts[value] = counts.get(value, 0) + 1
         order = sort_order(cls.KIND, field)
-        return [
-            GroupCount(value=v, count=n)
-            for v, n in sorted(counts.items(), key=lambda item: order(item[0]))
-        ]
+        ranked = sorted(counts.items(), key=lambda item: order(item[0]))
+        bound = group_count_bound(cls.KIND, field, query)
+        if bound is None:
+            return [GroupCount(value=v, count=n) for v, n in ranked]
+        return [bounded_group(v, n, bound) for v, n in ranked]
 
     def timeline(self, ref: RecordRef) -> list[Activity]:
         found = [

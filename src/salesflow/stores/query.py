@@ -18,7 +18,13 @@ import attrs
 from salesflow.clock import require_aware
 from salesflow.conditions import Condition, comparisons
 from salesflow.errors import ValidationError
-from salesflow.stores.columns import ColumnType, check_comparison, check_fields, column_type
+from salesflow.stores.columns import (
+    ColumnType,
+    check_comparison,
+    check_fields,
+    column_type,
+    columns_of,
+)
 from salesflow.values import Record, RecordKind
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "SequenceConversion",
     "SortKey",
     "SpanStats",
+    "bounded_group",
     "check_claim",
     "check_conversion_window",
     "check_interaction_lookup",
@@ -38,6 +45,7 @@ __all__ = [
     "check_span",
     "check_top_scored",
     "counted_total",
+    "group_count_bound",
 ]
 
 R = TypeVar("R", bound=Record)
@@ -191,10 +199,40 @@ def counted_total(query: Query, shown: int, count: Callable[[int | None], int]) 
 
 @attrs.frozen(kw_only=True)
 class GroupCount:
-    """How many matching records have ``value`` in the grouped field."""
+    """How many matching records have ``value`` in the grouped field.
+
+    ``exact`` is False when the count stopped at the query's ``count_limit`` (see
+    `UnitOfWork.group_counts`): at least ``count`` records have the value ("5,000+").
+    """
 
     value: Any
     count: int
+    exact: bool = True
+
+
+def group_count_bound(
+    kind: RecordKind, field: str, query: Query
+) -> tuple[int, tuple[str, ...]] | None:
+    """The bound and the options when `UnitOfWork.group_counts` counts each group of
+    ``field`` only up to ``query.count_limit``: a limit of 1 or more, and an
+    option-set field (its groups are known without reading the rows: empty, then
+    each option). None when every group is counted exactly."""
+    if not query.count_limit:
+        return None
+    column = {c.name: c for c in columns_of(kind)}.get(field)
+    if column is None or column.options is None:
+        return None
+    return query.count_limit, column.options
+
+
+def bounded_group(value: Any, count: int, bound: tuple[int, tuple[str, ...]]) -> GroupCount:
+    """The `GroupCount` of ``count`` records (counted up to one more than the bound)
+    with ``value``: the bound and ``exact=False`` past it. Other text than the
+    options (which no enum can hold, but a database might) is counted exactly."""
+    limit, options = bound
+    if count > limit and (value is None or value in options):
+        return GroupCount(value=value, count=limit, exact=False)
+    return GroupCount(value=value, count=count)
 
 
 @attrs.frozen

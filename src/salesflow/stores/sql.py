@@ -37,6 +37,8 @@ from typing import Any, TypeVar
 import attrs
 
 from salesflow.activity import Activity
+from salesflow.conditions import Condition, all_of
+from salesflow.conditions import field as fields
 from salesflow.due import DueItem
 from salesflow.errors import AlreadyExists, NotFound, StoreError, ValidationError, VersionConflict
 from salesflow.stores.base import (
@@ -46,17 +48,21 @@ from salesflow.stores.base import (
     LookupKey,
     Page,
     Query,
+    SortKey,
+    bounded_group,
     check_claim,
     check_fields,
     columns_of,
     counted_total,
     derived_columns,
+    group_count_bound,
     lookup_keys,
     search_keys,
     sort_order,
 )
 from salesflow.stores.codec import RECORD_TYPES, Codec, decode_due_item, encode_due_item
 from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction, dump_json, quote
+from salesflow.stores.sql_groups import option_groups, other_values
 from salesflow.stores.sql_interactions import InteractionTable, InteractionUnit
 from salesflow.stores.sql_outbox import OutboxTable, OutboxUnit
 from salesflow.stores.sql_query import Params, order_clause, where_clause
@@ -151,6 +157,16 @@ def _indexes(kind: RecordKind) -> tuple[_Index, ...]:
     ]
     unique = list(dict.fromkeys(kept))
     return tuple(_Index(named.get(c, f"sf_{kind.value}__{'__'.join(c)}"), c) for c in unique)
+
+
+def _leads_an_index(kind: RecordKind, name: str) -> bool:
+    """Whether an index of ``kind``'s table starts with column ``name``: then a count
+    of one value, or a test for other text, seeks it instead of reading the rows."""
+    return any(index.columns[0] == name for index in _indexes(kind))
+
+
+def _and(where: Condition | None, condition: Condition) -> Condition:
+    return condition if where is None else all_of(where, condition)
 
 
 class Table:
@@ -742,16 +758,20 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
         table = self._tables[cls.KIND]
         params = Params(table.dialect.placeholder)
         where = where_clause(query, table, params)
-        order = order_clause(query, table)
-        # The page's ids first, then their documents: the sort, the offset and the
-        # filters read only narrow rows (index entries where they can), and only
-        # the page's documents (kilobytes each) are read at all.
-        rows = self._session.fetch(
-            f'SELECT "doc" FROM {table.name} WHERE "id" IN (SELECT "id" FROM {table.name}'
-            f"{where}{order} LIMIT {int(query.limit)} OFFSET {int(query.offset)}){order}",
-            params.values,
-        )
-        items = tuple(self._as(cls, table, row[0]) for row in rows)
+        groups = option_groups(cls.KIND, query)
+        if groups:
+            items = self._group_walk(cls, table, query, groups)
+        else:
+            order = order_clause(query, table)
+            # The page's ids first, then their documents: the sort, the offset and the
+            # filters read only narrow rows (index entries where they can), and only
+            # the page's documents (kilobytes each) are read at all.
+            rows = self._session.fetch(
+                f'SELECT "doc" FROM {table.name} WHERE "id" IN (SELECT "id" FROM {table.name}'
+                f"{where}{order} LIMIT {int(query.limit)} OFFSET {int(query.offset)}){order}",
+                params.values,
+            )
+            items = tuple(self._as(cls, table, row[0]) for row in rows)
 
         def count(most: int | None) -> int:
             sql = f"SELECT COUNT(*) FROM {table.name}{where}"
@@ -768,6 +788,57 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
             items=items, total=total, offset=query.offset, limit=query.limit, total_exact=exact
         )
 
+    def _group_walk(
+        self,
+        cls: type[R],
+        table: Table,
+        query: Query,
+        groups: list[tuple[Condition, tuple[SortKey, ...]]],
+    ) -> tuple[R, ...]:
+        """The page of ``query`` read one option group at a time (`option_groups`):
+        empty groups and groups wholly before the page are passed over with counts
+        bounded by what is left to skip, the others read in their own order."""
+        skip, need = query.offset, query.limit
+        ids: list[str] = []
+        for condition, order_by in groups:
+            part = Query(where=_and(query.where, condition), search=query.search, order_by=order_by)
+            params = Params(table.dialect.placeholder)
+            clause = where_clause(part, table, params)
+            # One more than is left to skip tells whether the page starts here; with
+            # nothing to skip, whether the group has a row at all. Asked without an
+            # order, the database finds a group's rows through the field's index; a
+            # page of an empty group, sorted by time, could walk the whole time index.
+            counted = self._session.fetch(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name}{clause} "
+                f'LIMIT {int(skip) + 1}) AS "bounded"',
+                params.values,
+            )
+            found = int(counted[0][0])
+            if found <= skip:
+                skip -= found
+                continue
+            rows = self._session.fetch(
+                f'SELECT "id" FROM {table.name}{clause}{order_clause(part, table)} '
+                f"LIMIT {int(need)} OFFSET {int(skip)}",
+                params.values,
+            )
+            skip = 0
+            ids.extend(str(row[0]) for row in rows)
+            need -= len(rows)
+            if not need:
+                break
+        if not ids:
+            return ()
+        docs: dict[str, Any] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            marks = ", ".join([table.dialect.placeholder] * len(chunk))
+            for record_id, raw_doc in self._session.fetch(
+                f'SELECT "id", "doc" FROM {table.name} WHERE "id" IN ({marks})', chunk
+            ):
+                docs[str(record_id)] = raw_doc
+        return tuple(self._as(cls, table, docs[record_id]) for record_id in ids)
+
     def group_counts(self, cls: type[R], query: Query, field: str) -> list[GroupCount]:
         """Count the records matching ``query`` (ignoring its paging) per value of
         ``field``, ordered as sorting by ``field`` orders them (`sort_order`)."""
@@ -775,8 +846,41 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
         query.check(cls.KIND)
         table = self._tables[cls.KIND]
         operand = table.operand(field)
+        bound = group_count_bound(cls.KIND, field, query)
+        counts: dict[Any, int] = {}
+        grouped = query
+        if bound is not None and _leads_an_index(cls.KIND, field):
+            # Each known group on its own, up to one past the bound: the field's
+            # index stops each count early, where GROUP BY would read every matching
+            # row. Other text, if any, is grouped below. (A field no index leads
+            # is grouped in one pass: counting a group would read the rows anyway.)
+            limit, options = bound
+            known: list[tuple[Any, Condition]] = [(None, fields(field).is_null())]
+            known += [(option, fields(field).eq(option)) for option in options]
+            for value, condition in known:
+                params = Params(table.dialect.placeholder)
+                part = Query(where=_and(query.where, condition), search=query.search)
+                found = self._session.fetch(
+                    f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name}"
+                    f'{where_clause(part, table, params)} LIMIT {int(limit) + 1}) AS "bounded"',
+                    params.values,
+                )
+                if int(found[0][0]):
+                    counts[value] = int(found[0][0])
+            other = other_values(field, options)
+            grouped = Query(where=_and(query.where, other), search=query.search)
+            params = Params(table.dialect.placeholder)
+            # Grouping would read the whole index; asking whether there is any row
+            # seeks each range (and there is none but in foreign data).
+            probe = self._session.fetch(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name}"
+                f'{where_clause(grouped, table, params)} LIMIT 1) AS "any"',
+                params.values,
+            )
+            if not int(probe[0][0]):
+                return [bounded_group(v, n, bound) for v, n in self._ranked(cls, field, counts)]
         params = Params(table.dialect.placeholder)
-        where = where_clause(query, table, params)
+        where = where_clause(grouped, table, params)
         terms = ", ".join(operand.group)
         positions = ", ".join(str(i + 1) for i in range(len(operand.group)))
         rows = self._session.fetch(
@@ -785,15 +889,19 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
         )
         # Values the database keeps apart may be equal in Python (1.10 and 1.1,
         # True and 1 in a custom field): merge them as the memory store does.
-        counts: dict[Any, int] = {}
         for row in rows:
             value = operand.decode(row[:-1])
             counts[value] = counts.get(value, 0) + int(row[-1])
+        ranked = self._ranked(cls, field, counts)
+        if bound is None:
+            return [GroupCount(value=v, count=n) for v, n in ranked]
+        return [bounded_group(v, n, bound) for v, n in ranked]
+
+    @staticmethod
+    def _ranked(cls: type[R], field: str, counts: dict[Any, int]) -> list[tuple[Any, int]]:
+        """``counts`` by value, ordered as sorting by ``field`` orders the values."""
         order = sort_order(cls.KIND, field)
-        return [
-            GroupCount(value=v, count=n)
-            for v, n in sorted(counts.items(), key=lambda item: order(item[0]))
-        ]
+        return sorted(counts.items(), key=lambda item: order(item[0]))
 
     def timeline(self, ref: RecordRef) -> list[Activity]:
         """The activities regarding ``ref`` in timeline order (`timeline_key`)."""

@@ -78,6 +78,11 @@ def _by_category(values: Iterable[Any]) -> dict[Category, list[Any]]:
 def _compile_compare(compare: Compare, operand: Operand, dialect: Dialect, params: Params) -> str:
     op = compare.op
     if op is Op.IS_NULL:
+        if operand.single:
+            # The plain column itself: an index on it finds the empty rows, which
+            # NOT (… IS NOT NULL) would make the database test row by row.
+            (column,) = operand.typed.values()
+            return f"({column} IS NULL)"
         return f"(NOT ({operand.present}))"
     if op is Op.NOT_NULL:
         return f"({operand.present})"

@@ -13,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from attrs import evolve
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from salesflow.activity import Activity, ActivityKind, ActivityState
 from salesflow.conditions import all_of, field
@@ -186,6 +189,121 @@ class WorkListContract(abc.ABC):
                     uow.scored_lead_activities(open_, 5, offset)  # type: ignore[arg-type]
             with pytest.raises(ValidationError, match="no_such_field"):
                 uow.scored_lead_activities(field("no_such_field").eq(1), 5)
+
+    def test_group_counts_of_an_option_set_stop_at_the_count_limit(self, store: Store) -> None:
+        _leads(store, 12)  # l00-l11, owners u2/u1 alternately
+        with store.unit_of_work() as uow:
+            for n in range(12):
+                lead = uow.get(Lead, f"l{n:02d}")
+                rating = ["hot", "hot", "hot", "warm", None, "cold"][n % 6]
+                status = "open" if n < 9 else "qualified"
+                uow.update(evolve(lead, rating=rating, status=status))
+            uow.commit()
+
+        def counts(name: str, **options: int | None) -> list[tuple[object, int, bool]]:
+            with store.unit_of_work() as uow:
+                found = uow.group_counts(Lead, Query(**options), name)  # type: ignore[arg-type]
+            return [(g.value, g.count, g.exact) for g in found]
+
+        # status leads an index in the SQL stores, rating does not: the same answer.
+        assert counts("status", count_limit=5) == [("open", 5, False), ("qualified", 3, True)]
+        assert counts("status", count_limit=9) == [("open", 9, True), ("qualified", 3, True)]
+        assert counts("rating", count_limit=3) == [
+            (None, 2, True),
+            ("hot", 3, False),
+            ("warm", 2, True),
+            ("cold", 2, True),
+        ]
+        assert counts("rating") == [
+            (None, 2, True),
+            ("hot", 6, True),
+            ("warm", 2, True),
+            ("cold", 2, True),
+        ]
+        # No bound, a bound of 0, or a field that is no option set: exact counts.
+        assert counts("status", count_limit=0) == [("open", 9, True), ("qualified", 3, True)]
+        assert counts("owner_id", count_limit=2) == [("u1", 6, True), ("u2", 6, True)]
+
+    @settings(
+        max_examples=30,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(
+        data=st.lists(
+            st.tuples(
+                st.sampled_from(["hot", "warm", "cold", None]),
+                st.sampled_from(["open", "qualified", "disqualified"]),
+                st.integers(0, 5),
+            ),
+            max_size=14,
+        ),
+        descending=st.booleans(),
+        newest_first=st.booleans(),
+        offset=st.integers(0, 16),
+        limit=st.integers(1, 6),
+        only_open=st.booleans(),
+    )
+    def test_pages_sorted_by_an_option_set_equal_one_sort_of_everything(
+        self,
+        data: list[tuple[str | None, str, int]],
+        descending: bool,
+        newest_first: bool,
+        offset: int,
+        limit: int,
+        only_open: bool,
+    ) -> None:
+        # The SQL stores page such a sort one option at a time (`option_groups`).
+        store = self.make_store()
+        try:
+            with store.unit_of_work() as uow:
+                for n, (rating, status, minutes) in enumerate(data):
+                    at = T0 + timedelta(minutes=minutes)
+                    uow.add(
+                        Lead(
+                            id=f"l{n:02d}",
+                            created_at=at,
+                            modified_at=at,
+                            topic="t",
+                            last_name="L",
+                            rating=rating,
+                            status=status,
+                        )
+                    )
+                uow.commit()
+            where = field("status").eq("open") if only_open else None
+            order = (
+                SortKey(field="rating", descending=descending),
+                SortKey(field="created_at", descending=newest_first),
+            )
+            with store.unit_of_work() as uow:
+                everything = uow.query(Lead, Query(where=where, order_by=order, limit=100))
+                page = uow.query(
+                    Lead, Query(where=where, order_by=order, limit=limit, offset=offset)
+                )
+            rank = {None: -1, "hot": 0, "warm": 1, "cold": 2}
+            rows = [
+                (rating, status, minutes, f"l{n:02d}")
+                for n, (rating, status, minutes) in enumerate(data)
+                if not only_open or status == "open"
+            ]
+            rows.sort(key=lambda row: row[3])
+            rows.sort(key=lambda row: row[2], reverse=newest_first)
+            present = sorted(
+                (row for row in rows if row[0] is not None),
+                key=lambda row: rank[row[0]],
+                reverse=descending,
+            )
+            empty = [row for row in rows if row[0] is None]
+            want = [row[3] for row in (present + empty if descending else empty + present)]
+            assert [lead.id for lead in everything.items] == want
+            assert [lead.id for lead in page.items] == want[offset : offset + limit]
+            assert page.total == len(want)
+        finally:
+            store.close()
 
     @abc.abstractmethod
     def make_store(self) -> Store:
