@@ -774,13 +774,9 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
             items = tuple(self._as(cls, table, row[0]) for row in rows)
 
         def count(most: int | None) -> int:
+            if most is not None:  # a bounded count reads at most ``most`` rows
+                return self._count_upto(table, query, most)
             sql = f"SELECT COUNT(*) FROM {table.name}{where}"
-            if most is not None:
-                # The LIMIT stops the scan: a bounded count reads at most ``most`` rows.
-                sql = (
-                    f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name}{where} "
-                    f'LIMIT {int(most)}) AS "bounded"'
-                )
             return int(self._session.fetch(sql, params.values)[0][0])
 
         total, exact = counted_total(query, len(items), count)
@@ -802,24 +798,18 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
         ids: list[str] = []
         for condition, order_by in groups:
             part = Query(where=_and(query.where, condition), search=query.search, order_by=order_by)
-            params = Params(table.dialect.placeholder)
-            clause = where_clause(part, table, params)
             # One more than is left to skip tells whether the page starts here; with
             # nothing to skip, whether the group has a row at all. Asked without an
             # order, the database finds a group's rows through the field's index; a
             # page of an empty group, sorted by time, could walk the whole time index.
-            counted = self._session.fetch(
-                f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name}{clause} "
-                f'LIMIT {int(skip) + 1}) AS "bounded"',
-                params.values,
-            )
-            found = int(counted[0][0])
+            found = self._count_upto(table, part, skip + 1)
             if found <= skip:
                 skip -= found
                 continue
+            params = Params(table.dialect.placeholder)
             rows = self._session.fetch(
-                f'SELECT "id" FROM {table.name}{clause}{order_clause(part, table)} '
-                f"LIMIT {int(need)} OFFSET {int(skip)}",
+                f'SELECT "id" FROM {table.name}{where_clause(part, table, params)}'
+                f"{order_clause(part, table)} LIMIT {int(need)} OFFSET {int(skip)}",
                 params.values,
             )
             skip = 0
@@ -858,26 +848,15 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
             known: list[tuple[Any, Condition]] = [(None, fields(field).is_null())]
             known += [(option, fields(field).eq(option)) for option in options]
             for value, condition in known:
-                params = Params(table.dialect.placeholder)
                 part = Query(where=_and(query.where, condition), search=query.search)
-                found = self._session.fetch(
-                    f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name}"
-                    f'{where_clause(part, table, params)} LIMIT {int(limit) + 1}) AS "bounded"',
-                    params.values,
-                )
-                if int(found[0][0]):
-                    counts[value] = int(found[0][0])
+                found = self._count_upto(table, part, limit + 1)
+                if found:
+                    counts[value] = found
             other = other_values(field, options)
             grouped = Query(where=_and(query.where, other), search=query.search)
-            params = Params(table.dialect.placeholder)
             # Grouping would read the whole index; asking whether there is any row
             # seeks each range (and there is none but in foreign data).
-            probe = self._session.fetch(
-                f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name}"
-                f'{where_clause(grouped, table, params)} LIMIT 1) AS "any"',
-                params.values,
-            )
-            if not int(probe[0][0]):
+            if not self._count_upto(table, grouped, 1):
                 return [bounded_group(v, n, bound) for v, n in self._ranked(cls, field, counts)]
         params = Params(table.dialect.placeholder)
         where = where_clause(grouped, table, params)
@@ -896,6 +875,17 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
         if bound is None:
             return [GroupCount(value=v, count=n) for v, n in ranked]
         return [bounded_group(v, n, bound) for v, n in ranked]
+
+    def _count_upto(self, table: Table, query: Query, most: int) -> int:
+        """How many records match ``query`` (its condition and search), counting no
+        further than ``most``: the LIMIT stops the scan."""
+        params = Params(table.dialect.placeholder)
+        rows = self._session.fetch(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name}"
+            f'{where_clause(query, table, params)} LIMIT {int(most)}) AS "bounded"',
+            params.values,
+        )
+        return int(rows[0][0])
 
     @staticmethod
     def _ranked(cls: type[R], field: str, counts: dict[Any, int]) -> list[tuple[Any, int]]:
