@@ -24,7 +24,7 @@ from salesflow.stores import sqlite as sqlite_module
 from salesflow.stores.base import Query, SortKey, Store, sort_order
 from salesflow.stores.codec import Codec
 from salesflow.stores.memory import MemoryStore
-from salesflow.stores.sql import STORE_SCHEMA_VERSION
+from salesflow.stores.sql import STORE_SCHEMA_VERSION, SQLUnit
 from salesflow.stores.sql_dialect import option_rank
 from salesflow.stores.sqlite import SQLiteStore
 from salesflow.stores.url import open_store
@@ -243,6 +243,44 @@ def test_pages_and_bounded_counts_by_option_keep_values_outside_the_set(
     check_option_walk(store)
 
 
+def test_a_wide_search_walks_the_sort_and_finds_the_same_page(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from salesflow.stores.memory import MemoryStore
+
+    names = ["Smith", "Smirnov", "Olsen", "Smart", "Kowalski", "Ruiz"]
+    leads = [
+        lead(n, last_name=names[n % 6], company_name=f"Co {n % 7}", first_name=f"S{n % 3}")
+        for n in range(1, 301)
+    ]
+    memory = MemoryStore()
+    put(store, *leads)
+    put(memory, *leads)
+    walked: list[str] = []
+    original = SQLUnit._wide_search
+
+    def spy(self: SQLUnit, table: Any, query: Query) -> bool:
+        wide = original(self, table, query)
+        walked.append(f"{query.search}:{wide}")
+        return wide
+
+    monkeypatch.setattr(SQLUnit, "_wide_search", spy)
+    for term in ("smi", "sm", "s", "smith", "ru", "co 3"):
+        for order in (
+            (SortKey(field="created_at", descending=True),),
+            (SortKey(field="last_name"), SortKey(field="created_at")),
+        ):
+            for offset, limit in ((0, 5), (7, 3), (40, 10), (290, 20)):
+                query = Query(search=term, order_by=order, offset=offset, limit=limit)
+                with store.unit_of_work() as uow, memory.unit_of_work() as reference:
+                    got, want = uow.query(Lead, query), reference.query(Lead, query)
+                assert [r.id for r in got.items] == [r.id for r in want.items], (term, offset)
+                assert got.total == want.total
+    # Both plans ran: the walk for the common prefixes, the index lookup for the rare.
+    assert "smi:True" in walked
+    assert any(entry.endswith(":False") for entry in walked)
+
+
 def test_option_ranks_quote_their_options() -> None:
     rank = option_rank('"x"', ["it's", "a"])
     with sqlite3.connect(":memory:") as conn:
@@ -346,10 +384,16 @@ def test_quick_find_by_prefix_searches_each_key_on_its_index(
     statements.clear()
     with store.unit_of_work() as uow:
         uow.query(Lead, Query(search="ana", order_by=SortKey(field="created_at")))
-    found = plan(path, *statements[0])
+    # Counting the matches (here, whether the search is wide) seeks each key's index.
+    counted = next(s for s in statements if '"bounded"' in s[0])
+    found = plan(path, *counted)
     assert "MULTI-INDEX OR" in found
     for key in ("search_name", "search_company", "search_email", "search_topic"):
         assert f"INDEX sf_lead__{key} ({key}>? AND {key}<?)" in found
+    # Every lead matches "ana": the page walks the creation-time index instead.
+    page = plan(path, *next(s for s in statements if s[0].startswith('SELECT "doc"')))
+    assert "sf_lead__created_at__status__id" in page
+    assert "MULTI-INDEX OR" not in page
 
 
 def test_lookups_and_timelines_use_their_indexes(

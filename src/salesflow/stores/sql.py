@@ -29,6 +29,7 @@ Beside the record tables, ``sf_due`` keeps due items, ``sf_definitions`` and
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -763,13 +764,18 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
             items = self._group_walk(cls, table, query, groups)
         else:
             order = order_clause(query, table)
+            page_params, page_where = params, where
+            if self._wide_search(table, query):
+                page_params = Params(table.dialect.placeholder)
+                page_where = where_clause(query, table, page_params, wide_search=True)
             # The page's ids first, then their documents: the sort, the offset and the
             # filters read only narrow rows (index entries where they can), and only
             # the page's documents (kilobytes each) are read at all.
             rows = self._session.fetch(
                 f'SELECT "doc" FROM {table.name} WHERE "id" IN (SELECT "id" FROM {table.name}'
-                f"{where}{order} LIMIT {int(query.limit)} OFFSET {int(query.offset)}){order}",
-                params.values,
+                f"{page_where}{order} LIMIT {int(query.limit)} OFFSET {int(query.offset)})"
+                f"{order}",
+                page_params.values,
             )
             items = tuple(self._as(cls, table, row[0]) for row in rows)
 
@@ -875,6 +881,29 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
         if bound is None:
             return [GroupCount(value=v, count=n) for v, n in ranked]
         return [bounded_group(v, n, bound) for v, n in ranked]
+
+    def _wide_search(self, table: Table, query: Query) -> bool:
+        """Whether ``query``'s prefix search matches so many rows that its page is
+        found sooner by walking the sort's index and testing rows than by
+        collecting every match and sorting them.
+
+        With ``n`` rows, a page reaching row ``k`` and ``m`` matches, the walk reads
+        about ``k * n / m`` rows and the other plan at least ``m``. The matches are
+        counted up to ``sqrt(k * n)``: past it, the walk reads fewer rows than that
+        count, so neither plan reads much more than ``sqrt(k * n)`` rows before its
+        sort. Asked only of a dialect that takes the hint and estimates a table's
+        size."""
+        term = query.search_term
+        if term is None or term[1] or not query.order_by:
+            return False
+        dialect = table.dialect
+        estimate = dialect.size_estimate(table.name)
+        if estimate is None or dialect.walk_order_for_wide_search('"id"') is None:
+            return False
+        reach = query.offset + query.limit
+        rows = int(self._session.fetch(estimate)[0][0])
+        threshold = max(reach, math.isqrt(reach * rows))
+        return self._count_upto(table, query, threshold + 1) > threshold
 
     def _count_upto(self, table: Table, query: Query, most: int) -> int:
         """How many records match ``query`` (its condition and search), counting no

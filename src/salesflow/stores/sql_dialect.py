@@ -163,6 +163,18 @@ class Dialect(abc.ABC):
     it can; `UnitOfWork.scored_lead_activities` sets it to 0 for its join, whose
     parallel plan costs more to start than the serial one takes in all."""
 
+    def walk_order_for_wide_search(self, column: str) -> str | None:
+        """``column`` written so that the planner does not look it up in its index,
+        for a search that matches so many rows that walking the sort's index and
+        testing each row finds a page sooner than collecting every match and
+        sorting them; None when the engine's planner needs no such hint."""
+        return None
+
+    def size_estimate(self, table: str) -> str | None:
+        """A query whose one value estimates the rows of ``table`` cheaply (no scan);
+        None when the engine has none. Only `walk_order_for_wide_search` uses it."""
+        return None
+
     @abc.abstractmethod
     def table(self, name: str) -> str:
         """The quoted (and qualified) name of table ``name``."""

@@ -138,11 +138,15 @@ def _successor(prefix: str) -> str | None:
     return None
 
 
-def _compile_search(term: tuple[str, bool], table: Table, params: Params) -> str:
+def _compile_search(
+    term: tuple[str, bool], table: Table, params: Params, *, walk: bool = False
+) -> str:
     text, contains = term
     parts = []
     for key in search_keys(table.kind):
         column = quote(key.name)
+        if walk and not contains:
+            column = table.dialect.walk_order_for_wide_search(column) or column
         if contains:
             parts.append(
                 f"({column} IS NOT NULL AND {table.dialect.contains(column, params.add(text))})"
@@ -155,15 +159,17 @@ def _compile_search(term: tuple[str, bool], table: Table, params: Params) -> str
     return "(" + " OR ".join(parts) + ")"
 
 
-def where_clause(query: Query, table: Table, params: Params) -> str:
+def where_clause(query: Query, table: Table, params: Params, *, wide_search: bool = False) -> str:
     """The ``" WHERE …"`` clause of ``query`` (its condition and search term) over
-    ``table``, or ``""`` when it has neither; the bound values go to ``params``."""
+    ``table``, or ``""`` when it has neither; the bound values go to ``params``.
+    ``wide_search``: the search matches many rows, so the ORDER BY's index walk
+    should serve the page (`Dialect.walk_order_for_wide_search`)."""
     clauses = []
     if query.where is not None:
         clauses.append(compile_condition(query.where, table, params))
     term = query.search_term
     if term is not None:
-        clauses.append(_compile_search(term, table, params))
+        clauses.append(_compile_search(term, table, params, walk=wide_search))
     return f" WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
