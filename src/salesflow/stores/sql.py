@@ -66,7 +66,7 @@ from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction,
 from salesflow.stores.sql_groups import option_groups, other_values
 from salesflow.stores.sql_interactions import InteractionTable, InteractionUnit
 from salesflow.stores.sql_outbox import OutboxTable, OutboxUnit
-from salesflow.stores.sql_query import Params, order_clause, where_clause
+from salesflow.stores.sql_query import Params, documents_by_id, order_clause, where_clause
 from salesflow.stores.sql_reports import ReportUnit
 from salesflow.stores.sql_rows import document_decoder, document_encoder, row_writer
 from salesflow.stores.sql_scores import ScoreTable, ScoreUnit
@@ -823,16 +823,7 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
             need -= len(rows)
             if not need:
                 break
-        if not ids:
-            return ()
-        docs: dict[str, Any] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
-            marks = ", ".join([table.dialect.placeholder] * len(chunk))
-            for record_id, raw_doc in self._session.fetch(
-                f'SELECT "id", "doc" FROM {table.name} WHERE "id" IN ({marks})', chunk
-            ):
-                docs[str(record_id)] = raw_doc
+        docs = documents_by_id(self._session, table, ids)
         return tuple(self._as(cls, table, docs[record_id]) for record_id in ids)
 
     def group_counts(self, cls: type[R], query: Query, field: str) -> list[GroupCount]:
@@ -892,13 +883,13 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
         counted up to ``sqrt(k * n)``: past it, the walk reads fewer rows than that
         count, so neither plan reads much more than ``sqrt(k * n)`` rows before its
         sort. Asked only of a dialect that takes the hint and estimates a table's
-        size."""
+        size (an engine that estimates none takes no hint either)."""
         term = query.search_term
         if term is None or term[1] or not query.order_by:
             return False
         dialect = table.dialect
         estimate = dialect.size_estimate(table.name)
-        if estimate is None or dialect.walk_order_for_wide_search('"id"') is None:
+        if estimate is None:
             return False
         reach = query.offset + query.limit
         rows = int(self._session.fetch(estimate)[0][0])

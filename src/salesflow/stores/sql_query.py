@@ -14,17 +14,20 @@ make the comparison false and ``ne`` / ``not_in`` true for present values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from salesflow.conditions import AllOf, AnyOf, Compare, Condition, Not, Op
 from salesflow.stores.base import Query, search_keys
-from salesflow.stores.sql_dialect import Category, Dialect, Operand, category_of, quote
+from salesflow.stores.sql_dialect import Category, Dialect, Operand, Session, category_of, quote
 
 if TYPE_CHECKING:
     from salesflow.stores.sql import Table
 
-__all__ = ["Params", "compile_condition", "order_clause", "where_clause"]
+__all__ = ["Params", "compile_condition", "documents_by_id", "order_clause", "where_clause"]
+
+_IN_CHUNK = 500
+"""How many ids one ``IN (…)`` lookup of `documents_by_id` carries."""
 
 _TRUE = "(1 = 1)"
 _FALSE = "(1 = 0)"
@@ -182,3 +185,17 @@ def order_clause(query: Query, table: Table) -> str:
         terms.extend(f"{t}{direction}" for t in table.operand(key.field).order)
     terms.append('"id" ASC')
     return " ORDER BY " + ", ".join(terms)
+
+
+def documents_by_id(session: Session, table: Table, ids: Sequence[str]) -> dict[str, Any]:
+    """The stored ``doc`` of each of ``ids`` that ``table`` holds, by id: the second
+    step of a page whose ids (and their order) one query picked."""
+    found: dict[str, Any] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = list(ids[start : start + _IN_CHUNK])
+        marks = ", ".join([table.dialect.placeholder] * len(chunk))
+        for record_id, raw_doc in session.fetch(
+            f'SELECT "id", "doc" FROM {table.name} WHERE "id" IN ({marks})', chunk
+        ):
+            found[str(record_id)] = raw_doc
+    return found

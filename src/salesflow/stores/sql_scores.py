@@ -40,7 +40,7 @@ from salesflow.stores.base import (
 )
 from salesflow.stores.codec import decode_score, encode_score
 from salesflow.stores.sql_dialect import Dialect, Session, dump_json
-from salesflow.stores.sql_query import Params, compile_condition
+from salesflow.stores.sql_query import Params, compile_condition, documents_by_id
 from salesflow.values import RecordKind
 
 if TYPE_CHECKING:
@@ -283,14 +283,7 @@ class ScoreUnit:
         if setting is not None:
             p = d.placeholder
             self._session.fetch(f"SELECT set_config({p}, {p}, true)", [setting, before])
-        if not rows:
-            return []
-        marks = ", ".join([d.placeholder] * len(rows))
-        docs = self._session.fetch(
-            f'SELECT "id", "doc" FROM {table.name} WHERE "id" IN ({marks})',
-            [row[0] for row in rows],
-        )
-        by_id = {str(row[0]): row[1] for row in docs}
+        by_id = documents_by_id(self._session, table, [str(row[0]) for row in rows])
         found: list[tuple[Activity, int]] = []
         for activity_id, rank in rows:
             activity = table.decode(by_id[str(activity_id)])
