@@ -580,8 +580,8 @@ class _KeepsFailedWrites:
         self.inner = inner
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[UnitOfWork]:
-        with self.inner.unit_of_work() as uow:
+    def unit_of_work(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
+        with self.inner.unit_of_work(read_only=read_only) as uow:
             try:
                 yield uow
             finally:

@@ -98,13 +98,46 @@ def test_a_unit_holds_the_write_lock_from_its_start(store: SQLiteStore, path: Pa
     other = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
         with store.unit_of_work() as uow:
-            uow.find(Lead, "lead-0001")  # even a reading unit is serialized with writers
+            uow.find(Lead, "lead-0001")  # a writing unit holds it even while it reads
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 other.execute("BEGIN IMMEDIATE")
         other.execute("BEGIN IMMEDIATE")
         other.execute("ROLLBACK")
     finally:
         other.close()
+
+
+def test_a_read_only_unit_takes_no_write_lock(store: SQLiteStore, path: Path) -> None:
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with store.unit_of_work(read_only=True) as uow:
+            uow.find(Lead, "lead-0001")
+            other.execute("BEGIN IMMEDIATE")  # the write lock is free
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_the_engines_queries_run_while_another_process_holds_the_write_lock(
+    path: Path,
+) -> None:
+    from salesflow import FakeClock, Salesflow
+    from salesflow.views import LeadView
+
+    engine = Salesflow(SQLiteStore(path, busy_timeout=0), clock=FakeClock(T0))
+    made = engine.create_lead(topic="Kiosk", last_name="Berg")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a worker's write batch, say
+    try:
+        assert engine.get_lead(made.id) == made
+        assert [lead.id for lead in engine.lead_view(LeadView.ALL_LEADS).items] == [made.id]
+        assert engine.timeline(made) == []
+        with pytest.raises(StoreError, match="write lock"):
+            engine.create_lead(topic="Kiosk 2", last_name="Berg")  # writes still wait
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.close()
 
 
 def test_other_connections_see_only_committed_units(store: SQLiteStore, path: Path) -> None:

@@ -195,8 +195,8 @@ class _CrashingStore:
         self.at: int | None = None
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[UnitOfWork]:
-        with self.inner.unit_of_work() as uow:
+    def unit_of_work(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
+        with self.inner.unit_of_work(read_only=read_only) as uow:
             yield _CrashingUnit(self, uow)
 
     def migrate(self) -> int:

@@ -218,6 +218,15 @@ class EngineCore:
 
     @contextmanager
     def _read(self) -> Iterator[UnitOfWork]:
+        """A read-only unit (queries): it refuses writes, and SQLite takes no write lock."""
+        with self.store.unit_of_work(read_only=True) as uow:
+            authorize_pending(uow)
+            yield uow
+
+    @contextmanager
+    def _write(self) -> Iterator[UnitOfWork]:
+        """A writing unit without a `Work` (no events, no hooks), for maintenance such
+        as delivering the outbox; the caller commits."""
         with self.store.unit_of_work() as uow:
             authorize_pending(uow)
             yield uow

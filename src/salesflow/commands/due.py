@@ -141,7 +141,7 @@ class DueCommands(EngineCore):
                 field="older_than",
                 value=older_than,
             )
-        with self._read() as uow:
+        with self._write() as uow:  # claiming locks the entries (PostgreSQL)
             entries = uow.claim_outbox(self.now() - older_than, limit)
             for entry in entries:
                 self.sink.publish(tuple(decode_event(doc) for doc in entry.events))

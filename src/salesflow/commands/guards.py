@@ -520,7 +520,7 @@ def _guarded(name: str, method: Callable[..., Any], guard: Guard) -> Callable[..
         try:
             result = method(self, *args, **kwargs)
             if not check.done:  # the method opened no unit of work: check in one now
-                with self.store.unit_of_work() as uow:
+                with self.store.unit_of_work(read_only=True) as uow:
                     check.run(uow)
             return result
         finally:

@@ -516,8 +516,14 @@ class UnitOfWork(Protocol):
 class Store(Protocol):
     """Where records live. `unit_of_work` is the only way in."""
 
-    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
-        """Open a unit of work; it rolls back unless committed."""
+    def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[UnitOfWork]:
+        """Open a unit of work; it rolls back unless committed.
+
+        A ``read_only`` unit reads as any other and refuses every write with a
+        `StoreError` (wrap the unit with `salesflow.stores.readonly.read_only`); the
+        store may open a cheaper transaction for it, one that takes no write lock.
+        The engine runs its queries in read-only units.
+        """
         ...
 
     def migrate(self) -> int:

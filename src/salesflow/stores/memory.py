@@ -36,6 +36,7 @@ from salesflow.stores.base import (
     Query,
     SequenceConversion,
     SpanStats,
+    UnitOfWork,
     bounded_group,
     check_claim,
     check_conversion_window,
@@ -72,6 +73,7 @@ from salesflow.stores.memory_units import (
     _clone,
     _interaction_keys,
 )
+from salesflow.stores.readonly import read_only as read_only_unit
 from salesflow.values import Record, RecordKind, RecordRef, shallow_copy
 
 __all__ = ["MemoryStore"]
@@ -134,8 +136,12 @@ class MemoryStore:
         self._closed = False
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[_MemoryUnit]:
-        """Open a unit of work; it holds the store's lock until it ends."""
+    def unit_of_work(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
+        """Open a unit of work; it holds the store's lock until it ends.
+
+        Args:
+            read_only: The unit refuses every write (`salesflow.stores.readonly`).
+        """
         if self._closed:
             raise StoreError("this MemoryStore is closed; create a new one")
         with self._lock:
@@ -148,7 +154,8 @@ class MemoryStore:
                 )
             self._busy = True
             try:
-                yield _MemoryUnit(self)
+                unit = _MemoryUnit(self)
+                yield read_only_unit(unit, "MemoryStore") if read_only else unit
             finally:
                 self._busy = False
 

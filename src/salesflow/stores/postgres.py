@@ -18,8 +18,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from salesflow.errors import StoreError, ValidationError
-from salesflow.stores.base import ColumnType
+from salesflow.stores.base import ColumnType, UnitOfWork
 from salesflow.stores.codec import Codec, decode_custom_value
+from salesflow.stores.readonly import read_only as read_only_unit
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
     Layout,
@@ -313,15 +314,20 @@ class PostgresStore:
         session.fetch("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"salesflow:{self._schema}"])
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[SQLUnit]:
+    def unit_of_work(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
         """Open a unit of work: one transaction, rolled back unless committed.
+
+        Args:
+            read_only: Start it with ``BEGIN READ ONLY``; the unit refuses every
+                write (`salesflow.stores.readonly`), and so would the server.
 
         Raises:
             StoreError: the store is closed, a unit is already open in this thread,
                 or the server cannot be reached.
         """
-        with self._transaction() as session:
-            yield SQLUnit(self._layout, session, session.commit)
+        with self._transaction(read_only=read_only) as session:
+            unit = SQLUnit(self._layout, session, session.commit)
+            yield read_only_unit(unit, "PostgresStore") if read_only else unit
 
     def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
         """Rewrite every stored document older than the codec's current schema.
@@ -353,7 +359,7 @@ class PostgresStore:
         )
 
     @contextmanager
-    def _transaction(self) -> Iterator[_Session]:
+    def _transaction(self, *, read_only: bool = False) -> Iterator[_Session]:
         import psycopg
 
         with self._lock:
@@ -368,6 +374,10 @@ class PostgresStore:
                 self._conn.close()
                 self._conn = self._connect()
             conn = self._conn
+            if conn.read_only != read_only:
+                # Outside a transaction (the last unit rolled back) this only changes
+                # the BEGIN psycopg sends next: no round trip.
+                conn.read_only = read_only
             session = _Session(conn)
             self._busy = True
             try:

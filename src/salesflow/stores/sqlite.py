@@ -2,7 +2,9 @@
 
 Each unit of work is one ``BEGIN IMMEDIATE`` transaction, so units are
 serialized (one at a time, also across processes; the others wait, by default
-up to 5 s). Other connections see only committed units. The table layout and
+up to 5 s). A read-only unit (``unit_of_work(read_only=True)``, which the engine's
+queries use) is a deferred ``BEGIN`` instead: it reads one snapshot without
+waiting for the writer. Other connections see only committed units. The table layout and
 `SQLiteStore.migrate` (`salesflow.stores.sql`) and the query compilation
 (`salesflow.stores.sql_query`) are shared with PostgreSQL.
 """
@@ -20,8 +22,9 @@ from decimal import Decimal
 from typing import Any
 
 from salesflow.errors import StoreError
-from salesflow.stores.base import ColumnType
+from salesflow.stores.base import ColumnType, UnitOfWork
 from salesflow.stores.codec import Codec, decode_custom_value, format_datetime
+from salesflow.stores.readonly import read_only as read_only_unit
 from salesflow.stores.sql import (
     MIGRATION_BATCH_SIZE,
     Layout,
@@ -205,19 +208,29 @@ def _decode_custom(row: Sequence[Any]) -> Any:
 
 
 class _Session:
-    """Statements on the store's connection, inside a ``BEGIN IMMEDIATE`` transaction."""
+    """Statements on the store's connection, inside a ``BEGIN IMMEDIATE`` transaction,
+    or a deferred ``BEGIN`` for a read-only unit (it takes no write lock, so it neither
+    waits for nor holds up another process's writes)."""
 
-    def __init__(self, conn: sqlite3.Connection, where: str, busy_timeout: float) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        where: str,
+        busy_timeout: float,
+        *,
+        read_only: bool = False,
+    ) -> None:
         self._conn = conn
         self._where = where
         self._busy_timeout = busy_timeout
+        self._begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
 
     def _fail(self, exc: sqlite3.Error) -> StoreError:
         return StoreError(f"SQLite store {self._where} failed: {exc}")
 
     def begin(self) -> None:
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(self._begin)
         except sqlite3.OperationalError as exc:
             raise StoreError(
                 f"SQLite store {self._where} could not start a transaction: {exc} (another "
@@ -328,8 +341,8 @@ class SQLiteStore:
             raise
         self._conn: sqlite3.Connection | None = conn
 
-    def _session(self, conn: sqlite3.Connection) -> _Session:
-        return _Session(conn, repr(self._path), self._busy_timeout)
+    def _session(self, conn: sqlite3.Connection, *, read_only: bool = False) -> _Session:
+        return _Session(conn, repr(self._path), self._busy_timeout, read_only=read_only)
 
     @property
     def path(self) -> str:
@@ -337,15 +350,21 @@ class SQLiteStore:
         return self._path
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[SQLUnit]:
+    def unit_of_work(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
         """Open a unit of work: one ``BEGIN IMMEDIATE`` transaction.
+
+        Args:
+            read_only: Open a deferred ``BEGIN`` instead, which takes no write lock:
+                the unit reads one snapshot (WAL) while other processes write, and
+                refuses every write (`salesflow.stores.readonly`).
 
         Raises:
             StoreError: the store is closed, a unit is already open in this thread,
                 or another process kept the database locked too long.
         """
-        with self._transaction() as session:
-            yield SQLUnit(self._layout, session, session.commit)
+        with self._transaction(read_only=read_only) as session:
+            unit = SQLUnit(self._layout, session, session.commit)
+            yield read_only_unit(unit, "SQLiteStore") if read_only else unit
 
     def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
         """Rewrite every stored document older than the codec's current schema.
@@ -370,7 +389,7 @@ class SQLiteStore:
         return migrate_documents(self._tables.values(), self._transaction, batch_size=batch_size)
 
     @contextmanager
-    def _transaction(self) -> Iterator[_Session]:
+    def _transaction(self, *, read_only: bool = False) -> Iterator[_Session]:
         with self._lock:
             conn = self._conn
             if conn is None:
@@ -380,7 +399,7 @@ class SQLiteStore:
                     "a unit of work is already open on this SQLiteStore in this thread; "
                     "finish it before opening another"
                 )
-            session = self._session(conn)
+            session = self._session(conn, read_only=read_only)
             session.begin()
             self._busy = True
             try:

@@ -47,6 +47,7 @@ from salesflow.stores.base import Query, SortKey, Store, record_value, search_ke
 from salesflow.stores.codec import Codec
 from salesflow.testing.contract_interactions import InteractionContract
 from salesflow.testing.contract_outbox import OutboxContract
+from salesflow.testing.contract_readonly import ReadOnlyContract
 from salesflow.testing.contract_reports import ReportContract
 from salesflow.testing.contract_savepoints import SavepointContract
 from salesflow.testing.contract_scores import ScoreContract
@@ -108,6 +109,7 @@ class StoreContract(
     SavepointContract,
     WorkListContract,
     OutboxContract,
+    ReadOnlyContract,
     abc.ABC,
 ):
     """Behaviour every `Store` must have. Subclass it in a ``Test*`` class.

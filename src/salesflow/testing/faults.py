@@ -38,6 +38,7 @@ from salesflow.party import Account, Contact
 from salesflow.scoring_compile import ScoreResult
 from salesflow.sequences.enrollment import Enrollment
 from salesflow.stores.base import Query, Store, UnitOfWork, iter_kinds
+from salesflow.stores.readonly import READ_METHODS, WRITE_METHODS
 from salesflow.values import Record
 
 __all__ = ["READS", "WRITES", "FaultyStore", "StoreSnapshot", "store_snapshot"]
@@ -45,65 +46,18 @@ __all__ = ["READS", "WRITES", "FaultyStore", "StoreSnapshot", "store_snapshot"]
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 """Later than any outbox entry (the snapshot lists them all)."""
 
-WRITES: frozenset[str] = frozenset(
-    {
-        "add",
-        "update",
-        "schedule",
-        "cancel_due",
-        "cancel_due_by_key",
-        "complete_due",
-        "replace_due",
-        "add_definition",
-        "set_definition_state",
-        "add_enrollment",
-        "update_enrollment",
-        "add_interaction",
-        "add_score",
-        "remove_model_scores",
-        "put_state",
-        "put_outbox",
-        "remove_outbox",
-    }
-)
-"""The `UnitOfWork` methods that change what the store holds (counted by `FaultyStore`).
+_CLAIMS = frozenset({"claim_due", "claim_outbox"})
+"""Claiming locks rows until the unit ends but stores nothing: a read to the fault
+counter, though a read-only unit refuses it."""
+
+WRITES: frozenset[str] = WRITE_METHODS - _CLAIMS
+"""The `UnitOfWork` methods that change what the store holds (counted by `FaultyStore`):
+`salesflow.stores.readonly.WRITE_METHODS` but the claims.
 
 ``commit`` and ``savepoint`` are in neither set: they end or mark the unit and are
 passed through."""
 
-READS: frozenset[str] = frozenset(
-    {
-        "get",
-        "find",
-        "find_by",
-        "find_many_by",
-        "find_ids_by",
-        "query",
-        "group_counts",
-        "span_stats",
-        "sequence_conversions",
-        "timeline",
-        # claiming locks rows until the unit ends but stores nothing (see claim_due)
-        "claim_due",
-        "next_due_at",
-        "due_items",
-        "find_definition",
-        "definitions",
-        "find_enrollment",
-        "enrollments",
-        "find_interaction",
-        "interactions",
-        "scores",
-        "score_history",
-        "best_scores",
-        "top_scored_leads",
-        "scored_lead_activities",
-        "get_state",
-        "states",
-        # like claim_due: locks rows until the unit ends, stores nothing
-        "claim_outbox",
-    }
-)
+READS: frozenset[str] = (READ_METHODS - {"commit", "savepoint"}) | _CLAIMS
 """The `UnitOfWork` methods that only read (passed through, never fail)."""
 
 
@@ -180,13 +134,14 @@ class FaultyStore:
             "state_kinds": frozenset(self._state_kinds),
         }
 
-    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
-        """A unit of work of ``inner`` whose writes are counted and may fail."""
-        return self._unit()
+    def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work of ``inner`` whose writes are counted and may fail
+        (``read_only``: one of ``inner``'s read-only units, which has none)."""
+        return self._unit(read_only)
 
     @contextmanager
-    def _unit(self) -> Iterator[UnitOfWork]:
-        with self.inner.unit_of_work() as uow:
+    def _unit(self, read_only: bool) -> Iterator[UnitOfWork]:
+        with self.inner.unit_of_work(read_only=read_only) as uow:
             yield cast(UnitOfWork, _FaultyUnit(self, uow))
 
     def migrate(self) -> int:
