@@ -49,6 +49,15 @@ MAX_MOVES = 20
 rules that move items): beyond it the rule fails, so no loop runs forever."""
 
 
+_STATUS_OF_KIND = {
+    StageKind.OPEN: OpportunityStatus.OPEN,
+    StageKind.WON: OpportunityStatus.WON,
+    StageKind.LOST: OpportunityStatus.LOST,
+}
+"""The status an opportunity has in a stage of each kind."""
+_KIND_OF_STATUS = {status: kind for kind, status in _STATUS_OF_KIND.items()}
+
+
 def _rule_key(ref: RecordRef, entry: int, rule_id: str) -> str:
     return f"pipeline:{ref}:{entry}:{rule_id}"
 
@@ -177,21 +186,62 @@ class RuleRuns(RuleActions):
         if ref.kind is not RecordKind.OPPORTUNITY:
             return
         deal = work.get(Opportunity, ref.id)
-        wanted = {
-            StageKind.OPEN: OpportunityStatus.OPEN,
-            StageKind.WON: OpportunityStatus.WON,
-            StageKind.LOST: OpportunityStatus.LOST,
-        }[kind]
+        wanted = _STATUS_OF_KIND[kind]
         if deal.status is not wanted:
             if deal.status is not OpportunityStatus.OPEN:
-                self._close_opportunity_in(work, deal.id, "reopen", None)
+                self._close_opportunity_in(work, deal.id, "reopen", None, follow_stage=False)
             if wanted is not OpportunityStatus.OPEN:
                 self._close_opportunity_in(
-                    work, deal.id, "win" if wanted is OpportunityStatus.WON else "lose", None
+                    work,
+                    deal.id,
+                    "win" if wanted is OpportunityStatus.WON else "lose",
+                    None,
+                    follow_stage=False,
                 )
             deal = work.get(Opportunity, ref.id)
         if deal.stage != stage_id:
             work.update(attrs.evolve(deal, stage=stage_id, modified_at=work.now))
+
+    def _close_opportunity_in(
+        self,
+        work: Work,
+        opportunity_id: str,
+        event: str,
+        reason: str | None,
+        *,
+        follow_stage: bool = True,
+    ) -> Opportunity:
+        """Win, lose or reopen an opportunity in ``work``; with ``follow_stage``, its
+        pipeline item follows (`_stage_for_status`). A stage move that changes the
+        status passes False: the item is already entering its stage."""
+        saved = super()._close_opportunity_in(work, opportunity_id, event, reason)
+        if follow_stage:
+            self._stage_for_status(work, saved)
+            saved = work.get(Opportunity, opportunity_id)
+        return saved
+
+    def _stage_for_status(self, work: Work, deal: Opportunity) -> None:
+        """Move a deal whose status was set directly (won, lost, reopened; by a
+        command, a won quote or a sequence step) to a stage of that kind, so its
+        stage's rules run as after `move_stage`: the pipeline's first won or lost
+        stage, or on reopening the open stage it closed from (else the first open
+        one). A pipeline without a stage of that kind leaves the item where it is."""
+        _, item = self._item(work, deal.ref)
+        if item is None:
+            return
+        pipeline = self._pipeline(work, item.pipeline, None)
+        wanted = _KIND_OF_STATUS[deal.status]
+        if pipeline.has_stage(item.stage) and pipeline.stage(item.stage).kind is wanted:
+            return
+        of_kind = [stage.id for stage in pipeline.stages if stage.kind is wanted]
+        if not of_kind:
+            return
+        target = of_kind[0]
+        if wanted is StageKind.OPEN:
+            before = item.history[-1].from_stage
+            if before is not None and before in of_kind:
+                target = before
+        self._enter(work, deal.ref, pipeline, target, by=None, via="status", depth=0)
 
     def _still_in(self, work: Work, ref: RecordRef, entry: int) -> bool:
         item = self._item(work, ref)[1]
