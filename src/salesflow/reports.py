@@ -219,13 +219,13 @@ def time_to_qualify(uow: UnitOfWork, window: Window) -> Report:
     )
 
 
-PERIODS = (30, 90, 180, 365)
-"""The windows of `sequence_success`, in days."""
+PERIODS = (30, 90, 180, 365, 730)
+"""The windows of `sequence_success`, in days (730: the product's "2 years")."""
 
 
 def sequence_success(uow: UnitOfWork, window: Window, now: datetime) -> Report:
-    """For lead and opportunity sequences, over the last 30, 90, 180 and 365 days
-    (ending at ``until``, or now): records connected, those converted (a lead
+    """For lead and opportunity sequences, over the last 30, 90, 180 and 365 days and
+    2 years (730 days; ending at ``until``, or now): records connected, those converted (a lead
     qualified into an opportunity, an opportunity won), the success rate, and the
     same for the previous equal period with the change in percentage points.
     ``since`` is not used: each period sets its own start."""

@@ -173,4 +173,6 @@ def test_sequence_success_against_the_previous_period(url: str) -> None:
     )
     assert rows[("lead", 90)][3:6] == (5, 3, Decimal("60.0"))
     assert rows[("lead", 90)][6:] == (0, 0, None, None)
+    assert sorted(days for kind, days in rows if kind == "lead") == [30, 90, 180, 365, 730]
+    assert rows[("lead", 730)][3:6] == (5, 3, Decimal("60.0"))  # the product's "2 years"
     assert not any(r[0] == "opportunity" for r in engine.report("sequence_success").rows)
