@@ -161,8 +161,9 @@ class IntakeResult:
     """What intake did, and why.
 
     Attributes:
-        lead: The matched or created lead (None when none was matched or created).
-        contact: The matched or created contact.
+        lead: The matched or created lead as committed, after the unit's routing,
+            scoring and process start (None when none was matched or created).
+        contact: The matched or created contact, as committed.
         lead_action: Created, updated, unchanged, or none.
         contact_action: The same for the contact.
         interaction: The interaction recorded (None when the channel records none, or

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -49,6 +49,9 @@ MATCHING_STRATEGY = "matching_strategy"
 _BUILT_IN = {s.id: s for s in (DEFAULT_CONTACT_STRATEGY, DEFAULT_LEAD_STRATEGY)}
 _CONTACT_FIELDS = frozenset(a.name for a in attrs.fields(Contact)) - RECORD_SYSTEM - {"custom"}
 _LEAD_FIELDS = frozenset(leads.EDITABLE_FIELDS) - {"custom"}
+
+
+R = TypeVar("R", bound=Record)
 
 
 def _reader(record: Record) -> Callable[[str], Any]:
@@ -192,7 +195,14 @@ class IntakeCommands(EngineCore):
                 value=submission,
             )
         with self._command() as work:
-            return self._intake_in(work, submission, options)
+            result = self._intake_in(work, submission, options)
+        # The unit's last work (scoring, routing, a process start) may have changed the
+        # lead or contact after intake made them: return them as they were committed.
+        return attrs.evolve(
+            result,
+            lead=_as_committed(work, result.lead),
+            contact=_as_committed(work, result.contact),
+        )
 
     def _intake_in(
         self,
@@ -517,6 +527,18 @@ _TOPICS = {
     "event": "Event registration",
     "linkedin_form": "LinkedIn lead form",
 }
+
+
+def _as_committed(work: Work, record: R | None) -> R | None:
+    """``record`` as ``work`` last wrote it (itself when the unit did not write it)."""
+    if record is None:
+        return None
+    written = work.written.get(record.ref)
+    if written is None:
+        return record
+    latest = written[1]
+    assert isinstance(latest, type(record))
+    return latest
 
 
 def _default_topic(submission: Submission) -> str:
