@@ -18,12 +18,13 @@ import attrs
 
 from salesflow.errors import ValidationError
 from salesflow.interactions import Interaction, InteractionKind
-from salesflow.lead import Lead
+from salesflow.lead import Lead, LeadSource
 from salesflow.party import Contact
 from salesflow.values import optional_aware, optional_identifier, to_enum, utc
 
 __all__ = [
     "CHANNEL_INTERACTIONS",
+    "CHANNEL_SOURCES",
     "Channel",
     "IntakeOptions",
     "IntakeResult",
@@ -51,6 +52,17 @@ CHANNEL_INTERACTIONS: Mapping[Channel, InteractionKind | None] = {
 }
 """The interaction each channel records by default (typed-in and imported people
 did nothing the scoring should count)."""
+
+
+CHANNEL_SOURCES: Mapping[Channel, LeadSource | None] = {
+    Channel.TYPED: None,
+    Channel.CSV: LeadSource.IMPORT,
+    Channel.LANDING_PAGE: LeadSource.WEB,
+    Channel.EVENT: LeadSource.EVENT,
+    Channel.LINKEDIN_FORM: LeadSource.LINKEDIN_FORM,
+}
+"""The `LeadSource` of a lead that intake creates from each channel when the submission
+names no ``source`` (a typed-in person's source is the seller's to say)."""
 
 
 def _channel(value: object) -> Channel:

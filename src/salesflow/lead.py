@@ -86,7 +86,10 @@ class Rating(StrEnum):
 
 
 class LeadSource(StrEnum):
-    """Where the lead came from."""
+    """Where the lead came from: Dynamics 365's ten sources, then the channels SPEC R1.1
+    names besides them (campaign, purchased list, event, import, LinkedIn form), with
+    ``other`` last. Intake sets the source of the leads it creates from its channel
+    (`salesflow.intake.CHANNEL_SOURCES`) unless the submission gives one."""
 
     ADVERTISEMENT = "advertisement"
     EMPLOYEE_REFERRAL = "employee_referral"
@@ -97,6 +100,11 @@ class LeadSource(StrEnum):
     TRADE_SHOW = "trade_show"
     WEB = "web"
     WORD_OF_MOUTH = "word_of_mouth"
+    CAMPAIGN = "campaign"
+    PURCHASED_LIST = "purchased_list"
+    EVENT = "event"
+    IMPORT = "import"
+    LINKEDIN_FORM = "linkedin_form"
     OTHER = "other"
 
 

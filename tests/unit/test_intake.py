@@ -16,7 +16,7 @@ from salesflow.errors import NotFound, ValidationError
 from salesflow.events import InteractionRecorded, LeadCreated, ListSink
 from salesflow.intake import IntakeOptions, RecordAction, Submission
 from salesflow.interactions import InteractionKind
-from salesflow.lead import Lead, LeadStatus
+from salesflow.lead import Lead, LeadSource, LeadStatus
 from salesflow.matching import MatchField, MatchingStrategy
 from salesflow.party import Contact
 from salesflow.stores.base import Query
@@ -224,6 +224,45 @@ def test_record_interaction(engine: Salesflow) -> None:
         engine.record_interaction("email_opened", contact_id="nope")
     with pytest.raises(ValidationError, match="neither a contact nor a lead"):
         engine.record_interaction("email_opened")
+
+
+@pytest.mark.parametrize(
+    ("channel", "source"),
+    [
+        ("landing_page", LeadSource.WEB),
+        ("event", LeadSource.EVENT),
+        ("linkedin_form", LeadSource.LINKEDIN_FORM),
+        ("csv", LeadSource.IMPORT),
+        ("typed", None),
+    ],
+)
+def test_a_created_lead_gets_its_channels_source_unless_one_is_given(
+    engine: Salesflow, channel: str, source: LeadSource | None
+) -> None:
+    made = engine.intake(Submission(channel=channel, fields={"last_name": "Lee"})).lead
+    assert made is not None
+    assert made.source is source
+    given = Submission(channel=channel, fields={"last_name": "Ng", "source": "partner"})
+    kept = engine.intake(given).lead
+    assert kept is not None
+    assert kept.source is LeadSource.PARTNER
+
+
+def test_a_matched_lead_keeps_its_source(engine: Salesflow) -> None:
+    lead = engine.create_lead(topic="t", last_name="Lee", email="lee@x.example")
+    form = Submission(channel="landing_page", fields={"last_name": "Lee", "email": "lee@x.example"})
+    matched = engine.intake(form).lead
+    assert matched is not None
+    assert (matched.id, matched.source) == (lead.id, None)
+
+
+def test_imported_leads_come_from_the_import_and_group_in_the_sources_report(
+    engine: Salesflow,
+) -> None:
+    engine.import_csv(io.StringIO(CSV), kind="lead")
+    assert {lead.source for lead in engine.lead_view("all_leads").items} == {LeadSource.IMPORT}
+    rows = {row[0]: row[1] for row in engine.report("lead_sources").rows}
+    assert rows["import"] == 2  # Ana (created, then updated) and Marta
 
 
 # --- CSV import ------------------------------------------------------------------------

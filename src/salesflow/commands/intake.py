@@ -23,7 +23,13 @@ from salesflow.commands.core import EngineCore
 from salesflow.commands.records import RECORD_SYSTEM
 from salesflow.commands.work import Work, fields_changed
 from salesflow.errors import NotFound, ValidationError
-from salesflow.intake import IntakeOptions, IntakeResult, RecordAction, Submission
+from salesflow.intake import (
+    CHANNEL_SOURCES,
+    IntakeOptions,
+    IntakeResult,
+    RecordAction,
+    Submission,
+)
 from salesflow.interactions import Interaction, InteractionKind
 from salesflow.lead import Lead
 from salesflow.matching import (
@@ -394,6 +400,8 @@ class IntakeCommands(EngineCore):
                 taken.setdefault("parent_account_id", contact.account_id)
         if "topic" not in taken:
             taken["topic"] = _default_topic(submission)
+        if "source" not in taken and CHANNEL_SOURCES[submission.channel] is not None:
+            taken["source"] = CHANNEL_SOURCES[submission.channel]
         if "last_name" not in taken:
             raise ValidationError(
                 "a new lead needs last_name; the submission has none (map a column or form "
