@@ -100,6 +100,7 @@ class Generator:
             "_ERR": _ERRORS,
             "_E": _EMPTY,
             "_NO_PARENT": NotScoredReason.NO_PARENT,
+            "_CONTACT_BASED": NotScoredReason.CONTACT_BASED,
             "_OUTSIDE": NotScoredReason.OUTSIDE_AUDIENCE,
         }
         self.constants: set[str] = set()
@@ -276,16 +277,22 @@ class Generator:
         self.pre, self.pending, self.folded = [], [], set()
         model = self.model
         lines: list[str] = []
-        own, other = (
-            ("parent_contact_id", "parent_account_id")
-            if model.target is ScoringTarget.CONTACT
-            else ("parent_account_id", "parent_contact_id")
-        )
-        if model.score_leads_without_parent:
-            lines.append(f"    if lead.{own} is None and lead.{other} is not None:")
+        # A lead with a parent contact is contact-based, even with a parent account
+        # too: account models never score it (REFERENCE.md, "Scoring").
+        if model.target is ScoringTarget.CONTACT:
+            if model.score_leads_without_parent:
+                lines.append(
+                    "    if lead.parent_contact_id is None and lead.parent_account_id is not None:"
+                )
+            else:
+                lines.append("    if lead.parent_contact_id is None:")
+            lines.append("        return _NO_PARENT" if hits else "        return None")
         else:
-            lines.append(f"    if lead.{own} is None:")
-        lines.append("        return _NO_PARENT" if hits else "        return None")
+            lines.append("    if lead.parent_contact_id is not None:")
+            lines.append("        return _CONTACT_BASED" if hits else "        return None")
+            if not model.score_leads_without_parent:
+                lines.append("    if lead.parent_account_id is None:")
+                lines.append("        return _NO_PARENT" if hits else "        return None")
         for scope in sorted(self.scopes - {"lead"}):
             lines += [f"    if {scope} is None:", f"        {scope} = _E"]
         lines += self.reads

@@ -275,12 +275,19 @@ def score(
         found, change = compiled._interactions.gather(interactions, now)
     fired = compiled._hits(lead, contact, account, [len(ids) for ids in found])
     if isinstance(fired, NotScoredReason):
-        message = (
-            f"Lead {lead.id!r} is outside the audience of scoring model {model.id!r}"
-            if fired is NotScoredReason.OUTSIDE_AUDIENCE
-            else f"Lead {lead.id!r} has no parent {model.target.value}, which scoring model "
-            f"{model.id!r} needs (set score_leads_without_parent to score leads with neither)"
-        )
+        if fired is NotScoredReason.OUTSIDE_AUDIENCE:
+            message = f"Lead {lead.id!r} is outside the audience of scoring model {model.id!r}"
+        elif fired is NotScoredReason.CONTACT_BASED:
+            message = (
+                f"Lead {lead.id!r} has a parent contact, so it is contact-based: account-target "
+                f"scoring model {model.id!r} does not score it (contact-target models do)"
+            )
+        else:
+            message = (
+                f"Lead {lead.id!r} has no parent {model.target.value}, which scoring model "
+                f"{model.id!r} needs (set score_leads_without_parent to score leads with "
+                f"neither)"
+            )
         return NotScored(
             model_id=model.id,
             model_version=model.version,

@@ -72,7 +72,8 @@ class ScoringTarget(StrEnum):
     CONTACT = "contact"
     """The lead's parent contact: its fields and its interactions."""
     ACCOUNT = "account"
-    """The lead's parent account: its fields and the interactions of all its contacts."""
+    """The lead's parent account: its fields and the interactions of all its contacts.
+    Only leads without a parent contact: a lead with both parents is contact-based."""
 
 
 class Frequency(StrEnum):
@@ -356,7 +357,9 @@ class ScoringModel:
         name: For people.
         target: `ScoringTarget.CONTACT` scores a lead with a parent contact, from that
             contact's interactions; `ScoringTarget.ACCOUNT` scores a lead with a
-            parent account, from the interactions of every contact of the account.
+            parent account and no parent contact, from the interactions of every
+            contact of the account. A lead with both parents is contact-based: account
+            models do not score it (`NotScoredReason.CONTACT_BASED`).
         audience: Only leads for which this field condition holds are scored
             (same prefixed field names as rules); ``None`` scores every lead.
         rules: The rules, applied independently; the score is the sum of the

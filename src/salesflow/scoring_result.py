@@ -22,6 +22,10 @@ class NotScoredReason(StrEnum):
 
     NO_PARENT = "no_parent"
     """The lead lacks the parent the model's target needs."""
+    CONTACT_BASED = "contact_based"
+    """The model targets accounts, but the lead has a parent contact: a lead with a
+    parent contact is contact-based (also when it has a parent account too), so only
+    contact-target models score it."""
     OUTSIDE_AUDIENCE = "outside_audience"
     """The model's audience filter does not hold for the lead."""
 

@@ -194,6 +194,8 @@ def reference(
     items: list[Interaction],
 ) -> int | None:
     """The score by the plain definition: no compilation, no shortcuts."""
+    if model.target == "account" and lead.parent_contact_id is not None:
+        return None  # a lead with a parent contact is contact-based
     own = lead.parent_contact_id if model.target == "contact" else lead.parent_account_id
     orphan = lead.parent_contact_id is None and lead.parent_account_id is None
     if own is None and not (orphan and model.score_leads_without_parent):

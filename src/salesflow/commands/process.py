@@ -58,9 +58,17 @@ from salesflow.process_standard import (
 )
 from salesflow.process_state import FlowState, Outcome
 from salesflow.process_state_io import state_from_dict, state_to_dict
+from salesflow.stores.base import UnitOfWork
 from salesflow.values import Record, RecordKind, RecordRef
 
-__all__ = ["MARKETING_SETTINGS", "PROCESS_FLOW", "STANDARD_FLOWS", "ProcessCommands"]
+__all__ = [
+    "MARKETING_SETTINGS",
+    "PROCESS_FLOW",
+    "SALES_READY_STATE",
+    "STANDARD_FLOWS",
+    "ProcessCommands",
+    "lead_is_sales_ready",
+]
 
 PROCESS_FLOW = "process_flow"
 """The definition kind of process flows, and the state document kind of records'
@@ -124,6 +132,24 @@ def marketing_settings_of(work: Work) -> MarketingSettings:
     settings = settings_from_document(None if stored is None else stored.document)
     work.memo[MARKETING_SETTINGS] = settings
     return settings
+
+
+SALES_READY_STATE = "scoring.sales_ready"
+"""The state document kind that keeps when a lead first became sales-ready (one per
+lead, keyed by its id): ``{"schema": 1, "since": <ISO time>, "model_id", "model_version",
+"points"}``, the score that first reached its model's threshold. Never removed: a lead
+once sales-ready stays so."""
+
+
+def lead_is_sales_ready(uow: UnitOfWork, lead_id: str) -> bool:
+    """Whether the lead is sales-ready: some model's score of it reached that model's
+    threshold, now or at any time since the mark was first kept (`SALES_READY_STATE`).
+
+    A current sales-ready score counts without the mark, for leads scored by a salesflow
+    that did not keep it yet."""
+    if uow.get_state(SALES_READY_STATE, lead_id) is not None:
+        return True
+    return any(s.sales_ready for s in uow.scores(lead_id))
 
 
 class ProcessCommands(LeadCommands):
@@ -336,7 +362,7 @@ class ProcessCommands(LeadCommands):
                     flow,
                     outcome,
                     first_score=bool(scores),
-                    sales_ready=any(s.sales_ready for s in scores),
+                    sales_ready=lead_is_sales_ready(work.uow, ref.id),
                 )
             self._save(work, ref, None, outcome)
         return outcome.state

@@ -35,6 +35,7 @@ from salesflow import activity as act
 from salesflow import events as ev
 from salesflow import lead as leads
 from salesflow.commands.leads import LeadCommands
+from salesflow.commands.process import lead_is_sales_ready
 from salesflow.commands.work import Work
 from salesflow.conditions import all_of, field
 from salesflow.definitions import ACTIVE, INACTIVE, StoredDefinition
@@ -357,16 +358,14 @@ class RoutingCommands(LeadCommands):
 
     def _score_facts(self, work: Work, lead_id: str) -> Mapping[str, Any]:
         """``score`` (the best current points), ``grade`` (of that score) and
-        ``sales_ready`` (any model) for rule conditions; None when unscored."""
+        ``sales_ready`` (once any model's score reached its threshold, for good: see
+        `lead_is_sales_ready`) for rule conditions; None when unscored."""
         scores = work.uow.scores(lead_id)
+        ready = lead_is_sales_ready(work.uow, lead_id)
         if not scores:
-            return {"score": None, "grade": None, "sales_ready": False}
+            return {"score": None, "grade": None, "sales_ready": ready}
         best = max(scores, key=lambda s: s.points)
-        return {
-            "score": best.points,
-            "grade": best.grade,
-            "sales_ready": any(s.sales_ready for s in scores),
-        }
+        return {"score": best.points, "grade": best.grade, "sales_ready": ready}
 
     def _apply_route(self, work: Work, lead: Lead, decision: RoutingDecision) -> None:
         if decision.owner_id != lead.owner_id:

@@ -3,12 +3,18 @@ explain them.
 
 A lead is re-scored under every active model in the unit of work that changes it:
 when the lead, its parent contact or its parent account is written, and when an
-interaction of the lead or the contact is recorded. A score that changes is kept
-(the history keeps every one) and published (`LeadScored`, `LeadGradeChanged`,
-`LeadBecameSalesReady`). When time alone will change a score (an interaction
-leaving a rule's window), a due item (kind ``scoring.rescore``) re-scores the lead
-at that instant: no nightly batch. Only open leads are scored; a closed lead keeps
-its last scores.
+interaction of the lead or the contact is recorded, or (with an account-target model
+active) of any contact of its parent account. A score that changes is kept (the
+history keeps every one) and published (`LeadScored`, `LeadGradeChanged`). When time
+alone will change a score (an interaction leaving a rule's window), a due item (kind
+``scoring.rescore``) re-scores the lead at that instant: no nightly batch. Only open
+leads are scored; a closed lead keeps its last scores.
+
+A lead is sales-ready from the first time any model's score of it reaches that
+model's threshold, and stays so: a later drop of its scores does not undo it (the
+reference's marketing qualification). That first time is kept in a state document
+(kind `SALES_READY_STATE`, keyed by the lead id) and announced once, with
+`LeadBecameSalesReady`.
 
 Publishing a model re-scores every open lead, in pages of `_PAGE` leads in id order.
 The publishing unit of work stores the model and re-scores the first page, so a small
@@ -29,17 +35,22 @@ deactivating unit and the rest through keyed ``scoring.cleanup`` items.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
 from salesflow import events as ev
 from salesflow.commands.core import EngineCore
-from salesflow.commands.process import marketing_settings_of
+from salesflow.commands.process import (
+    SALES_READY_STATE,
+    lead_is_sales_ready,
+    marketing_settings_of,
+)
 from salesflow.commands.work import Work
-from salesflow.conditions import Condition, all_of, field
+from salesflow.conditions import Condition, all_of, any_of, field
 from salesflow.definitions import ACTIVE, INACTIVE
 from salesflow.due import DueItem
-from salesflow.errors import NotFound, ValidationError
+from salesflow.errors import AlreadyExists, NotFound, ValidationError
 from salesflow.interactions import Interaction
 from salesflow.lead import Lead
 from salesflow.party import Account, Contact
@@ -55,9 +66,16 @@ from salesflow.scoring import (
     to_dict,
 )
 from salesflow.stores.base import Query
-from salesflow.values import RecordKind, RecordRef
+from salesflow.values import RecordKind
 
-__all__ = ["CLEANUP_DUE", "RESCORE_DUE", "SCORING_MODEL", "ScoringCommands"]
+__all__ = [
+    "CLEANUP_DUE",
+    "RESCORE_DUE",
+    "SALES_READY_STATE",
+    "SCORING_MODEL",
+    "ScoringCommands",
+    "lead_is_sales_ready",
+]
 
 SCORING_MODEL = "scoring_model"
 """The definition kind of scoring models in the store."""
@@ -74,6 +92,11 @@ _PAGE = 500
 """How many leads one unit of work re-scores: the publishing unit, each unit of
 `rescore_all`, each batch of a publication's sweep. It bounds the leads held in memory
 and how long a unit keeps SQLite's one writer (or PostgreSQL's row locks)."""
+
+_PARENTS = 200
+"""How many contact ids and account ids one query for their leads names (each kind):
+a unit that writes many contacts asks in chunks, within every database's limit on
+query parameters."""
 
 
 def _rescore_key(lead_id: str) -> str:
@@ -272,8 +295,16 @@ class ScoringCommands(EngineCore):
             return uow.score_history(lead_id, model_id)
 
     def is_sales_ready(self, lead_id: str) -> bool:
-        """Whether any model's current score of the lead reaches its threshold."""
-        return any(s.sales_ready for s in self.lead_scores(lead_id))
+        """Whether the lead is sales-ready: any model's score of it has reached that
+        model's threshold, now or before. A later drop of the score does not undo it
+        (each score's own ``sales_ready`` still says whether it reaches the threshold).
+
+        Raises:
+            NotFound: no such lead.
+        """
+        with self._read() as uow:
+            uow.get(Lead, lead_id)
+            return lead_is_sales_ready(uow, lead_id)
 
     # --- keeping scores current -----------------------------------------------------
 
@@ -320,8 +351,11 @@ class ScoringCommands(EngineCore):
         account: Account | None,
         target: ScoringTarget,
     ) -> list[Interaction]:
-        if target is ScoringTarget.ACCOUNT and account is not None:
-            return work.uow.interactions(account_id=account.id, lead_id=lead.id)
+        if target is ScoringTarget.ACCOUNT:
+            if contact is not None:
+                return []  # contact-based: no account model scores the lead
+            if account is not None:
+                return work.uow.interactions(account_id=account.id, lead_id=lead.id)
         return work.uow.interactions(
             contact_ids=() if contact is None else (contact.id,), lead_id=lead.id
         )
@@ -364,10 +398,42 @@ class ScoringCommands(EngineCore):
                 )
             )
         if result.sales_ready and not (before is not None and before.sales_ready):
+            self._mark_sales_ready(work, result)
+
+    def _mark_sales_ready(self, work: Work, result: ScoreResult) -> None:
+        """Keep that the lead is sales-ready and announce it, the first time only.
+
+        Called when ``result`` (already added) crosses its model's threshold. A lead
+        marked before keeps its mark and is not announced again. A lead without the
+        mark whose history shows an earlier sales-ready score (scored before the mark
+        was kept) is marked from that score, without an announcement either."""
+        lead_id = result.lead_id
+        if work.uow.get_state(SALES_READY_STATE, lead_id) is not None:
+            return
+        first = next(
+            (s for s in work.uow.score_history(lead_id) if s.sales_ready and s != result),
+            result,
+        )
+        document: dict[str, Any] = {
+            "schema": 1,
+            "since": first.scored_at.isoformat(),
+            "model_id": first.model_id,
+            "model_version": first.model_version,
+            "points": first.points,
+        }
+        try:
+            work.uow.put_state(
+                SALES_READY_STATE, lead_id, document, expected_version=None, now=work.now
+            )
+        except AlreadyExists:
+            # a concurrent unit marked the lead first (SQL stores insert with ON
+            # CONFLICT DO NOTHING, so this unit goes on): that one announced it
+            return
+        if first is result:
             work.events.append(
                 ev.LeadBecameSalesReady(
-                    occurred_at=now,
-                    lead_id=result.lead_id,
+                    occurred_at=work.now,
+                    lead_id=lead_id,
                     model_id=result.model_id,
                     points=result.points,
                 )
@@ -408,36 +474,54 @@ class ScoringCommands(EngineCore):
             key=key,
         )
 
-    def _leads_touched(self, work: Work) -> set[str]:
+    def _leads_touched(self, work: Work, models: list[CompiledModel]) -> set[str]:
+        """The leads whose scores the unit's writes and interactions may change: the
+        leads written or named by an interaction, and the children of every contact
+        and account written or whose contact acted. An interaction counts for its
+        account's leads only when an account-target model is active (account models
+        count the interactions of every contact of the account)."""
         leads: set[str] = set()
+        contacts: set[str] = set()
+        accounts: set[str] = set()
         for ref in work.written:
             if ref.kind is RecordKind.LEAD:
                 leads.add(ref.id)
-            elif ref.kind in (RecordKind.CONTACT, RecordKind.ACCOUNT):
-                leads.update(self._children(work, ref))
+            elif ref.kind is RecordKind.CONTACT:
+                contacts.add(ref.id)
+            elif ref.kind is RecordKind.ACCOUNT:
+                accounts.add(ref.id)
+        by_account = any(m.model.target is ScoringTarget.ACCOUNT for m in models)
         for interaction in work.recorded:
             if interaction.lead_id is not None:
                 leads.add(interaction.lead_id)
             if interaction.contact_id is not None:
-                leads.update(
-                    self._children(
-                        work, RecordRef(kind=RecordKind.CONTACT, id=interaction.contact_id)
-                    )
-                )
+                contacts.add(interaction.contact_id)
+            if by_account and interaction.account_id is not None:
+                accounts.add(interaction.account_id)
+        leads.update(self._children(work, sorted(contacts), sorted(accounts)))
         return leads
 
-    def _children(self, work: Work, parent: RecordRef) -> Iterable[str]:
-        """The leads whose parent contact or account is ``parent``."""
-        name = "parent_contact_id" if parent.kind is RecordKind.CONTACT else "parent_account_id"
-        offset = 0
-        while True:
-            page = work.uow.query(
-                Lead, Query(where=field(name).eq(parent.id), limit=_PAGE, offset=offset)
-            )
-            yield from (lead.id for lead in page.items)
-            if not page.has_more:
-                return
-            offset += _PAGE
+    def _children(self, work: Work, contacts: list[str], accounts: list[str]) -> Iterable[str]:
+        """The leads whose parent contact is one of ``contacts`` or whose parent account
+        is one of ``accounts``: one query (a page of leads at a time) for up to
+        `_PARENTS` of each, so a unit recording an interaction of a contact of an
+        account asks the store once for both."""
+        for start in range(0, max(len(contacts), len(accounts)), _PARENTS):
+            tests: list[Condition] = [
+                field(name).in_(chunk)
+                for name, ids in (("parent_contact_id", contacts), ("parent_account_id", accounts))
+                if (chunk := ids[start : start + _PARENTS])
+            ]
+            parents = tests[0] if len(tests) == 1 else any_of(*tests)
+            after: str | None = None
+            while True:
+                where = parents if after is None else all_of(parents, field("id").gt(after))
+                # not counted: a short page is the last one
+                page = work.uow.query(Lead, Query(where=where, limit=_PAGE, count_limit=0))
+                yield from (lead.id for lead in page.items)
+                if len(page.items) < _PAGE:
+                    break
+                after = page.items[-1].id
 
     def _before_commit(self, work: Work) -> None:
         super()._before_commit(work)
@@ -447,5 +531,5 @@ class ScoringCommands(EngineCore):
         models = self._active_models(work)
         if not models:
             return
-        for lead_id in sorted(self._leads_touched(work)):
+        for lead_id in sorted(self._leads_touched(work, models)):
             self._rescore(work, lead_id, models)
