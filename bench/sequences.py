@@ -230,7 +230,10 @@ def on_engine(
         began = time.perf_counter()
         refs = [
             engine.create_lead(
-                topic=f"Simulated {i}", last_name=f"Simulated {i}", owner_id=OWNER
+                topic=f"Simulated {i}",
+                last_name=f"Simulated {i}",
+                owner_id=OWNER,
+                email=f"simulated{i}@example.com",  # the automated emails need an address
             ).ref
             for i in range(records)
         ]

@@ -279,7 +279,7 @@ def build(count: int) -> MemoryStore:
     setup.publish_sequence(drip(SEQUENCE))
     for first in range(0, count, 5_000):
         leads = [
-            setup.create_lead(topic=f"Lead {n}", last_name=f"L{n}")
+            setup.create_lead(topic=f"Lead {n}", last_name=f"L{n}", email=f"l{n}@example.com")
             for n in range(first, min(first + 5_000, count))
         ]
         setup.connect_many(leads, SEQUENCE)

@@ -333,9 +333,15 @@ def custom_fields(value: object) -> dict[str, CustomValue]:
     return result
 
 
+def is_identifier(value: object) -> bool:
+    """Whether ``value`` is an id: a non-empty string of at most 200 characters without
+    surrounding spaces."""
+    return isinstance(value, str) and bool(value) and value == value.strip() and len(value) <= 200
+
+
 def identifier(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """Validator: a non-empty id string without surrounding spaces."""
-    if not isinstance(value, str) or not value or value != value.strip() or len(value) > 200:
+    if not is_identifier(value):
         raise _fail(
             _where(instance, attribute),
             value,

@@ -145,6 +145,9 @@ def test_a_sequence_step_that_closes_a_deal_moves_it(engine: Salesflow) -> None:
         )
     )
     deal = _deal(engine, "sales", "Docks")
+    # the automated email goes to the deal's contact
+    kim = engine.create_contact(last_name="Kim", email="kim@docks.example")
+    engine.update_opportunity(deal.id, contact_id=kim.id)
     engine.connect(deal, "last_try")
     engine.run_due()
     assert engine.get(Opportunity, deal.id).status is OpportunityStatus.LOST

@@ -65,16 +65,23 @@ def make_engine(clock: FakeClock, config: RuntimeConfig | None = None) -> Salesf
 
 
 def new_record(engine: Salesflow, record_type: str) -> Record:
+    # automated emails go to the record's email address (an opportunity's or an
+    # account's through its contact): a record without one exits in error
     if record_type == "lead":
         return engine.create_lead(
-            topic="Laptops", last_name="Ruiz", company_name="Contoso", owner_id="ann"
+            topic="Laptops",
+            last_name="Ruiz",
+            company_name="Contoso",
+            email="ruiz@contoso.example",
+            owner_id="ann",
         )
+    contact = engine.create_contact(last_name="Ruiz", email="ruiz@contoso.example", owner_id="ann")
     if record_type == "contact":
-        return engine.create_contact(last_name="Ruiz", owner_id="ann")
+        return contact
     if record_type == "account":
-        return engine.create_account(name="Contoso", owner_id="ann")
+        return engine.create_account(name="Contoso", primary_contact_id=contact.id, owner_id="ann")
     assert record_type == "opportunity"
-    return engine.create_opportunity(name="Demo for Contoso", owner_id="ann")
+    return engine.create_opportunity(name="Demo for Contoso", contact_id=contact.id, owner_id="ann")
 
 
 @attrs.frozen(kw_only=True)

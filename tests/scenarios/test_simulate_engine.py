@@ -96,7 +96,11 @@ def test_records_created_beforehand_give_the_same_run() -> None:
         if given:
             records = [
                 engine.create_lead(
-                    topic=f"Simulated {i}", last_name=f"Simulated {i}", owner_id="owner"
+                    topic=f"Simulated {i}",
+                    last_name=f"Simulated {i}",
+                    owner_id="owner",
+                    email=f"simulated{i}@example.com",
+                    mobile_phone="+1 555 0100",
                 ).ref
                 for i in range(40)
             ]

@@ -135,7 +135,7 @@ def populate(engine: Salesflow, clock: FakeClock) -> tuple[list[str], list[str]]
         clock.set(T0.replace(hour=T0.hour + group))
         first = group * per_group
         leads = [
-            engine.create_lead(topic=f"Lead {n}", last_name=f"L{n}")
+            engine.create_lead(topic=f"Lead {n}", last_name=f"L{n}", email=f"l{n}@example.com")
             for n in range(first, min(first + per_group, N_ENROLLMENTS))
         ]
         for start in range(0, len(leads), 500):

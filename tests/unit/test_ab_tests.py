@@ -136,7 +136,10 @@ def engine(sink: ListSink) -> Salesflow:
 
 def connect_many(engine: Salesflow, n: int) -> list[str]:
     return [
-        engine.connect(engine.create_lead(topic=f"t{i}", last_name=f"L{i}"), "ab_seq").id
+        engine.connect(
+            engine.create_lead(topic=f"t{i}", last_name=f"L{i}", email=f"l{i}@example.com"),
+            "ab_seq",
+        ).id
         for i in range(n)
     ]
 

@@ -60,7 +60,7 @@ def test_a_record_that_starts_matching_is_connected_once(engine: Salesflow) -> N
 def test_a_record_that_stops_and_starts_matching_again_is_connected_again(
     engine: Salesflow,
 ) -> None:
-    lead = engine.create_lead(topic="Desks", last_name="Kim", rating="hot")
+    lead = engine.create_lead(topic="Desks", last_name="Kim", email="kim@example.com", rating="hot")
     (first,) = engine.enrollments(lead)
     engine.disconnect(first.id)
     engine.update_lead(lead.id, rating="warm")
@@ -71,7 +71,9 @@ def test_a_record_that_stops_and_starts_matching_again_is_connected_again(
 
 
 def test_a_record_already_on_the_sequence_is_not_connected_twice(engine: Salesflow) -> None:
-    lead = engine.create_lead(topic="Desks", last_name="Kim", rating="cold")
+    lead = engine.create_lead(
+        topic="Desks", last_name="Kim", email="kim@example.com", rating="cold"
+    )
     engine.connect(lead, OUTBOUND)
     engine.update_lead(lead.id, rating="hot")
     assert len(engine.enrollments(lead)) == 1

@@ -174,7 +174,11 @@ def task_wait_call(id: str = "s", days: int = 3, record_type: str = "lead") -> S
 
 def new_lead(engine: Salesflow, owner: str = "ann") -> Record:
     return engine.create_lead(
-        topic="Laptops", last_name="Ruiz", company_name="Contoso", owner_id=owner
+        topic="Laptops",
+        last_name="Ruiz",
+        company_name="Contoso",
+        email="ruiz@contoso.example",
+        owner_id=owner,
     )
 
 

@@ -331,7 +331,10 @@ def enroll_in_the_past(url: str, leads: int) -> list[str]:
     engine = Salesflow(open_store(url), clock=FakeClock(SystemClock().now() - timedelta(days=2)))
     try:
         engine.publish_sequence(NUDGE)
-        made = [engine.create_lead(topic=f"Lead {n}", last_name=f"L{n}") for n in range(leads)]
+        made = [
+            engine.create_lead(topic=f"Lead {n}", last_name=f"L{n}", email=f"l{n}@example.com")
+            for n in range(leads)
+        ]
         return [e.id for e in engine.connect_many(made, "nudge")]
     finally:
         engine.close()

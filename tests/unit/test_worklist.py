@@ -59,7 +59,9 @@ def test_the_work_list_shows_each_open_record_once_with_its_next_action(engine: 
 
 def test_sequence_steps_are_on_the_work_list(engine: Salesflow) -> None:
     engine.publish_sequence(load_template("high_volume_outbound_prospecting"))
-    lead = engine.create_lead(topic="Pilot", last_name="Kim", owner_id="u3")
+    lead = engine.create_lead(
+        topic="Pilot", last_name="Kim", email="kim@example.com", owner_id="u3"
+    )
     engine.connect(lead, "high_volume_outbound_prospecting")
     [row] = engine.work_list(owner_id="u3")
     assert row.record == lead.ref

@@ -121,6 +121,10 @@ class ActivityCommands(RecordCommands):
     ) -> act.Activity:
         """Change an open activity: its subject, schedule, or owner (delegation).
 
+        Delegating the open activity of a sequence's current step assigns the step
+        to the new owner as ``assign_step`` does (the enrollment's step owner and up
+        next follow; later steps stay with the enrollment's owner).
+
         Raises:
             InvalidTransition: the activity is completed or canceled.
         """

@@ -312,6 +312,8 @@ GUARDS: dict[str, Guard] = {
     "complete_step": Guard(Privilege.ENROLL, enrollment("enrollment_id")),
     "skip_step": Guard(Privilege.ENROLL, enrollment("enrollment_id")),
     "snooze_step": Guard(Privilege.ENROLL, enrollment("enrollment_id")),
+    # giving the step's work to someone else is an assignment, as for the enrollment
+    "assign_step": Guard(Privilege.ASSIGN, enrollment("enrollment_id")),
     "record_email_event": Guard(Privilege.ENROLL, enrollment("enrollment_id")),
     "change_enrollment_owner": Guard(Privilege.ASSIGN, enrollment("enrollment_id")),
     "enrollment": Guard(_READ, enrollment("enrollment_id")),

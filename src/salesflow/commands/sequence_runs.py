@@ -46,6 +46,7 @@ from salesflow.sequences.enrollment import (
     CreateActivity,
     Enrollment,
     ExitReason,
+    ReassignActivity,
     RescheduleActivity,
     RuntimeConfig,
     Schedule,
@@ -107,8 +108,8 @@ def step_due_key(enrollment_id: str) -> str:
 
 class StoredFacts:
     """`RecordFacts` of a stored record: its fields and stage, read from the unit of
-    work only when a field or stage condition asks, and the decided A/B tests of
-    its sequence version (``winner``)."""
+    work only when a field or stage condition asks, whether it can be sent automated
+    emails and SMS, and the decided A/B tests of its sequence version (``winner``)."""
 
     __slots__ = ("_record", "_ref", "_winner", "_work")
 
@@ -140,6 +141,45 @@ class StoredFacts:
         """The opportunity's sales stage; records without stages have none."""
         stage = getattr(self._load(), "stage", None)
         return stage if isinstance(stage, str) else None
+
+    def unreachable(self, channel: str) -> str | None:
+        """Why the record's recipient cannot be sent an automated ``channel`` message
+        now (a `SequenceSendFailed` reason), or None.
+
+        The recipient is the lead or contact itself; an opportunity's contact, else
+        its account's primary contact; an account's primary contact. Emails need an
+        address and neither ``do_not_email`` nor ``do_not_bulk_email`` (an automated
+        sequence email goes out to every connected record unattended, so it counts
+        as bulk); SMS need a mobile phone and no ``do_not_phone``.
+        """
+        recipient = self._recipient()
+        if recipient is None:
+            return "no_recipient"
+        if channel == "sms":
+            if recipient.do_not_phone:
+                return "do_not_phone"
+            return None if recipient.mobile_phone else "no_mobile_phone"
+        if recipient.do_not_email:
+            return "do_not_email"
+        if recipient.do_not_bulk_email:
+            return "do_not_bulk_email"
+        return None if recipient.email else "no_email_address"
+
+    def _recipient(self) -> Lead | Contact | None:
+        record = self._load()
+        if isinstance(record, Lead | Contact):
+            return record
+        contact_id: str | None = None
+        if isinstance(record, Opportunity):
+            contact_id = record.contact_id
+            if contact_id is None and record.account_id is not None:
+                account = self._work.uow.find(Account, record.account_id)
+                contact_id = account.primary_contact_id if account is not None else None
+        elif isinstance(record, Account):
+            contact_id = record.primary_contact_id
+        if contact_id is None:
+            return None
+        return self._work.uow.find(Contact, contact_id)
 
 
 class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
@@ -270,11 +310,37 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
                 self._exit(work, enrollment, ExitReason(reason))
 
     def _owner_changed(self, work: Work, record: RecordRef, owner_id: str | None) -> None:
+        if record.kind is RecordKind.ACTIVITY:
+            self._step_activity_delegated(work, record.id, owner_id)
+            return
         for enrollment in work.uow.enrollments(record=record, running=True):
             if enrollment.id in work.in_hand or enrollment.owner_id == owner_id:
                 continue
             definition = self._definition(work, enrollment.sequence_id, enrollment.sequence_version)
             advance = rt.change_owner(definition, enrollment, owner_id, work.now)
+            self._apply(work, definition, enrollment, advance)
+
+    def _step_activity_delegated(self, work: Work, activity_id: str, owner_id: str | None) -> None:
+        """A seller gave the open activity of a running enrollment's current step to
+        ``owner_id`` (`update_activity`): the step is assigned to them, as
+        `assign_step` would, so up next shows who really does it."""
+        activity = work.uow.find(act.Activity, activity_id)
+        enrollment_id = activity.custom.get("enrollment_id") if activity is not None else None
+        if not isinstance(enrollment_id, str) or enrollment_id in work.in_hand:
+            return
+        enrollment = work.uow.find_enrollment(enrollment_id)
+        if (
+            enrollment is None
+            or enrollment.activity_id != activity_id
+            or enrollment.current_step is None
+            or enrollment.ended
+        ):
+            return
+        definition = self._definition(work, enrollment.sequence_id, enrollment.sequence_version)
+        advance = rt.assign_step(
+            definition, enrollment, enrollment.current_step, owner_id, work.now
+        )
+        if advance.enrollment is not enrollment:
             self._apply(work, definition, enrollment, advance)
 
     def _activity_closed(self, work: Work, activity: act.Activity, event: str) -> None:
@@ -351,6 +417,8 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
                     activity_id = None
                 elif isinstance(action, RescheduleActivity):
                     self._reschedule(work, before, action.due_at)
+                elif isinstance(action, ReassignActivity):
+                    self._reassign(work, before, action.owner_id)
                 elif isinstance(action, SendEmail | SendSms):
                     self._send(work, e, action)
                 elif isinstance(action, SetField):
@@ -485,6 +553,17 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
             work.events.append(
                 ev.ActivityUpdated(
                     occurred_at=work.now, activity_id=activity.id, fields=("due_at",)
+                )
+            )
+
+    def _reassign(self, work: Work, before: Enrollment | None, owner_id: str | None) -> None:
+        activity = self._open_activity(work, before)
+        # delegated from the timeline (update_activity), it already has its new owner
+        if activity is not None and activity.owner_id != owner_id:
+            work.update(evolve_fields(activity, owner_id=owner_id, modified_at=work.now))
+            work.events.append(
+                ev.ActivityUpdated(
+                    occurred_at=work.now, activity_id=activity.id, fields=("owner_id",)
                 )
             )
 

@@ -57,7 +57,7 @@ class PublishedSequence:
 
 class SequenceCommands(ABTestCommands):
     """Sequences: publish and deactivate definitions, connect records (one or many), up next,
-    complete/skip/snooze steps, email events, pause/resume, disconnect."""
+    complete/skip/snooze/assign steps, email events, pause/resume, disconnect."""
 
     # --- definitions ------------------------------------------------------------------
 
@@ -356,6 +356,23 @@ class SequenceCommands(ABTestCommands):
         """
         return self._move(
             enrollment_id, lambda work, d, e: rt.snooze(d, e, step_id, until, work.now)
+        )
+
+    def assign_step(self, enrollment_id: str, step_id: str, owner_id: str | None) -> Enrollment:
+        """Give the current manual step and its activity to ``owner_id`` (up next's
+        "assign"); later steps still go to the enrollment's owner. Works on a paused
+        enrollment too. Assigning to whoever has the step already changes nothing.
+        (Delegating the step's activity with ``update_activity(owner_id=...)`` does
+        the same.)
+
+        Raises:
+            NotFound: no such enrollment.
+            InvalidTransition: ended, or ``step_id`` is not its current manual step.
+            ValidationError: ``owner_id`` is not None or an id.
+        """
+        return self._move(
+            enrollment_id,
+            lambda work, d, e: rt.assign_step(d, e, step_id, owner_id, work.now),
         )
 
     def record_email_event(

@@ -48,6 +48,7 @@ __all__ = [
     "ExitReason",
     "HistoryEntry",
     "Preview",
+    "ReassignActivity",
     "RecordFacts",
     "RescheduleActivity",
     "RuntimeConfig",
@@ -58,9 +59,11 @@ __all__ = [
     "SendSmsRequested",
     "SequenceAdvanceFailed",
     "SequenceEvent",
+    "SequenceSendFailed",
     "SetField",
     "SetStatus",
     "StaticFacts",
+    "StepAssigned",
     "StepCompleted",
     "StepSkipped",
     "StepSnoozed",
@@ -152,8 +155,10 @@ class HistoryEntry:
     Attributes:
         step_id: The step.
         kind: Its kind.
-        outcome: ``completed``, ``skipped``, ``sent``, ``waited``, ``yes``, ``no``,
-            ``set``, ``advanced``, ``ended`` or a call's outcome (``answered`` …).
+        outcome: ``completed``, ``skipped``, ``sent``, ``failed`` (an automated
+            message the recipient cannot receive, see `SequenceSendFailed`),
+            ``waited``, ``yes``, ``no``, ``set``, ``advanced``, ``ended`` or a call's
+            outcome (``answered`` …).
         at: When it finished.
         owner_id: Who owned the step.
     """
@@ -269,6 +274,14 @@ class RescheduleActivity:
 
 
 @attrs.frozen(kw_only=True)
+class ReassignActivity:
+    """Give the open activity of ``step_id`` to ``owner_id`` (the step was assigned)."""
+
+    step_id: str
+    owner_id: str | None
+
+
+@attrs.frozen(kw_only=True)
 class SendEmail:
     """Send the automated email ``template`` (an A/B test's chosen ``variant``) and put
     it on the timeline as a completed email activity."""
@@ -334,6 +347,7 @@ Action: TypeAlias = (
     | CompleteActivity
     | CancelActivity
     | RescheduleActivity
+    | ReassignActivity
     | SendEmail
     | SendSms
     | SetField
@@ -395,6 +409,15 @@ class StepSnoozed(SequenceEvent):
 
 
 @attrs.frozen(kw_only=True)
+class StepAssigned(SequenceEvent):
+    """The current manual step ``step_id`` (and its activity) was given to ``owner_id``;
+    later steps still go to the enrollment's owner."""
+
+    step_id: str
+    owner_id: str | None
+
+
+@attrs.frozen(kw_only=True)
 class EnrollmentPaused(SequenceEvent):
     """The enrollment was paused."""
 
@@ -449,6 +472,29 @@ class SequenceAdvanceFailed(SequenceEvent):
     (``error`` says why); the enrollment ended with exit reason ``error``."""
 
     sequence_id: str
+    error: str
+
+
+@attrs.frozen(kw_only=True)
+class SequenceSendFailed(SequenceEvent):
+    """An automated email or SMS was not sent because its recipient cannot receive it;
+    the enrollment ended with exit reason ``error``.
+
+    Attributes:
+        step_id: The ``auto_email``, ``ab_test`` or ``auto_sms`` step.
+        record: The enrolled record (``kind:id``).
+        channel: ``email`` or ``sms``.
+        reason: Why, as a code: ``do_not_email``, ``do_not_bulk_email`` or
+            ``no_email_address`` (email), ``do_not_phone`` or ``no_mobile_phone``
+            (SMS), ``no_recipient`` (an opportunity or account with no contact to
+            write to).
+        error: The same in words, with what to change.
+    """
+
+    step_id: str
+    record: str
+    channel: str
+    reason: str
     error: str
 
 
@@ -578,17 +624,30 @@ class RecordFacts(Protocol):
         enrollment's sequence version, or None while it is undecided (each
         enrollment then gets its share of the split)."""
 
+    def unreachable(self, channel: str) -> str | None:
+        """Why the record cannot be sent an automated message on ``channel``
+        (``email`` or ``sms``) now, as a `SequenceSendFailed.reason` code, or None
+        when it can. Facts written before this method existed may leave it out:
+        the runtime then sends."""
+
 
 @attrs.frozen(kw_only=True)
 class StaticFacts:
     """`RecordFacts` from a plain mapping of field values and a stage (tests, simulations).
 
-    ``winners`` maps A/B test step ids to their decided variant.
+    ``winners`` maps A/B test step ids to their decided variant;
+    ``unreachable_channels`` maps a channel (``email``, ``sms``) to the reason the
+    record cannot be sent messages on it (every channel is reachable by default).
     """
 
     fields: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     current_stage: str | None = None
     winners: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    unreachable_channels: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+
+    def unreachable(self, channel: str) -> str | None:
+        """The reason `unreachable_channels` gives for ``channel``, or None."""
+        return self.unreachable_channels.get(channel)
 
     def ab_winner(self, step_id: str) -> str | None:
         """The decided variant of ``step_id`` in `winners`, or None."""

@@ -15,10 +15,17 @@ Semantics (REFERENCE "Sequences"):
   until the enrollment reaches a manual step (email, call, task, LinkedIn, SMS:
   it waits for the seller), a wait or a condition that is not decided yet (a
   `Schedule` action asks the engine to call `on_due` at its time), or the end.
+* **Automated messages need a recipient who can receive them.** Before an
+  automated email (or A/B test variant) or SMS is sent, `RecordFacts.unreachable`
+  is asked; when it gives a reason (a consent flag, a missing address, no contact)
+  nothing is sent, the step is recorded as ``failed``, `SequenceSendFailed` says
+  why and the enrollment exits with reason ``error``. Without facts every message
+  is sent.
 * **Waits** are scheduled on the enrollment owner's calendar with
   `OrganizationCalendar.schedule_after`, honouring the definition's
   ``skip_non_working_time`` and `RuntimeConfig.count_working_days`; condition time
-  limits are scheduled the same way.
+  limits are scheduled the same way. With ``skip_non_working_time`` a manual step
+  entered outside working time is due at the step owner's next working time.
 * **Conditions** watch ``watches`` or, by default, the step the enrollment finished
   just before the condition. Email conditions are *yes* when the watched events
   (any or all) were recorded for the watched email since it was sent and before the
@@ -64,9 +71,11 @@ from salesflow.sequences.enrollment import (
     EnrollmentStatus,
     ExitReason,
     Preview,
+    ReassignActivity,
     RecordFacts,
     RescheduleActivity,
     RuntimeConfig,
+    StepAssigned,
     StepSkipped,
     StepSnoozed,
     UpNext,
@@ -88,10 +97,11 @@ from salesflow.sequences.walk import (
     variant_for,
     verdict,
 )
-from salesflow.values import RecordRef
+from salesflow.values import RecordRef, is_identifier
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "assign_step",
     "change_owner",
     "complete_step",
     "exit_enrollment",
@@ -294,6 +304,50 @@ def snooze(
     e.due_at = until
     run.actions.append(RescheduleActivity(step_id=step_id, due_at=until))
     run.event(StepSnoozed, step_id=step_id, until=until)
+    return finish(run, enrollment)
+
+
+def assign_step(
+    definition: SequenceDefinition,
+    enrollment: Enrollment,
+    step_id: str,
+    owner_id: str | None,
+    now: datetime,
+) -> Advance:
+    """Give the current manual step (and its activity) to ``owner_id``; the steps
+    after it still go to the enrollment's owner. A paused enrollment's step can be
+    assigned too: assigning changes who does the step, not when.
+
+    Args:
+        definition: The enrollment's sequence version.
+        enrollment: The enrollment.
+        step_id: The step; must be the current one.
+        owner_id: Who does it from now on (None: nobody in particular).
+        now: The current time.
+
+    Returns:
+        The enrollment with ``step_owner_id`` at ``owner_id`` and a
+        `ReassignActivity`; the same enrollment, with no actions, when the step is
+        already theirs.
+
+    Raises:
+        InvalidTransition: Ended, or ``step_id`` is not its current manual step.
+        ValidationError: ``owner_id`` is not None or an id.
+    """
+    if owner_id is not None and not is_identifier(owner_id):
+        raise ValidationError(
+            f"owner_id={owner_id!r} must be None or an id: a non-empty string of at most "
+            f"200 characters without surrounding spaces",
+            field="owner_id",
+            value=owner_id,
+        )
+    run = begin(definition, enrollment, now, DEFAULT_CONFIG, None)
+    manual_current(run, step_id, "assign", paused_too=True)
+    if enrollment.step_owner_id == owner_id:
+        return Advance(enrollment=enrollment)
+    run.e.step_owner_id = owner_id
+    run.actions.append(ReassignActivity(step_id=step_id, owner_id=owner_id))
+    run.event(StepAssigned, step_id=step_id, owner_id=owner_id)
     return finish(run, enrollment)
 
 

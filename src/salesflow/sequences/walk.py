@@ -54,6 +54,7 @@ from salesflow.sequences.enrollment import (
     SendEmail,
     SendSms,
     SequenceEvent,
+    SequenceSendFailed,
     SetField,
     SetStatus,
     StepCompleted,
@@ -241,6 +242,74 @@ def _after(run: Run, span: Span) -> datetime:
     return due
 
 
+def _actionable_from(run: Run) -> datetime:
+    """When a manual step entered now is due: now, or with ``skip_non_working_time``
+    the step owner's next working time (REFERENCE "Working time": time off moves
+    activities to the next available slot)."""
+    if not run.definition.skip_non_working_time:
+        return run.now
+    return run.config.calendars.for_owner(run.e.step_owner_id).next_working_time(run.now)
+
+
+_UNREACHABLE: dict[str, tuple[str, str]] = {
+    "do_not_email": (
+        "the recipient does not allow emails (do_not_email)",
+        "connect it again once the customer allows emails",
+    ),
+    "do_not_bulk_email": (
+        "the recipient does not allow bulk emails (do_not_bulk_email), and an automated "
+        "sequence email is one",
+        "connect it again once the customer allows them",
+    ),
+    "no_email_address": (
+        "the recipient has no email address",
+        "add one and connect the record again",
+    ),
+    "do_not_phone": (
+        "the recipient does not allow phone contact (do_not_phone)",
+        "connect it again once the customer allows it",
+    ),
+    "no_mobile_phone": (
+        "the recipient has no mobile phone",
+        "add one and connect the record again",
+    ),
+    "no_recipient": (
+        "the record has no contact to write to",
+        "give an opportunity a contact (contact_id), or the account a primary contact "
+        "(primary_contact_id), then connect it again",
+    ),
+}
+
+
+def _undeliverable(run: Run, step: ActivityStep | ABTestStep, channel: str) -> bool:
+    """End the enrollment in error, sending nothing, when the facts say the record
+    cannot be sent an automated message on ``channel``; True when it did."""
+    facts = run.facts
+    # facts written before `RecordFacts.unreachable` existed cannot refuse a message
+    check = getattr(facts, "unreachable", None) if facts is not None else None
+    reason = check(channel) if check is not None else None
+    if reason is None:
+        return False
+    e = run.e
+    why, fix = _UNREACHABLE.get(reason, (f"the recipient cannot receive it ({reason})", ""))
+    error = (
+        f"{e.record} was not sent the automated {channel} of step {step.id!r} of sequence "
+        f"{run.definition.id!r}: {why}; the enrollment ended in error"
+        + (f" ({fix})" if fix else "")
+    )
+    record(run, step, "failed")
+    run.event(
+        SequenceSendFailed,
+        step_id=step.id,
+        record=str(e.record),
+        channel=channel,
+        reason=reason,
+        error=error,
+    )
+    exit_now(run, ExitReason.ERROR)
+    return True
+
+
 def record(run: Run, step: Step, outcome: str) -> None:
     e = run.e
     e.history = (
@@ -357,18 +426,20 @@ def enter(run: Run, step_id: str | None) -> None:
         if isinstance(step, ActivityStep):
             _forget(e, step_id)
             if kind.manual:
-                e.due_at = run.now
+                e.due_at = _actionable_from(run)
                 run.actions.append(
                     CreateActivity(
                         step_id=step_id,
                         kind=kind,
                         subject=step.subject,
                         owner_id=e.step_owner_id,
-                        due_at=run.now,
+                        due_at=e.due_at,
                         description=step.description,
                         linkedin_action=step.linkedin_action,
                     )
                 )
+                return
+            if _undeliverable(run, step, "email" if kind is StepKind.AUTO_EMAIL else "sms"):
                 return
             if kind is StepKind.AUTO_EMAIL:
                 run.actions.append(
@@ -403,6 +474,8 @@ def enter(run: Run, step_id: str | None) -> None:
                 return
         elif isinstance(step, ABTestStep):
             _forget(e, step_id)
+            if _undeliverable(run, step, "email"):
+                return
             winner = run.facts.ab_winner(step_id) if run.facts is not None else None
             variant = winner if winner in ("a", "b") else variant_for(step, e.id)
             e.variants = {**e.variants, step_id: variant}
@@ -437,9 +510,17 @@ def enter(run: Run, step_id: str | None) -> None:
             return
 
 
-def manual_current(run: Run, step_id: str, verb: str) -> ActivityStep:
+_DONE = {"complete": "completed", "skip": "skipped", "snooze": "snoozed", "assign": "assigned"}
+
+
+def manual_current(run: Run, step_id: str, verb: str, *, paused_too: bool = False) -> ActivityStep:
+    """The current manual step ``step_id`` the seller acts on (``verb``), or
+    `InvalidTransition` saying why it cannot be acted on; a paused enrollment's
+    step only when ``paused_too``."""
     e = run.e
-    if e.status is not EnrollmentStatus.ACTIVE:
+    if e.status is not EnrollmentStatus.ACTIVE and not (
+        paused_too and e.status is EnrollmentStatus.PAUSED
+    ):
         raise InvalidTransition(
             f"{e} cannot {verb} step {step_id!r} while {e.status.value}"
             + ("; resume it first" if e.status is EnrollmentStatus.PAUSED else ""),
@@ -457,7 +538,7 @@ def manual_current(run: Run, step_id: str, verb: str) -> ActivityStep:
         raise InvalidTransition(
             f"{e} cannot {verb} step {step_id!r}: it is a {step_kind(step).value} step, which "
             f"runs by itself; only manual steps (email, call, task, LinkedIn, SMS) can be "
-            f"{verb}d by a seller",
+            f"{_DONE.get(verb, verb + 'ed')} by a seller",
             state=e.status.value,
             event=verb,
         )

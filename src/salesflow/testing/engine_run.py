@@ -75,13 +75,21 @@ class _Tee:
 
 def _create(engine: Salesflow, kind: RecordKind, index: int, owner: str) -> RecordRef:
     name = f"Simulated {index}"
+    # automated messages go to the record's address (an account's or an opportunity's
+    # through its contact); a simulated record can receive both kinds
+    email, mobile = f"simulated{index}@example.com", "+1 555 0100"
     if kind is RecordKind.LEAD:
-        return engine.create_lead(topic=name, last_name=name, owner_id=owner).ref
+        return engine.create_lead(
+            topic=name, last_name=name, owner_id=owner, email=email, mobile_phone=mobile
+        ).ref
+    contact = engine.create_contact(
+        last_name=name, owner_id=owner, email=email, mobile_phone=mobile
+    )
     if kind is RecordKind.CONTACT:
-        return engine.create_contact(last_name=name, owner_id=owner).ref
+        return contact.ref
     if kind is RecordKind.ACCOUNT:
-        return engine.create_account(name=name, owner_id=owner).ref
-    return engine.create_opportunity(name=name, owner_id=owner).ref
+        return engine.create_account(name=name, owner_id=owner, primary_contact_id=contact.id).ref
+    return engine.create_opportunity(name=name, owner_id=owner, contact_id=contact.id).ref
 
 
 def _draw_outcome(rng: random.Random, outcomes: Iterable[tuple[str, float]]) -> str:

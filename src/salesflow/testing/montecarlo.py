@@ -13,7 +13,8 @@ the runtime runs them. A `ResponseModel` says what sellers and customers do.
 
 How the model is played, per record:
 
-* A manual step becomes due when it is entered; the seller acts ``seller_delay``
+* A manual step becomes due when it is entered (with ``skip_non_working_time``, at
+  the owner's next working time); the seller acts ``seller_delay``
   later and skips it with probability ``skip``, else completes it (a call with an
   outcome drawn from ``call_outcomes``).
 * An email that is sent (a completed manual email, an automated email, an A/B
@@ -242,6 +243,20 @@ def _walk(
             hit = cache[key] = (due - start) // US
         return hit
 
+    skip_non_working = definition.skip_non_working_time
+    openings: dict[tuple[int, int], int] = {}
+
+    def opening(owner: int, t: int) -> int:
+        """When a manual step entered at ``t`` is due: the owner's next working time."""
+        key = (cal_index[owner], t)
+        hit = openings.get(key)
+        if hit is None:
+            if len(openings) > 1_000_000:
+                openings.clear()
+            due = calendars[key[0]].next_working_time(start + timedelta(microseconds=t))
+            hit = openings[key] = (due - start) // US
+        return hit
+
     record_facts: list[Any] = [-1, None]
 
     def verdict(i: int, f: dict[int, int], last: int, record: int) -> bool:
@@ -304,8 +319,9 @@ def _walk(
                     i = nxt[i]
                     continue
                 if k == MANUAL:
-                    due = t + delay[i]
-                    key = ((t + base) // BUCKET * n_kinds + kind_of[i]) * n_owners + o
+                    actionable = opening(o, t) if skip_non_working else t
+                    due = actionable + delay[i]
+                    key = ((actionable + base) // BUCKET * n_kinds + kind_of[i]) * n_owners + o
                     load[key] = load.get(key, 0) + 1
                     if cyclic:
                         f.pop(i, None)
