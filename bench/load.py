@@ -462,7 +462,13 @@ def cases(engine: Salesflow, deep: int, exact: bool) -> list[tuple[str, Callable
                         lambda n=name, p=page, u=user: engine.lead_view(n, user_id=u, page=p),
                     )
                 )
-    found.append(("all_leads search 'smi' p1", lambda: bounded("all_leads", search="smi")))
+    for page in (1, deep):
+        found.append(
+            (
+                f"all_leads search 'smi' p{page}",
+                lambda p=page: bounded("all_leads", search="smi", page=p),
+            )
+        )
     found.append(
         (
             "open_leads rating=hot p1",

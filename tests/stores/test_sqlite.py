@@ -15,7 +15,7 @@ import pytest
 from tests.stores.sql_checks import check_option_walk
 
 from salesflow.activity import Activity, ActivityKind
-from salesflow.conditions import field
+from salesflow.conditions import any_of, field
 from salesflow.definitions import StateDocument
 from salesflow.errors import StoreError, ValidationError
 from salesflow.lead import Lead, LeadStatus
@@ -441,6 +441,42 @@ def test_lookups_and_timelines_use_their_indexes(
     assert "INDEX sf_lead__email_key__modified_at__id (email_key=?)" in lookup
     assert "INDEX sf_activity__regarding_kind__regarding_id__timeline_at__id" in timeline
     assert "TEMP B-TREE" not in timeline  # the index gives the order too
+
+
+def test_a_lead_query_by_parent_reads_the_partial_parent_indexes(
+    store: SQLiteStore, path: Path, statements: list[tuple[str, list[Any]]]
+) -> None:
+    put(store, lead(1, parent_contact_id="c1"), lead(2, parent_account_id="a1"), lead(3))
+    statements.clear()
+    either = any_of(
+        field("parent_contact_id").in_(["c1", "c2"]), field("parent_account_id").eq("a1")
+    )
+    with store.unit_of_work() as uow:
+        found = uow.query(Lead, Query(where=either, count_limit=0))
+    assert sorted(x.id for x in found.items) == ["lead-0001", "lead-0002"]
+    (sql, params) = statements[-1]
+    shown = plan(path, sql, params)
+    assert "sf_lead__parent_contact_id__id" in shown
+    assert "sf_lead__parent_account_id__id" in shown
+    with sqlite3.connect(path) as conn:
+        (entries,) = conn.execute(
+            "SELECT COUNT(*) FROM sf_lead INDEXED BY sf_lead__parent_contact_id__id "
+            "WHERE parent_contact_id IS NOT NULL"
+        ).fetchone()
+    assert entries == 1  # leads without the parent are not in the index
+
+
+def test_a_database_at_layout_11_gets_the_parent_indexes(store: SQLiteStore, path: Path) -> None:
+    put(store, lead(1, parent_contact_id="c1"))
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX sf_lead__parent_contact_id__id")
+        conn.execute("DROP INDEX sf_lead__parent_account_id__id")
+        conn.execute("UPDATE sf_meta SET value = '11' WHERE key = 'schema_version'")
+    SQLiteStore(path).close()
+    version, _, indexes = layout(path)
+    assert version == str(STORE_SCHEMA_VERSION) == "12"
+    assert {"sf_lead__parent_contact_id__id", "sf_lead__parent_account_id__id"} <= indexes
 
 
 # --- open_store -----------------------------------------------------------------------
@@ -879,7 +915,7 @@ def test_a_database_at_layout_10_gets_the_outbox(store: SQLiteStore, path: Path)
     finally:
         upgraded.close()
     version, tables, indexes = layout(path)
-    assert version == str(STORE_SCHEMA_VERSION) == "11"
+    assert version == str(STORE_SCHEMA_VERSION) == "12"
     assert "sf_outbox" in tables
     assert "sf_outbox__created_at__id" in indexes
     assert "sf_scores__model_id__lead_id" in indexes

@@ -66,7 +66,13 @@ from salesflow.stores.sql_dialect import Dialect, Operand, Session, Transaction,
 from salesflow.stores.sql_groups import option_groups, other_values
 from salesflow.stores.sql_interactions import InteractionTable, InteractionUnit
 from salesflow.stores.sql_outbox import OutboxTable, OutboxUnit
-from salesflow.stores.sql_query import Params, documents_by_id, order_clause, where_clause
+from salesflow.stores.sql_query import (
+    Params,
+    documents_by_id,
+    order_clause,
+    prefix_range,
+    where_clause,
+)
 from salesflow.stores.sql_reports import ReportUnit
 from salesflow.stores.sql_rows import document_decoder, document_encoder, row_writer
 from salesflow.stores.sql_scores import ScoreTable, ScoreUnit
@@ -95,7 +101,7 @@ __all__ = [
 
 R = TypeVar("R", bound=Record)
 
-STORE_SCHEMA_VERSION = 11
+STORE_SCHEMA_VERSION = 12
 """The table layout this salesflow writes; a database stamped newer is refused, one
 stamped older is upgraded when opened (the missing tables and indexes are created).
 
@@ -108,7 +114,9 @@ its index; 9, adds the work list's indexes on ``sf_activity`` (``state`` and
 ``owner_id, state``, then due time, regarding record, created_at and id), which
 replace ``(owner_id, id)``, and ``sf_best_scores`` (`salesflow.stores.sql_scores`);
 10, replaces ``sf_lead (created_at, id)`` with ``(created_at, status, id)``; 11, adds
-``sf_outbox`` (`salesflow.stores.sql_outbox`) and ``sf_scores (model_id, lead_id)``."""
+``sf_outbox`` (`salesflow.stores.sql_outbox`) and ``sf_scores (model_id, lead_id)``; 12,
+adds the partial indexes ``sf_lead (parent_contact_id, id)`` and ``(parent_account_id,
+id)`` over the leads that have that parent."""
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""
@@ -118,6 +126,9 @@ MIGRATION_BATCH_SIZE = 1000
 class _Index:
     name: str
     columns: tuple[str, ...]
+    partial: bool = False
+    """Only rows whose first column is set (``WHERE col IS NOT NULL``): for a column
+    most rows leave empty, which then costs those rows' writes nothing."""
 
 
 def _indexes(kind: RecordKind) -> tuple[_Index, ...]:
@@ -157,7 +168,15 @@ def _indexes(kind: RecordKind) -> tuple[_Index, ...]:
         if not any(other != cols and other[: len(cols)] == cols for other in wanted)
     ]
     unique = list(dict.fromkeys(kept))
-    return tuple(_Index(named.get(c, f"sf_{kind.value}__{'__'.join(c)}"), c) for c in unique)
+    indexes = [_Index(named.get(c, f"sf_{kind.value}__{'__'.join(c)}"), c) for c in unique]
+    if kind is RecordKind.LEAD:
+        # The children of a contact or account (layout 12): scoring re-scores them when
+        # their parent changes or acts. Most leads have neither parent.
+        indexes += [
+            _Index(f"sf_lead__{name}__id", (name, "id"), partial=True)
+            for name in ("parent_contact_id", "parent_account_id")
+        ]
+    return tuple(indexes)
 
 
 def _leads_an_index(kind: RecordKind, name: str) -> bool:
@@ -232,8 +251,9 @@ class Table:
         statements = [f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(defs)})"]
         for index in self.indexes:
             terms = ", ".join(d.index_term(c) for c in index.columns)
+            only = f" WHERE {quote(index.columns[0])} IS NOT NULL" if index.partial else ""
             statements.append(
-                f"CREATE INDEX IF NOT EXISTS {quote(index.name)} ON {self.name} ({terms})"
+                f"CREATE INDEX IF NOT EXISTS {quote(index.name)} ON {self.name} ({terms}){only}"
             )
         statements.append(self.schema_index_sql)
         return statements
@@ -894,18 +914,44 @@ class SQLUnit(SequenceUnit, InteractionUnit, ScoreUnit, StateUnit, OutboxUnit, R
         reach = query.offset + query.limit
         rows = int(self._session.fetch(estimate)[0][0])
         threshold = max(reach, math.isqrt(reach * rows))
-        return self._count_upto(table, query, threshold + 1) > threshold
+        # Not key by key: this bound is large (100,001 for page 200 of a million, which
+        # no key reaches alone for "smi"), and SQLite, the one engine asked, counts
+        # every key's matches from the indexes alone (18 ms; 24 ms key by key first).
+        return self._count_upto(table, query, threshold + 1, by_key=False) > threshold
 
-    def _count_upto(self, table: Table, query: Query, most: int) -> int:
+    def _count_upto(self, table: Table, query: Query, most: int, *, by_key: bool = True) -> int:
         """How many records match ``query`` (its condition and search), counting no
-        further than ``most``: the LIMIT stops the scan."""
+        further than ``most``: the LIMIT stops the scan.
+
+        With ``by_key``, a prefix search over every record of a kind with several
+        search keys (quick find) is asked key by key first, within the same
+        statement: when one key alone starts with the text in ``most`` records, so
+        many records match, and that count reads only the key's index. Counting the
+        matches of every key together reads each matching row on PostgreSQL (a row
+        may match on several keys): ~27 ms for 5,001 of a million leads, against
+        ~1 ms for a key's index. It runs only when no key reached ``most``, and each
+        key is asked only when the ones before it fell short, so a search no key
+        answers alone reads at most ``most`` more index entries per key. A search
+        within a condition is counted in one pass: a key's index does not tell which
+        of its rows meet the condition."""
         params = Params(table.dialect.placeholder)
-        rows = self._session.fetch(
+        limit = int(most)
+        tests = []
+        term = query.search_term
+        keys = search_keys(table.kind)
+        if by_key and term is not None and not term[1] and query.where is None and len(keys) > 1:
+            for i, key in enumerate(keys):
+                found = prefix_range(quote(key.name), term[0], params)
+                tests.append(
+                    f"WHEN (SELECT COUNT(*) FROM (SELECT 1 FROM {table.name} WHERE {found} "
+                    f'LIMIT {limit}) AS "key{i}") >= {limit} THEN {limit} '
+                )
+        counted = (
             f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name}"
-            f'{where_clause(query, table, params)} LIMIT {int(most)}) AS "bounded"',
-            params.values,
+            f'{where_clause(query, table, params)} LIMIT {limit}) AS "bounded"'
         )
-        return int(rows[0][0])
+        sql = f"SELECT CASE {''.join(tests)}ELSE ({counted}) END" if tests else counted
+        return int(self._session.fetch(sql, params.values)[0][0])
 
     @staticmethod
     def _ranked(cls: type[R], field: str, counts: dict[Any, int]) -> list[tuple[Any, int]]:

@@ -24,7 +24,14 @@ from salesflow.stores.sql_dialect import Category, Dialect, Operand, Session, ca
 if TYPE_CHECKING:
     from salesflow.stores.sql import Table
 
-__all__ = ["Params", "compile_condition", "documents_by_id", "order_clause", "where_clause"]
+__all__ = [
+    "Params",
+    "compile_condition",
+    "documents_by_id",
+    "order_clause",
+    "prefix_range",
+    "where_clause",
+]
 
 _IN_CHUNK = 500
 """How many ids one ``IN (…)`` lookup of `documents_by_id` carries."""
@@ -141,6 +148,14 @@ def _successor(prefix: str) -> str | None:
     return None
 
 
+def prefix_range(column: str, text: str, params: Params) -> str:
+    """SQL: the stored folded key ``column`` starts with ``text`` (already folded),
+    written as a range, which the key's index answers."""
+    upper = _successor(text)
+    low = f"{column} >= {params.add(text)}"
+    return f"({low} AND {column} < {params.add(upper)})" if upper else f"({low})"
+
+
 def _compile_search(
     term: tuple[str, bool], table: Table, params: Params, *, walk: bool = False
 ) -> str:
@@ -155,10 +170,7 @@ def _compile_search(
                 f"({column} IS NOT NULL AND {table.dialect.contains(column, params.add(text))})"
             )
             continue
-        # A range on the stored folded key is a prefix test that uses its index.
-        upper = _successor(text)
-        low = f"{column} >= {params.add(text)}"
-        parts.append(f"({low} AND {column} < {params.add(upper)})" if upper else f"({low})")
+        parts.append(prefix_range(column, text, params))
     return "(" + " OR ".join(parts) + ")"
 
 
