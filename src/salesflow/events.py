@@ -162,11 +162,14 @@ class LeadGradeChanged(Event):
 
 @attrs.frozen(kw_only=True)
 class LeadBecameSalesReady(Event):
-    """A lead's score reached a model's sales-ready threshold."""
+    """A lead became sales-ready: published once per lead, the first time (see
+    docs/scoring.md). ``model_id`` and ``points`` are the score that reached its
+    model's threshold; both are None when the qualification criteria decided
+    (`salesflow.scoring_criteria`)."""
 
     lead_id: str
-    model_id: str
-    points: int
+    model_id: str | None
+    points: int | None
 
 
 @attrs.frozen(kw_only=True)

@@ -43,6 +43,7 @@ from salesflow import process_standard as standard
 from salesflow.commands.core import RECORD_CLASSES
 from salesflow.commands.leads import LeadCommands
 from salesflow.commands.work import Work, as_ref, require_editable
+from salesflow.conditions import Condition
 from salesflow.definitions import StateDocument
 from salesflow.documents import Table
 from salesflow.errors import InvalidTransition, NotFound, ValidationError
@@ -58,16 +59,21 @@ from salesflow.process_standard import (
 )
 from salesflow.process_state import FlowState, Outcome
 from salesflow.process_state_io import state_from_dict, state_to_dict
+from salesflow.scoring_criteria import criteria_met
+from salesflow.sequences.io import condition_from_dict
 from salesflow.stores.base import UnitOfWork
 from salesflow.values import Record, RecordKind, RecordRef
 
 __all__ = [
+    "CRITERIA_KEY",
+    "CRITERIA_STATE",
     "MARKETING_SETTINGS",
     "PROCESS_FLOW",
     "SALES_READY_STATE",
     "STANDARD_FLOWS",
     "ProcessCommands",
     "lead_is_sales_ready",
+    "qualification_criteria_of",
 ]
 
 PROCESS_FLOW = "process_flow"
@@ -137,19 +143,38 @@ def marketing_settings_of(work: Work) -> MarketingSettings:
 SALES_READY_STATE = "scoring.sales_ready"
 """The state document kind that keeps when a lead first became sales-ready (one per
 lead, keyed by its id): ``{"schema": 1, "since": <ISO time>, "model_id", "model_version",
-"points"}``, the score that first reached its model's threshold. Never removed: a lead
-once sales-ready stays so."""
+"points"}``, the score that first reached its model's threshold (all three None when
+the qualification criteria decided). Never removed: a lead once sales-ready stays so."""
+
+
+CRITERIA_STATE = "scoring.criteria"
+"""The state document kind of the qualification criteria (key `CRITERIA_KEY`):
+``{"schema": 1, "criteria": <condition document> | None}``."""
+CRITERIA_KEY = "default"
+
+
+def qualification_criteria_of(uow: UnitOfWork) -> Condition | None:
+    """The qualification criteria in force (`salesflow.scoring_criteria`), or None: a
+    lead is then sales-ready when any model's score reaches its threshold."""
+    stored = uow.get_state(CRITERIA_STATE, CRITERIA_KEY)
+    document = None if stored is None else stored.document.get("criteria")
+    return None if document is None else condition_from_dict(document)
 
 
 def lead_is_sales_ready(uow: UnitOfWork, lead_id: str) -> bool:
-    """Whether the lead is sales-ready: some model's score of it reached that model's
-    threshold, now or at any time since the mark was first kept (`SALES_READY_STATE`).
+    """Whether the lead is sales-ready: marked so the first time it was (its scores
+    met the qualification criteria, or without criteria some model's score reached
+    that model's threshold; `SALES_READY_STATE`), whatever its scores are now.
 
-    A current sales-ready score counts without the mark, for leads scored by a salesflow
-    that did not keep it yet."""
+    Without the mark its current scores decide, for leads scored by a salesflow that
+    did not keep it yet."""
     if uow.get_state(SALES_READY_STATE, lead_id) is not None:
         return True
-    return any(s.sales_ready for s in uow.scores(lead_id))
+    scores = uow.scores(lead_id)
+    criteria = qualification_criteria_of(uow)
+    if criteria is not None:
+        return criteria_met(criteria, {s.model_id: s for s in scores})
+    return any(s.sales_ready for s in scores)
 
 
 class ProcessCommands(LeadCommands):

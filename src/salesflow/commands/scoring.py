@@ -42,9 +42,12 @@ import attrs
 from salesflow import events as ev
 from salesflow.commands.core import EngineCore
 from salesflow.commands.process import (
+    CRITERIA_KEY,
+    CRITERIA_STATE,
     SALES_READY_STATE,
     lead_is_sales_ready,
     marketing_settings_of,
+    qualification_criteria_of,
 )
 from salesflow.commands.work import Work
 from salesflow.conditions import Condition, all_of, any_of, field
@@ -65,6 +68,8 @@ from salesflow.scoring import (
     score,
     to_dict,
 )
+from salesflow.scoring_criteria import check_criteria, criteria_met
+from salesflow.sequences.io import condition_to_dict
 from salesflow.stores.base import Query
 from salesflow.values import RecordKind
 
@@ -182,6 +187,53 @@ class ScoringCommands(EngineCore):
             work.set_definition_state(SCORING_MODEL, model_id, latest.version, INACTIVE)
             if marketing_settings_of(work).remove_stopped_model_scores:
                 self._clean_up_page(work, model_id, latest.version)
+
+    def set_qualification_criteria(self, criteria: Condition | None) -> Condition | None:
+        """Decide when a lead is sales-ready by a condition over its models' scores
+        (``score.<model>``, ``grade.<model>``, ``ready.<model>``, combined with
+        `all_of` / `any_of` / `not_`; see `salesflow.scoring_criteria`), or with None
+        go back to "as soon as any model reaches its threshold".
+
+        The criteria apply from now on, each time a lead is scored (`rescore_all`
+        applies them to every open lead at once). A lead already sales-ready stays so.
+
+        Returns:
+            The criteria now in force.
+
+        Raises:
+            ValidationError: ``criteria`` is not a condition, or a field is not a fact
+                of a published model's score.
+        """
+        with self._command() as work:
+            if criteria is not None:
+                published = {d.id for d in work.uow.definitions(SCORING_MODEL)}
+                check_criteria(criteria, published)
+            stored = work.uow.get_state(CRITERIA_STATE, CRITERIA_KEY)
+            document = {
+                "schema": 1,
+                "criteria": None if criteria is None else condition_to_dict(criteria),
+            }
+            work.uow.put_state(
+                CRITERIA_STATE,
+                CRITERIA_KEY,
+                document,
+                expected_version=None if stored is None else stored.version,
+                now=work.now,
+            )
+        return criteria
+
+    def qualification_criteria(self) -> Condition | None:
+        """The qualification criteria in force; None when any model reaching its
+        threshold makes a lead sales-ready (`set_qualification_criteria`)."""
+        with self._read() as uow:
+            return qualification_criteria_of(uow)
+
+    def _criteria(self, work: Work) -> Condition | None:
+        """The unit's qualification criteria (read once per unit of work)."""
+        if CRITERIA_STATE not in work.memo:
+            work.memo[CRITERIA_STATE] = qualification_criteria_of(work.uow)
+        criteria: Condition | None = work.memo[CRITERIA_STATE]
+        return criteria
 
     def _clean_up_page(self, work: Work, model_id: str, version: int) -> None:
         """Delete the scores of stopped model ``model_id`` of one page of leads, and
@@ -315,6 +367,7 @@ class ScoringCommands(EngineCore):
         contact = work.uow.find(Contact, lead.parent_contact_id) if lead.parent_contact_id else None
         account = work.uow.find(Account, lead.parent_account_id) if lead.parent_account_id else None
         current = {s.model_id: s for s in work.uow.scores(lead_id)}
+        criteria = self._criteria(work)
         interactions: dict[ScoringTarget, list[Interaction]] = {}
         next_change = None
         for compiled in models:
@@ -335,7 +388,11 @@ class ScoringCommands(EngineCore):
                 next_change is None or result.next_change_at < next_change
             ):
                 next_change = result.next_change_at
-            self._keep(work, result, current.get(result.model_id))
+            self._keep(work, result, current.get(result.model_id), by_threshold=criteria is None)
+        if criteria is not None:
+            latest = {s.model_id: s for s in work.uow.scores(lead_id)}
+            if criteria_met(criteria, latest):
+                self._mark_sales_ready(work, lead_id, None)
         key = _rescore_key(lead_id)
         work.cancel_due_by_key(key)
         if next_change is not None:
@@ -360,7 +417,17 @@ class ScoringCommands(EngineCore):
             contact_ids=() if contact is None else (contact.id,), lead_id=lead.id
         )
 
-    def _keep(self, work: Work, result: ScoreResult, before: ScoreResult | None) -> None:
+    def _keep(
+        self,
+        work: Work,
+        result: ScoreResult,
+        before: ScoreResult | None,
+        *,
+        by_threshold: bool,
+    ) -> None:
+        """Store ``result`` when it differs from ``before`` and publish the change; with
+        ``by_threshold`` (no qualification criteria), a score crossing its model's
+        threshold makes the lead sales-ready."""
         if before is not None and (
             before.model_version,
             before.points,
@@ -397,29 +464,32 @@ class ScoringCommands(EngineCore):
                     previous_grade=previous_grade,
                 )
             )
-        if result.sales_ready and not (before is not None and before.sales_ready):
-            self._mark_sales_ready(work, result)
+        if by_threshold and result.sales_ready and not (before is not None and before.sales_ready):
+            self._mark_sales_ready(work, result.lead_id, result)
 
-    def _mark_sales_ready(self, work: Work, result: ScoreResult) -> None:
+    def _mark_sales_ready(self, work: Work, lead_id: str, result: ScoreResult | None) -> None:
         """Keep that the lead is sales-ready and announce it, the first time only.
 
-        Called when ``result`` (already added) crosses its model's threshold. A lead
-        marked before keeps its mark and is not announced again. A lead without the
-        mark whose history shows an earlier sales-ready score (scored before the mark
-        was kept) is marked from that score, without an announcement either."""
-        lead_id = result.lead_id
+        Called when ``result`` (already added) crosses its model's threshold, or with
+        None when the lead's scores meet the qualification criteria. A lead marked
+        before keeps its mark and is not announced again. Without criteria, a lead
+        without the mark whose history shows an earlier sales-ready score (scored
+        before the mark was kept) is marked from that score, without an announcement
+        either."""
         if work.uow.get_state(SALES_READY_STATE, lead_id) is not None:
             return
-        first = next(
-            (s for s in work.uow.score_history(lead_id) if s.sales_ready and s != result),
-            result,
-        )
+        first = result
+        if result is not None:
+            first = next(
+                (s for s in work.uow.score_history(lead_id) if s.sales_ready and s != result),
+                result,
+            )
         document: dict[str, Any] = {
             "schema": 1,
-            "since": first.scored_at.isoformat(),
-            "model_id": first.model_id,
-            "model_version": first.model_version,
-            "points": first.points,
+            "since": (work.now if first is None else first.scored_at).isoformat(),
+            "model_id": None if first is None else first.model_id,
+            "model_version": None if first is None else first.model_version,
+            "points": None if first is None else first.points,
         }
         try:
             work.uow.put_state(
@@ -434,8 +504,8 @@ class ScoringCommands(EngineCore):
                 ev.LeadBecameSalesReady(
                     occurred_at=work.now,
                     lead_id=lead_id,
-                    model_id=result.model_id,
-                    points=result.points,
+                    model_id=None if result is None else result.model_id,
+                    points=None if result is None else result.points,
                 )
             )
 
