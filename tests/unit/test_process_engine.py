@@ -418,3 +418,83 @@ def test_leads_from_intake_start_the_marketing_process_when_switched_on(
     state = engine.process_state(lead_ref(scored))
     assert state is not None
     assert [c.to_stage for c in state.history] == [INQUIRY, AUTOMATED_MARKETING_QUALIFICATION]
+
+
+# --- default processes: new records start on their record type's flow ------------------
+
+
+ONBOARDING = ProcessFlow(
+    id="onboarding",
+    name="Customer onboarding",
+    record_type="account",
+    stages=[Stage(id="welcome", name="Welcome"), Stage(id="live", name="Live")],
+)
+
+
+def test_new_records_start_on_their_record_types_default_flow(engine: Salesflow) -> None:
+    assert engine.default_processes() == {}
+    engine.publish_process_flow(ONBOARDING)
+    assert engine.set_default_process("lead", MARKETING) == {"lead": MARKETING}
+    assert engine.set_default_process(RecordKind.ACCOUNT, "onboarding") == {
+        "account": "onboarding",
+        "lead": MARKETING,
+    }
+    typed = engine.create_lead(topic="t", last_name="Ruiz")
+    assert stage_of(engine, typed.id) == INQUIRY
+    account = engine.create_account(name="Contoso")
+    state = engine.process_state(account)
+    assert state is not None
+    assert (state.flow_id, state.stage) == ("onboarding", "welcome")
+    contact = engine.create_contact(last_name="Kim")
+    assert engine.process_state(contact) is None  # no default for contacts
+    from salesflow.intake import Submission
+
+    came = engine.intake(Submission(channel="landing_page", fields={"last_name": "Lee"})).lead
+    assert came is not None
+    assert stage_of(engine, came.id) == INQUIRY
+
+
+def test_a_lead_scored_when_it_is_created_starts_and_moves_on_in_one_unit(
+    engine: Salesflow,
+) -> None:
+    engine.publish_scoring_model(scoring_model())
+    engine.set_default_process("lead", MARKETING)
+    lead_id, _ = person(engine, country="Lithuania")  # scored 20 as it is created
+    assert stage_of(engine, lead_id) == AUTOMATED_MARKETING_QUALIFICATION
+
+
+def test_an_opportunity_handed_a_process_by_its_lead_keeps_it(engine: Salesflow) -> None:
+    engine.publish_process_flow(
+        ProcessFlow(
+            id="deal_desk",
+            name="Deal desk",
+            record_type="opportunity",
+            stages=[Stage(id="review", name="Review")],
+        )
+    )
+    engine.set_default_process("lead", L2O)
+    engine.set_default_process("opportunity", "deal_desk")
+    assert engine.process_state(engine.create_opportunity(name="Docks")).stage == "review"
+    lead = engine.create_lead(topic="10 laptops", last_name="Ruiz", company_name="Contoso")
+    assert stage_of(engine, lead.id) == QUALIFY
+    from salesflow.qualification import QualifyOptions
+
+    qualified = engine.qualify_lead(lead.id, QualifyOptions(create_opportunity=True))
+    assert qualified.opportunity is not None
+    handed = engine.process_state(qualified.opportunity)
+    assert handed is not None
+    assert (handed.flow_id, handed.stage) == (L2O, DEVELOP)  # the hand-over, not a restart
+
+
+def test_a_default_flow_must_exist_and_fit_the_record_type(engine: Salesflow) -> None:
+    with pytest.raises(NotFound, match="nope"):
+        engine.set_default_process("lead", "nope")
+    engine.publish_process_flow(ONBOARDING)
+    with pytest.raises(ValidationError, match="starts on record type 'account', not 'lead'"):
+        engine.set_default_process("lead", "onboarding")
+    with pytest.raises(ValidationError, match="record_type='activity' must be one of"):
+        engine.set_default_process("activity", MARKETING)
+    assert engine.default_processes() == {}
+    engine.set_default_process("lead", MARKETING)
+    assert engine.set_default_process("lead", None) == {}
+    assert engine.process_state(engine.create_lead(topic="t", last_name="Ng")) is None

@@ -286,6 +286,8 @@ GUARDS: dict[str, Guard] = {
     "mark_sales_ready": Guard(_WRITE, lead_like("lead"), by=True),
     "accept_for_sales": Guard(Privilege.ASSIGN, lead_like("lead"), by=True),
     "configure_marketing": Guard(Privilege.MANAGE_SETTINGS),
+    "set_default_process": Guard(Privilege.MANAGE_SETTINGS),
+    "default_processes": Guard(_DEFS),
     "set_qualification_criteria": Guard(Privilege.MANAGE_SETTINGS),
     "qualification_criteria": Guard(_DEFS),
     "marketing_settings": Guard(_DEFS),

@@ -153,6 +153,38 @@ CRITERIA_STATE = "scoring.criteria"
 CRITERIA_KEY = "default"
 
 
+DEFAULT_PROCESSES = "process.defaults"
+"""The state document kind of the default flow per record type (key
+`DEFAULT_PROCESSES_KEY`): ``{"schema": 1, "flows": {"lead": "<flow id>", ...}}``."""
+DEFAULT_PROCESSES_KEY = "default"
+_PROCESS_KINDS = ("lead", "opportunity", "contact", "account")
+
+
+def _process_kind(value: object) -> RecordKind:
+    if isinstance(value, str) and value in _PROCESS_KINDS:
+        return RecordKind(value)
+    raise ValidationError(
+        f"record_type={value!r} must be one of {', '.join(_PROCESS_KINDS)}",
+        field="record_type",
+        value=value,
+    )
+
+
+def _default_flows(stored: StateDocument | None) -> dict[str, str]:
+    if stored is None:
+        return {}
+    flows = stored.document.get("flows", {})
+    return {str(k): str(v) for k, v in flows.items()} if isinstance(flows, dict) else {}
+
+
+def _is_editable(record: Record) -> bool:
+    try:
+        require_editable(record)
+    except InvalidTransition:
+        return False
+    return True
+
+
 def qualification_criteria_of(uow: UnitOfWork) -> Condition | None:
     """The qualification criteria in force (`salesflow.scoring_criteria`), or None: a
     lead is then sales-ready when any model's score reaches its threshold."""
@@ -504,6 +536,83 @@ class ProcessCommands(LeadCommands):
             ),
         )
 
+    # --- default processes ------------------------------------------------------------
+
+    def set_default_process(
+        self, record_type: RecordKind | str, flow_id: str | None
+    ) -> dict[str, str]:
+        """Start every new record of ``record_type`` on ``flow_id``, as the product
+        applies a record type's first process flow when a record is created (None:
+        start none).
+
+        Every way a record is created counts (a command, intake and CSV import, a
+        qualified lead's new opportunity when no process was handed over to it, a
+        pipeline rule's repeat lead or copied deal), in the unit of work that creates
+        it, after scoring: a lead scored on creation is moved by the marketing rules at
+        once. A record following a process already, or created closed, is left alone.
+
+        Returns:
+            The default flow id of each record type that has one.
+
+        Raises:
+            ValidationError: ``record_type`` is not lead, opportunity, contact or
+                account, or the flow starts on another record type.
+            NotFound: no such flow (a standard flow's id works without publishing).
+        """
+        kind = _process_kind(record_type)
+        with self._command() as work:
+            if flow_id is not None:
+                flow = self._flow(work, flow_id, None)
+                if flow.record_type is not kind:
+                    raise ValidationError(
+                        f"process flow {flow_id!r} starts on record type "
+                        f"{flow.record_type.value!r}, not {kind.value!r}; name a flow of "
+                        f"that record type",
+                        field="flow_id",
+                        value=flow_id,
+                    )
+            stored = work.uow.get_state(DEFAULT_PROCESSES, DEFAULT_PROCESSES_KEY)
+            flows = dict(_default_flows(stored))
+            if flow_id is None:
+                flows.pop(kind.value, None)
+            else:
+                flows[kind.value] = flow_id
+            work.uow.put_state(
+                DEFAULT_PROCESSES,
+                DEFAULT_PROCESSES_KEY,
+                {"schema": 1, "flows": dict(sorted(flows.items()))},
+                expected_version=None if stored is None else stored.version,
+                now=work.now,
+            )
+        return flows
+
+    def default_processes(self) -> dict[str, str]:
+        """The flow each record type's new records start on (`set_default_process`),
+        by record type value (``"lead"``)."""
+        with self._read() as uow:
+            return _default_flows(uow.get_state(DEFAULT_PROCESSES, DEFAULT_PROCESSES_KEY))
+
+    def _start_default_processes(self, work: Work) -> None:
+        """Start the records ``work`` created on their record type's default flow."""
+        created = [
+            ref
+            for ref, (before, after) in work.written.items()
+            if before is None and ref.kind.value in _PROCESS_KINDS
+        ]
+        if not created:
+            return
+        flows = _default_flows(work.uow.get_state(DEFAULT_PROCESSES, DEFAULT_PROCESSES_KEY))
+        for ref in created:
+            flow_id = flows.get(ref.kind.value)
+            if flow_id is None or self._stored_state(work, ref) is not None:
+                continue
+            record = work.get(RECORD_CLASSES[ref.kind], ref.id)
+            if not (record.is_open if isinstance(record, Lead) else _is_editable(record)):
+                continue
+            flow = self._flow(work, flow_id, None)
+            # Scores made in this unit move a marketing flow on below, like any lead's.
+            self._save(work, ref, None, runtime.start(flow, ref, by=None, now=work.now))
+
     # --- the marketing process ------------------------------------------------------
 
     def configure_marketing(self, settings: MarketingSettings) -> MarketingSettings:
@@ -653,6 +762,7 @@ class ProcessCommands(LeadCommands):
 
     def _before_commit(self, work: Work) -> None:
         super()._before_commit(work)  # scoring runs in here
+        self._start_default_processes(work)
         first: dict[str, None] = {}
         ready: dict[str, None] = {}
         for event in work.events:
