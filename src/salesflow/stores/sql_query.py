@@ -22,7 +22,7 @@ from salesflow.stores.base import Query, search_keys
 from salesflow.stores.sql_dialect import Category, Dialect, Operand, Session, category_of, quote
 
 if TYPE_CHECKING:
-    from salesflow.stores.sql import Table
+    from salesflow.stores.sql_layout import Table
 
 __all__ = [
     "Params",

@@ -44,7 +44,7 @@ from salesflow.stores.sql_query import Params, compile_condition, documents_by_i
 from salesflow.values import RecordKind
 
 if TYPE_CHECKING:
-    from salesflow.stores.sql import Table
+    from salesflow.stores.sql_layout import Table
 
 __all__ = ["ScoreTable", "ScoreUnit"]
 
