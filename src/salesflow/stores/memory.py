@@ -70,8 +70,8 @@ from salesflow.stores.memory_units import (
     MemorySequenceUnit,
     MemoryStateUnit,
     R,
-    _clone,
-    _interaction_keys,
+    clone_record,
+    interaction_keys,
 )
 from salesflow.stores.readonly import read_only as read_only_unit
 from salesflow.values import Record, RecordKind, RecordRef, shallow_copy
@@ -196,7 +196,7 @@ class MemoryStore:
 
     def _store_interaction(self, interaction: Interaction) -> None:
         self._interactions[interaction.id] = interaction
-        for key in _interaction_keys(interaction):
+        for key in interaction_keys(interaction):
             self._interactions_by.setdefault(key, []).append(interaction.id)
 
     def _store_definition(self, definition: StoredDefinition) -> None:
@@ -443,7 +443,7 @@ class _MemoryUnit(
 
     def find(self, cls: type[R], record_id: str) -> R | None:
         record = self._current(cls.KIND, record_id)
-        return _clone(record) if record is not None else None  # type: ignore[return-value]
+        return clone_record(record) if record is not None else None  # type: ignore[return-value]
 
     def get(self, cls: type[R], record_id: str) -> R:
         record = self.find(cls, record_id)
@@ -456,7 +456,7 @@ class _MemoryUnit(
             raise AlreadyExists(type(record).__name__, record.id)
         if record.version != 1:
             raise VersionConflict(type(record).__name__, record.id, expected=1, actual=0)
-        self._pending.setdefault(record.KIND, {})[record.id] = _clone(record)
+        self._pending.setdefault(record.KIND, {})[record.id] = clone_record(record)
         self._index_pending(record)
 
     def _index_pending(self, record: Record) -> None:
@@ -477,7 +477,7 @@ class _MemoryUnit(
             raise VersionConflict(
                 type(record).__name__, record.id, expected=record.version, actual=stored.version
             )
-        saved = _clone(record)
+        saved = clone_record(record)
         if record.version < _VERSION_LIMIT:
             # one more than a version the class accepted: no need to validate it again
             object.__setattr__(saved, "version", record.version + 1)
@@ -485,7 +485,7 @@ class _MemoryUnit(
             saved.version = record.version + 1  # the class refuses it
         self._pending.setdefault(record.KIND, {})[record.id] = saved
         self._index_pending(saved)
-        return _clone(saved)
+        return clone_record(saved)
 
     def find_by(self, cls: type[R], key: str, value: str) -> list[R]:
         lookup = next((k for k in lookup_keys(cls.KIND) if k.name == key), None)
@@ -499,7 +499,7 @@ class _MemoryUnit(
             r for r in (pending[i] for i in sorted(ids)) if lookup.read(r) == value
         ]
         found.sort(key=lambda r: (r.modified_at, r.id), reverse=True)
-        return [_clone(r) for r in found]  # type: ignore[misc]
+        return [clone_record(r) for r in found]  # type: ignore[misc]
 
     def find_many_by(self, cls: type[R], key: str, values: Iterable[str]) -> dict[str, list[R]]:
         return {value: self.find_by(cls, key, value) for value in dict.fromkeys(values)}
@@ -565,7 +565,7 @@ class _MemoryUnit(
             lambda most: len(matching) if most is None else min(most, len(matching)),
         )
         return Page(
-            items=tuple(_clone(r) for r in window),  # type: ignore[misc]
+            items=tuple(clone_record(r) for r in window),  # type: ignore[misc]
             total=total,
             offset=query.offset,
             limit=query.limit,
@@ -652,7 +652,7 @@ class _MemoryUnit(
             if isinstance(r, Activity) and r.regarding == ref
         ]
         found.sort(key=timeline_key)
-        return [_clone(r) for r in found]
+        return [clone_record(r) for r in found]
 
     # --- due items ----------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ Each mixin holds the `UnitOfWork` methods of one area, as `SequenceUnit`,
 ``_store`` (the `MemoryStore`, whose committed collections it reads) and the
 unit's own buffers of the area's writes, which ``_MemoryUnit.__init__`` sets and
 ``_MemoryUnit.savepoint`` and ``_MemoryUnit.commit`` restore and apply. The
-helpers these methods use live here too, ``_clone`` (the copy of a record handed
+helpers these methods use live here too, ``clone_record`` (the copy of a record handed
 in or out) among them; `memory` imports the ones it shares.
 """
 
@@ -48,6 +48,8 @@ __all__ = [
     "MemoryScoreUnit",
     "MemorySequenceUnit",
     "MemoryStateUnit",
+    "clone_record",
+    "interaction_keys",
 ]
 
 R = TypeVar("R", bound=Record)
@@ -56,7 +58,9 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 """Stands for a missing due time where undated activities sort among themselves."""
 
 
-def _clone(record: R) -> R:
+def clone_record(record: R) -> R:
+    """A copy of ``record`` to hand in or out of the store (its custom fields too), so
+    that no holder changes what the store keeps."""
     twin = shallow_copy(record)
     # The stored values were checked when the record was built; setting the copy
     # through the class would run the custom-field converter again on every read.
@@ -74,7 +78,8 @@ def _copy_enrollment(enrollment: Enrollment) -> Enrollment:
     return twin
 
 
-def _interaction_keys(interaction: Interaction) -> list[tuple[str, str]]:
+def interaction_keys(interaction: Interaction) -> list[tuple[str, str]]:
+    """The ``(field, value)`` keys under which the store finds ``interaction``."""
     keys = []
     if interaction.contact_id is not None:
         keys.append(("contact", interaction.contact_id))
@@ -275,7 +280,7 @@ class MemoryInteractionUnit:
         for key in wanted:
             ids.update(self._store._interactions_by.get(key, ()))
         ids.update(
-            i.id for i in self._interactions.values() if not wanted.isdisjoint(_interaction_keys(i))
+            i.id for i in self._interactions.values() if not wanted.isdisjoint(interaction_keys(i))
         )
         found = [i for i in map(self.find_interaction, ids) if i is not None]
         if since is not None:
@@ -384,7 +389,7 @@ class MemoryScoreUnit:
             )
 
         ranked = sorted((a for a in activities if a.regarding.id in best), key=order)
-        return [(_clone(a), best[a.regarding.id]) for a in ranked[offset : offset + limit]]
+        return [(clone_record(a), best[a.regarding.id]) for a in ranked[offset : offset + limit]]
 
     def score_history(self, lead_id: str, model_id: str | None = None) -> list[ScoreResult]:
         history = [
