@@ -148,7 +148,9 @@ def test_sequence_success_against_the_previous_period(url: str) -> None:
 
     def connect(days_ago: int, qualify: bool) -> None:
         clock.set(T0 - timedelta(days=days_ago))
-        lead = engine.create_lead(topic="t", last_name=f"L{days_ago}", company_name="Co")
+        lead = engine.create_lead(
+            topic="t", last_name=f"L{days_ago}", company_name="Co", email=f"l{days_ago}@co.example"
+        )
         engine.connect(lead, "high_volume_outbound_prospecting")
         if qualify:
             engine.qualify_lead(lead.id, QualifyOptions(create_opportunity=True))

@@ -284,11 +284,11 @@ def test_a_lead_is_announced_once_whichever_model_makes_it_sales_ready(
     assert ready_events(sink)[1:] == [(both.id, "engagement")]
 
 
-def test_a_lead_sales_ready_before_the_mark_was_kept_is_not_announced_again(
+def test_a_lead_sales_ready_before_the_mark_was_kept_is_marked_when_next_ready(
     engine: Salesflow, clock: FakeClock, sink: ListSink
 ) -> None:
-    """A store written before sales-ready was kept: the history shows the lead was
-    ready once, so crossing again marks it without a second announcement."""
+    """A store written before sales-ready was kept: the lead's old score does not
+    count once it dropped; the next time it is ready it is marked and announced."""
     engine.publish_scoring_model(model())
     contact = engine.create_contact(last_name="Kim")
     lead = engine.create_lead(topic="t", last_name="Kim", parent_contact_id=contact.id)
@@ -313,7 +313,30 @@ def test_a_lead_sales_ready_before_the_mark_was_kept_is_not_announced_again(
     for _ in range(2):
         engine.record_interaction("email_opened", contact_id=contact.id)
     assert engine.is_sales_ready(lead.id)
-    assert ready_events(sink) == []
+    assert ready_events(sink) == [(lead.id, "engagement")]
+
+
+def test_a_lead_at_its_threshold_when_criteria_are_dropped_is_marked_at_its_next_scoring(
+    engine: Salesflow, sink: ListSink
+) -> None:
+    """Found by the sales-ready property test: a score already at its threshold while
+    criteria held the lead back makes it sales-ready once the criteria go, though it
+    crossed nothing then, and a later drop does not undo it."""
+    engine.publish_scoring_model(
+        model(id="fit", rules=[in_lithuania(10)], sales_ready_threshold=10)
+    )
+    engine.publish_scoring_model(model())
+    contact = engine.create_contact(last_name="Kim")
+    lead = engine.create_lead(topic="t", last_name="Kim", parent_contact_id=contact.id)
+    engine.set_qualification_criteria(field("score.engagement").ge(50))
+    engine.update_lead(lead.id, country="Lithuania")  # fit ready; the criteria say no
+    assert not engine.is_sales_ready(lead.id)
+    engine.set_qualification_criteria(None)
+    engine.rescore_all()
+    assert ready_events(sink) == [(lead.id, "fit")]
+    engine.update_lead(lead.id, country="Latvia")
+    assert engine.is_sales_ready(lead.id)
+    assert ready_events(sink) == [(lead.id, "fit")]
 
 
 def test_every_child_of_a_units_parents_is_rescored_page_by_page(

@@ -42,15 +42,19 @@ def engine(sink: ListSink) -> Salesflow:
 
 
 def test_a_record_created_matching_is_connected_in_the_same_command(engine: Salesflow) -> None:
-    hot = engine.create_lead(topic="Desks", last_name="Kim", rating="hot")
-    cold = engine.create_lead(topic="Chairs", last_name="Lee", rating="cold")
+    hot = engine.create_lead(topic="Desks", last_name="Kim", rating="hot", email="kim@example.com")
+    cold = engine.create_lead(
+        topic="Chairs", last_name="Lee", rating="cold", email="lee@example.com"
+    )
     (enrollment,) = engine.enrollments(hot)
     assert enrollment.sequence_id == OUTBOUND
     assert engine.enrollments(cold) == []
 
 
 def test_a_record_that_starts_matching_is_connected_once(engine: Salesflow) -> None:
-    lead = engine.create_lead(topic="Desks", last_name="Kim", rating="cold")
+    lead = engine.create_lead(
+        topic="Desks", last_name="Kim", rating="cold", email="kim@example.com"
+    )
     engine.update_lead(lead.id, rating="hot")
     assert len(engine.enrollments(lead)) == 1
     engine.update_lead(lead.id, topic="Standing desks")  # keeps matching: no second run
@@ -82,7 +86,9 @@ def test_a_record_already_on_the_sequence_is_not_connected_twice(engine: Salesfl
 def test_existing_matching_records_are_not_connected_retroactively() -> None:
     engine = Salesflow(clock=FakeClock(T0))
     engine.publish_sequence(load_template(OUTBOUND))
-    before = engine.create_lead(topic="Desks", last_name="Kim", rating="hot")
+    before = engine.create_lead(
+        topic="Desks", last_name="Kim", rating="hot", email="kim@example.com"
+    )
     engine.save_segment(
         "hot", record_type="lead", where=field("rating").eq("hot"), sequence_id=OUTBOUND
     )
@@ -92,12 +98,22 @@ def test_existing_matching_records_are_not_connected_retroactively() -> None:
 def test_a_deactivated_segment_or_sequence_connects_nothing(engine: Salesflow) -> None:
     engine.deactivate_segment("hot")
     assert engine.segments(active=True) == []
-    assert engine.enrollments(engine.create_lead(topic="a", last_name="A", rating="hot")) == []
+    assert (
+        engine.enrollments(
+            engine.create_lead(topic="a", last_name="A", rating="hot", email="a@example.com")
+        )
+        == []
+    )
     engine.save_segment(
         "hot", record_type="lead", where=field("rating").eq("hot"), sequence_id=OUTBOUND
     )
     engine.deactivate_sequence(OUTBOUND)
-    assert engine.enrollments(engine.create_lead(topic="b", last_name="B", rating="hot")) == []
+    assert (
+        engine.enrollments(
+            engine.create_lead(topic="b", last_name="B", rating="hot", email="b@example.com")
+        )
+        == []
+    )
 
 
 def test_saving_again_publishes_a_new_version(engine: Salesflow, sink: ListSink) -> None:
@@ -106,8 +122,15 @@ def test_saving_again_publishes_a_new_version(engine: Salesflow, sink: ListSink)
     assert segment.version == 2
     published = [e for e in sink.events if isinstance(e, DefinitionPublished)]
     assert [(e.kind, e.version) for e in published][-1] == ("segment", 2)
-    assert engine.enrollments(engine.create_lead(topic="a", last_name="A", rating="hot")) == []
-    lithuanian = engine.create_lead(topic="b", last_name="B", rating="hot", country="Lithuania")
+    assert (
+        engine.enrollments(
+            engine.create_lead(topic="a", last_name="A", rating="hot", email="a@example.com")
+        )
+        == []
+    )
+    lithuanian = engine.create_lead(
+        topic="b", last_name="B", rating="hot", country="Lithuania", email="b@example.com"
+    )
     assert len(engine.enrollments(lithuanian)) == 1
 
 
@@ -138,7 +161,9 @@ def test_segments_survive_save_and_restore(engine: Salesflow) -> None:
     assert isinstance(store, MemoryStore)
     restored = Salesflow(MemoryStore.load(store.dump()), clock=FakeClock(T0))
     assert restored.segments() == engine.segments()
-    lead = restored.create_lead(topic="Desks", last_name="Kim", rating="hot")
+    lead = restored.create_lead(
+        topic="Desks", last_name="Kim", rating="hot", email="kim@example.com"
+    )
     assert len(restored.enrollments(lead)) == 1
 
 

@@ -141,10 +141,10 @@ def marketing_settings_of(work: Work) -> MarketingSettings:
 
 
 SALES_READY_STATE = "scoring.sales_ready"
-"""The state document kind that keeps when a lead first became sales-ready (one per
-lead, keyed by its id): ``{"schema": 1, "since": <ISO time>, "model_id", "model_version",
-"points"}``, the score that first reached its model's threshold (all three None when
-the qualification criteria decided). Never removed: a lead once sales-ready stays so."""
+"""The state document kind that keeps that a lead became sales-ready (one per lead,
+keyed by its id): ``{"schema": 1, "since": <ISO time it was marked>, "model_id",
+"model_version", "points"}``, the score that got it there (all three None when the
+qualification criteria decided). Never removed: a lead once sales-ready stays so."""
 
 
 CRITERIA_STATE = "scoring.criteria"

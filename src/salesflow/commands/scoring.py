@@ -370,6 +370,8 @@ class ScoringCommands(EngineCore):
         criteria = self._criteria(work)
         interactions: dict[ScoringTarget, list[Interaction]] = {}
         next_change = None
+        latest = dict(current)
+        crossed: ScoreResult | None = None
         for compiled in models:
             target = compiled.model.target
             if target not in interactions:
@@ -388,11 +390,20 @@ class ScoringCommands(EngineCore):
                 next_change is None or result.next_change_at < next_change
             ):
                 next_change = result.next_change_at
-            self._keep(work, result, current.get(result.model_id), by_threshold=criteria is None)
+            before = current.get(result.model_id)
+            self._keep(work, result, before)
+            latest[result.model_id] = result
+            if crossed is None and result.sales_ready and not (before and before.sales_ready):
+                crossed = result
+        # The rule in force decides on the lead's scores as they now stand, whatever
+        # changed: a criteria change, or a model already at its threshold, counts too.
         if criteria is not None:
-            latest = {s.model_id: s for s in work.uow.scores(lead_id)}
             if criteria_met(criteria, latest):
                 self._mark_sales_ready(work, lead_id, None)
+        else:
+            ready = [s for s in latest.values() if s.sales_ready]
+            if ready:
+                self._mark_sales_ready(work, lead_id, crossed or ready[0])
         key = _rescore_key(lead_id)
         work.cancel_due_by_key(key)
         if next_change is not None:
@@ -417,17 +428,8 @@ class ScoringCommands(EngineCore):
             contact_ids=() if contact is None else (contact.id,), lead_id=lead.id
         )
 
-    def _keep(
-        self,
-        work: Work,
-        result: ScoreResult,
-        before: ScoreResult | None,
-        *,
-        by_threshold: bool,
-    ) -> None:
-        """Store ``result`` when it differs from ``before`` and publish the change; with
-        ``by_threshold`` (no qualification criteria), a score crossing its model's
-        threshold makes the lead sales-ready."""
+    def _keep(self, work: Work, result: ScoreResult, before: ScoreResult | None) -> None:
+        """Store ``result`` when it differs from ``before`` and publish the change."""
         if before is not None and (
             before.model_version,
             before.points,
@@ -464,32 +466,22 @@ class ScoringCommands(EngineCore):
                     previous_grade=previous_grade,
                 )
             )
-        if by_threshold and result.sales_ready and not (before is not None and before.sales_ready):
-            self._mark_sales_ready(work, result.lead_id, result)
 
     def _mark_sales_ready(self, work: Work, lead_id: str, result: ScoreResult | None) -> None:
-        """Keep that the lead is sales-ready and announce it, the first time only.
+        """Keep that the lead is sales-ready and announce it, the first time only: a
+        lead marked before keeps its mark and is not announced again.
 
-        Called when ``result`` (already added) crosses its model's threshold, or with
-        None when the lead's scores meet the qualification criteria. A lead marked
-        before keeps its mark and is not announced again. Without criteria, a lead
-        without the mark whose history shows an earlier sales-ready score (scored
-        before the mark was kept) is marked from that score, without an announcement
-        either."""
+        ``result`` is the score that got it there (the one that crossed its model's
+        threshold in this scoring, else one at its threshold), or None when the
+        qualification criteria decided."""
         if work.uow.get_state(SALES_READY_STATE, lead_id) is not None:
             return
-        first = result
-        if result is not None:
-            first = next(
-                (s for s in work.uow.score_history(lead_id) if s.sales_ready and s != result),
-                result,
-            )
         document: dict[str, Any] = {
             "schema": 1,
-            "since": (work.now if first is None else first.scored_at).isoformat(),
-            "model_id": None if first is None else first.model_id,
-            "model_version": None if first is None else first.model_version,
-            "points": None if first is None else first.points,
+            "since": work.now.isoformat(),
+            "model_id": None if result is None else result.model_id,
+            "model_version": None if result is None else result.model_version,
+            "points": None if result is None else result.points,
         }
         try:
             work.uow.put_state(
@@ -499,15 +491,14 @@ class ScoringCommands(EngineCore):
             # a concurrent unit marked the lead first (SQL stores insert with ON
             # CONFLICT DO NOTHING, so this unit goes on): that one announced it
             return
-        if first is result:
-            work.events.append(
-                ev.LeadBecameSalesReady(
-                    occurred_at=work.now,
-                    lead_id=lead_id,
-                    model_id=None if result is None else result.model_id,
-                    points=None if result is None else result.points,
-                )
+        work.events.append(
+            ev.LeadBecameSalesReady(
+                occurred_at=work.now,
+                lead_id=lead_id,
+                model_id=None if result is None else result.model_id,
+                points=None if result is None else result.points,
             )
+        )
 
     def _rescore_due(self, work: Work, item: DueItem) -> None:
         """Handler of ``scoring.rescore`` items: an interaction left a window (the
