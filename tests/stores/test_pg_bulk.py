@@ -96,7 +96,10 @@ def test_the_copy_reads_back_as_the_memory_store_holds_it(target: PostgresStore)
             ],
         )
     )
-    leads = [engine.create_lead(topic=f"Lead {n}", last_name=f"Ruiz {n}") for n in range(5)]
+    leads = [
+        engine.create_lead(topic=f"Lead {n}", last_name=f"Ruiz {n}", email=f"ruiz{n}@example.com")
+        for n in range(5)
+    ]
     engine.connect_many(leads[:3], "drip")
     account = engine.create_account(name="Contoso")
     deal = engine.create_deal("sales", name="Deal", account_id=account.id, owner_id="u1")
