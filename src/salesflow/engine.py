@@ -329,7 +329,8 @@ class Salesflow(
 
         Args:
             view: Which view (`LeadView` or its value, e.g. ``"open_leads"``).
-            user_id: The current user, for ``my_open_leads``.
+            user_id: The current user, for ``my_open_leads``; on an engine bound to
+                an actor (`as_actor`), that user by default.
             search: Quick find on name, company, email and topic (prefix; a
                 leading ``*`` searches inside).
             where: A further filter (`salesflow.conditions`).
@@ -350,7 +351,7 @@ class Salesflow(
             view,
             now=self.now(),
             calendar=self.calendar,
-            user_id=user_id,
+            user_id=self._current_user(user_id),
             search=search,
             where=self._narrowed(where),
             order_by=order_by,
@@ -362,6 +363,12 @@ class Salesflow(
         with self._read() as uow:
             return read_lead_view(uow, query, view=view, group_by=group_by)
 
+    def _current_user(self, user_id: str | None) -> str | None:
+        """``user_id``, or on an engine bound to an actor (`as_actor`) that user."""
+        if user_id is None and isinstance(self._actor, Actor):
+            return self._actor.user_id
+        return user_id
+
     def lead_view_counts(
         self, view: LeadView | str, group_by: str, *, user_id: str | None = None
     ) -> list[GroupCount]:
@@ -370,7 +377,7 @@ class Salesflow(
             view,
             now=self.now(),
             calendar=self.calendar,
-            user_id=user_id,
+            user_id=self._current_user(user_id),
             where=self._narrowed(None),
             group_by=group_by,
         )

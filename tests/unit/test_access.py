@@ -217,6 +217,20 @@ def test_a_salesperson_creates_records_they_own(system: Salesflow) -> None:
     assert store_snapshot(system.store) == before
 
 
+def test_a_salespersons_own_task_and_my_open_leads_need_no_user_id(system: Salesflow) -> None:
+    ana = system.as_actor(ANA)
+    lead = ana.create_lead(topic="10 laptops", last_name="Ruiz")
+    task = ana.add_activity(lead, "task", "Send the brochure")
+    assert task.owner_id == "ana"  # as create_lead: the actor's unless owner_id says
+    assert [row.next_action.activity_id for row in ana.work_list()] == [task.id]
+    delegated = ana.add_activity(lead, "task", "Check stock", owner_id="team-east")
+    assert delegated.owner_id == "team-east"
+    assert [found.id for found in ana.lead_view("my_open_leads").items] == [lead.id]
+    assert ana.lead_view_counts("my_open_leads", "status")[0].count == 1
+    with pytest.raises(ValidationError, match="needs user_id"):
+        system.lead_view("my_open_leads")  # the system engine has no current user
+
+
 def test_a_salesperson_changes_only_what_they_or_their_teams_own(system: Salesflow) -> None:
     sink = system.sink
     assert isinstance(sink, ListSink)

@@ -80,6 +80,9 @@ class Guard:
             needs `Privilege.ASSIGN` on the record too.
         whole: The argument is an iterable the check reads; it is turned into a
             tuple first so that the method still gets every item.
+        owns: The method makes a record (an activity) that belongs to the actor
+            unless ``owner_id`` is given, as ``creates`` does, without the owner
+            check (the subject's check covers it).
     """
 
     privilege: Privilege
@@ -88,6 +91,7 @@ class Guard:
     by: bool = False
     assign_in: str | None = None
     whole: str | None = None
+    owns: bool = False
 
 
 def _get(uow: UnitOfWork, cls: type[Record], record_id: object) -> Record:
@@ -251,7 +255,7 @@ GUARDS: dict[str, Guard] = {
     "work_list": Guard(_READ),  # filtered by the scope
     "report": Guard(Privilege.VIEW_REPORTS),  # filtered by the scope
     # activities
-    "add_activity": Guard(_WRITE, ref("regarding")),
+    "add_activity": Guard(_WRITE, ref("regarding"), owns=True),
     "complete_activity": Guard(_WRITE, record("activity_id", Activity)),
     "cancel_activity": Guard(_WRITE, record("activity_id", Activity)),
     "update_activity": Guard(_WRITE, record("activity_id", Activity), assign_in="changes"),
@@ -487,7 +491,7 @@ class _Binder:
 
 def _guarded(name: str, method: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
     binder = _Binder(method)
-    takes_owner = guard.creates is not None
+    takes_owner = guard.creates is not None or guard.owns
     whole = guard.whole
     whole_at = binder.positional.index(whole) if whole in binder.positional else None
 
