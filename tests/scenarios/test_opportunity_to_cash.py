@@ -111,6 +111,23 @@ def test_from_lines_to_a_paid_invoice(engine: Salesflow) -> None:
     assert [o.id for o in engine.orders(deal.id)] == [order.id]
 
 
+def test_a_draft_quote_is_renamed_and_given_a_validity_then_read_only(engine: Salesflow) -> None:
+    deal = engine.create_opportunity(name="Docks")
+    engine.set_opportunity_lines(
+        deal.id, [OpportunityLine(product_id="laptop", quantity=Decimal(1))], price_list_id="eu"
+    )
+    draft = engine.create_quote(deal.id)
+    edited = engine.update_quote(draft.id, name="Offer for Docks", valid_until=date(2026, 4, 1))
+    assert (edited.name, edited.valid_until) == ("Offer for Docks", date(2026, 4, 1))
+    assert engine.sales_document(Quote, draft.id) == edited
+    with pytest.raises(ValidationError, match="needs name= or valid_until="):
+        engine.update_quote(draft.id)
+    active = engine.activate_quote(draft.id)
+    with pytest.raises(InvalidTransition):
+        engine.update_quote(active.id, name="Too late")
+    assert engine.sales_document(Quote, draft.id).name == "Offer for Docks"
+
+
 def test_refusals_leave_everything_as_it_was(engine: Salesflow) -> None:
     deal = engine.create_opportunity(name="Docks")
     with pytest.raises(ValidationError, match="no price list"):

@@ -347,6 +347,7 @@ GUARDS: dict[str, Guard] = {
     "set_opportunity_lines": Guard(_WRITE, record("opportunity_id", Opportunity)),
     "create_quote": Guard(_WRITE, record("opportunity_id", Opportunity)),
     "set_quote_lines": Guard(_WRITE, sales_document("quote_id", Quote)),
+    "update_quote": Guard(_WRITE, sales_document("quote_id", Quote)),
     "activate_quote": Guard(_WRITE, sales_document("quote_id", Quote)),
     "revise_quote": Guard(_WRITE, sales_document("quote_id", Quote)),
     "close_quote": Guard(_WRITE, sales_document("quote_id", Quote)),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from salesflow.commands.pipelines import PipelineCommands
 from salesflow.commands.work import Work
@@ -34,6 +34,7 @@ from salesflow.quotes import (
     Quote,
     activate_quote,
     close_quote,
+    edit_quote,
     new_quote,
     revise_quote,
     set_quote_lines,
@@ -260,6 +261,33 @@ class SalesCommands(PipelineCommands):
                 self._put_opportunity(work, change.opportunity)
             work.events.extend(change.events)
         return change.quote
+
+    def update_quote(
+        self, quote_id: str, *, name: str | None = None, valid_until: date | None = None
+    ) -> Quote:
+        """Change a draft quote's ``name`` or ``valid_until`` (the arguments given;
+        lines change through `set_quote_lines`).
+
+        Raises:
+            InvalidTransition: the quote is not a draft (revise an active one).
+            ValidationError: a value is malformed, or no change is given.
+        """
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = name
+        if valid_until is not None:
+            changes["valid_until"] = valid_until
+        if not changes:
+            raise ValidationError(
+                "update_quote() needs name= or valid_until= (lines change through set_quote_lines)",
+                field="changes",
+                value=None,
+            )
+        with self._command() as work:
+            quote, events = edit_quote(self._load(work, Quote, quote_id), changes, now=work.now)
+            self._store(work, quote)
+            work.events.extend(events)
+        return quote
 
     def activate_quote(self, quote_id: str) -> Quote:
         """Send a draft quote: it becomes active and read-only.
