@@ -214,6 +214,28 @@ def test_a_saved_default_replaces_the_built_in_one(engine: Salesflow) -> None:
     assert second.lead.id == first.lead.id  # the form no longer separates them
 
 
+def test_qualifying_links_the_contact_the_default_contact_strategy_matches(
+    engine: Salesflow,
+) -> None:
+    perez = engine.create_contact(first_name="Ana", last_name="Perez", email="ana@x.example")
+    ruiz = engine.create_lead(topic="t", last_name="Ruiz", email="ana@x.example")
+    assert engine.qualify_lead(ruiz.id).contact.id == perez.id  # built in: email alone
+    engine.save_matching_strategy(
+        MatchingStrategy(
+            id="contacts_by_email_and_name",
+            target="contact",
+            fields=["email", MatchField(name="last_name", normalizer="name")],
+            default=True,
+        )
+    )
+    other = engine.create_lead(topic="t", last_name="Ruiz", email="ana@x.example")
+    made = engine.qualify_lead(other.id).contact
+    assert made.id != perez.id  # another person who shares the address
+    assert (made.last_name, made.originating_lead_id) == ("Ruiz", other.id)
+    same = engine.create_lead(topic="t", first_name="Ana", last_name="PEREZ", email="ana@x.example")
+    assert engine.qualify_lead(same.id).contact.id == perez.id
+
+
 def test_record_interaction(engine: Salesflow) -> None:
     contact = engine.create_contact(last_name="Ruiz", email="ana@x.example")
     opened = engine.record_interaction(

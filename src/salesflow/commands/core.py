@@ -30,7 +30,7 @@ from salesflow.outbox import OutboxEntry
 from salesflow.party import Account, Contact
 from salesflow.stores.base import Store, UnitOfWork
 from salesflow.stores.codec import encode_event
-from salesflow.values import Record, RecordKind, RecordRef
+from salesflow.values import Record, RecordKind, RecordRef, normalize_email
 from salesflow.worktime import OrganizationCalendar
 
 __all__ = ["RECORD_CLASSES", "EngineCore", "IdFactory", "sequential_ids", "uuid_ids"]
@@ -144,6 +144,15 @@ class EngineCore:
     def _lead_qualified(self, work: Work, lead: RecordRef, opportunity: RecordRef | None) -> None:
         """``lead`` was qualified in ``work`` into ``opportunity`` (None when no
         opportunity was made): a process flow on the lead goes on there."""
+
+    def _contact_like(self, work: Work, lead: Lead) -> Contact | None:
+        """The existing contact a qualified ``lead`` is the same person as, or None:
+        here the most recently modified contact with its email (intake overrides it
+        with the default contact matching strategy)."""
+        if not lead.email:
+            return None
+        found = work.uow.find_by(Contact, "email_key", normalize_email(lead.email))
+        return found[0] if found else None
 
     def _lead_created_by_intake(self, work: Work, lead: Lead, *, route: bool) -> None:
         """Intake (a form, an import) created ``lead`` in ``work``; ``route`` says

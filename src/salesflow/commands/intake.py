@@ -279,6 +279,16 @@ class IntakeCommands(EngineCore):
             reasons=() if reasons is None else tuple(reasons),
         )
 
+    def _contact_like(self, work: Work, lead: Lead) -> Contact | None:
+        """The contact the default contact matching strategy finds for ``lead``'s
+        values (qualifying links it instead of creating a second one)."""
+        strategy = self._strategy(work, None, RecordKind.CONTACT)
+        values = {f.name: getattr(lead, f.name, None) for f in strategy.fields}
+        found: Contact | None = self._match(
+            work, Contact, strategy, values, lead.country, IntakeOptions(), None, preferred=None
+        )
+        return found
+
     def _match(
         self,
         work: Work,

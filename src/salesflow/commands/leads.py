@@ -22,7 +22,6 @@ from salesflow.values import (
     OwnerType,
     Record,
     RecordKind,
-    normalize_email,
     normalize_name,
     to_enum,
 )
@@ -185,15 +184,18 @@ class LeadCommands(EngineCore):
         )
 
     def _contact_for(self, work: Work, lead: Lead, options: QualifyOptions) -> Contact | None:
-        email = normalize_email(lead.email) if lead.email else None
-        return _existing(
+        chosen = _existing(
             work,
             Contact,
             chosen=options.use_existing_contact or lead.parent_contact_id,
             creating=options.create_contact,
             earlier=lead.qualified_contact_id,
-            match=("email_key", email) if options.match_existing else None,
+            match=None,
         )
+        if chosen is not None or not options.create_contact or not options.match_existing:
+            return chosen
+        # the same person as intake would match: the default contact strategy
+        return self._contact_like(work, lead)
 
     def disqualify_lead(self, lead_id: str, reason: str = "lost") -> Lead:
         """Close an open lead as disqualified with ``reason`` (a standard reason
