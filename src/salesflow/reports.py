@@ -31,13 +31,14 @@ from salesflow.lead import Lead
 from salesflow.stores.base import GroupCount, Query, UnitOfWork
 from salesflow.values import RecordKind
 
-__all__ = ["REPORTS", "Report", "ReportName", "Window", "rate"]
+__all__ = ["LEAD_TYPE_FIELDS", "REPORTS", "Report", "ReportName", "Window", "rate"]
 
 
 class ReportName(StrEnum):
     """The reports `Salesflow.report` knows."""
 
     LEAD_SOURCES = "lead_sources"
+    LEAD_TYPES = "lead_types"
     CONVERSION_BY_OWNER = "conversion_by_owner"
     DISQUALIFICATION_REASONS = "disqualification_reasons"
     TIME_TO_QUALIFY = "time_to_qualify"
@@ -130,28 +131,67 @@ def _ordered(keys: Sequence[Any], counts: dict[Any, int]) -> list[Any]:
     return sorted(keys, key=lambda k: (-counts.get(k, 0), position[k]))
 
 
-def lead_sources(uow: UnitOfWork, window: Window) -> Report:
-    """Leads per source, how many were qualified into an opportunity, and the rate."""
-    leads = _counts(uow, "source", window)
+def _conversions(
+    uow: UnitOfWork, window: Window, group: str
+) -> tuple[list[tuple[Any, int, int, Decimal | None]], int, int]:
+    """Per value of ``group``: leads, those qualified into an opportunity and the rate,
+    largest first; and the totals of both."""
+    leads = _counts(uow, group, window)
     converted = _counts(
         uow,
-        "source",
+        group,
         window,
         field("status").eq("qualified"),
         field("qualifying_opportunity_id").not_null(),
     )
-    rows = tuple(
+    rows = [
         (key, leads[key], converted.get(key, 0), rate(converted.get(key, 0), leads[key]))
         for key in _ordered(list(leads), leads)
-    )
-    total = sum(leads.values())
-    won = sum(converted.values())
+    ]
+    return rows, sum(leads.values()), sum(converted.values())
+
+
+def lead_sources(uow: UnitOfWork, window: Window) -> Report:
+    """Leads per source, how many were qualified into an opportunity, and the rate."""
+    found, total, won = _conversions(uow, window, "source")
+    rows = tuple(found)
     return Report(
         name=ReportName.LEAD_SOURCES.value,
         title="Where leads come from and how many become opportunities",
         columns=("source", "leads", "opportunities", "conversion"),
         units=("", "", "", "%"),
         rows=(*rows, ("all", total, won, rate(won, total))),
+    )
+
+
+LEAD_TYPE_FIELDS = (
+    "rating",
+    "need",
+    "purchase_timeframe",
+    "budget",
+    "purchase_process",
+    "industry",
+)
+"""The lead fields `lead_types` compares: what kind of lead it is, by the seller's
+qualifying questions and its industry."""
+
+
+def lead_types(uow: UnitOfWork, window: Window) -> Report:
+    """Which kinds of lead most often become opportunities: for each field of
+    `LEAD_TYPE_FIELDS` and each of its values, the leads, those qualified into an
+    opportunity and the rate, the best-converting value of each field first (then
+    the most leads)."""
+    rows: list[tuple[Any, ...]] = []
+    for name in LEAD_TYPE_FIELDS:
+        found, _, _ = _conversions(uow, window, name)
+        found.sort(key=lambda r: (-(r[3] if r[3] is not None else Decimal(-1)), -r[1]))
+        rows.extend((name, value, n, won, share) for value, n, won, share in found)
+    return Report(
+        name=ReportName.LEAD_TYPES.value,
+        title="Which kinds of lead become opportunities",
+        columns=("field", "value", "leads", "opportunities", "conversion"),
+        units=("", "", "", "", "%"),
+        rows=tuple(rows),
     )
 
 
@@ -294,6 +334,7 @@ def _lead_report(
 
 REPORTS: dict[ReportName, Callable[[UnitOfWork, Window, datetime], Report]] = {
     ReportName.LEAD_SOURCES: _lead_report(lead_sources),
+    ReportName.LEAD_TYPES: _lead_report(lead_types),
     ReportName.CONVERSION_BY_OWNER: _lead_report(conversion_by_owner),
     ReportName.DISQUALIFICATION_REASONS: _lead_report(disqualification_reasons),
     ReportName.TIME_TO_QUALIFY: _lead_report(time_to_qualify),

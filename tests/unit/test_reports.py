@@ -64,6 +64,45 @@ def test_lead_sources_and_their_conversion(engine: Salesflow) -> None:
     ]
 
 
+@pytest.mark.parametrize("url", ["memory://", "sqlite"])
+def test_lead_types_rank_each_fields_values_by_conversion(url: str, tmp_path: Path) -> None:
+    engine = Salesflow(
+        open_store(url if url != "sqlite" else f"sqlite:///{tmp_path / 't.db'}"),
+        clock=FakeClock(T0),
+    )
+    plan = [  # (rating, need, qualified)
+        ("hot", "must_have", True),
+        ("hot", "must_have", True),
+        ("hot", "good_to_have", False),
+        ("cold", "good_to_have", False),
+        ("cold", "must_have", True),
+        (None, None, False),
+    ]
+    for index, (rating, need, qualified) in enumerate(plan):
+        lead = engine.create_lead(
+            topic=f"Deal {index}", last_name=f"P{index}", rating=rating, need=need
+        )
+        if qualified:
+            engine.qualify_lead(lead.id, QualifyOptions(create_opportunity=True))
+    report = engine.report("lead_types")
+    assert report.columns == ("field", "value", "leads", "opportunities", "conversion")
+    by_field: dict[str, list[tuple[object, ...]]] = {}
+    for row in report.rows:
+        by_field.setdefault(str(row[0]), []).append((str(row[1]), *row[2:]))
+    assert by_field["rating"] == [
+        ("hot", 3, 2, Decimal("66.7")),
+        ("cold", 2, 1, Decimal("50.0")),
+        ("None", 1, 0, Decimal("0.0")),
+    ]
+    assert by_field["need"] == [
+        ("must_have", 3, 3, Decimal("100.0")),
+        ("good_to_have", 2, 0, Decimal("0.0")),
+        ("None", 1, 0, Decimal("0.0")),
+    ]
+    assert by_field["industry"] == [("None", 6, 3, Decimal("50.0"))]
+    engine.close()
+
+
 def test_conversion_by_owner(engine: Salesflow) -> None:
     rows = engine.report("conversion_by_owner").rows
     assert rows == (
