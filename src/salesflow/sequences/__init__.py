@@ -32,6 +32,7 @@ from salesflow.sequences.definition import (
     Watch,
     successors,
 )
+from salesflow.sequences.editing import copy_sequence, insert_after, insert_before, remove_step
 from salesflow.sequences.io import (
     dumps_json,
     dumps_toml,
@@ -77,13 +78,17 @@ __all__ = [
     "UpdateFieldStep",
     "WaitStep",
     "Watch",
+    "copy_sequence",
     "dumps_json",
     "dumps_toml",
     "from_dict",
+    "insert_after",
+    "insert_before",
     "load_template",
     "loads_json",
     "loads_toml",
     "mermaid",
+    "remove_step",
     "require_valid",
     "stats",
     "successors",
