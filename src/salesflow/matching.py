@@ -241,21 +241,37 @@ def _strategy_id(_: Any, __: Any, value: Any) -> None:
         )
 
 
+def _forms(value: object) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, Iterable) or not all(
+        isinstance(f, str) and f.strip() and len(f) <= 200 for f in items
+    ):
+        raise ValidationError(
+            f"MatchingStrategy.forms={value!r} must be a list of form ids (non-empty strings)",
+            field="MatchingStrategy.forms",
+            value=value,
+        )
+    return tuple(dict.fromkeys(items))
+
+
 @attrs.frozen(kw_only=True)
 class MatchingStrategy:
     """Records of ``target`` whose ``fields`` all equal the incoming values match.
 
     Attributes:
-        id: The strategy's id (forms name it).
+        id: The strategy's id (intake options name it).
         target: Contacts or leads.
         fields: The fields compared; must include ``email``.
         default: Whether it is its target's default (one per target).
+        forms: The forms (``Submission.form_id``) whose submissions it matches when
+            the intake options name no strategy: the per-form choice.
     """
 
     id: str = attrs.field(validator=_strategy_id)
     target: RecordKind = attrs.field(converter=_target)
     fields: tuple[MatchField, ...] = attrs.field(converter=_fields)
     default: bool = False
+    forms: tuple[str, ...] = attrs.field(default=(), converter=_forms)
 
     def keys(
         self,
@@ -343,6 +359,7 @@ def strategy_to_dict(strategy: MatchingStrategy) -> dict[str, Any]:
         "target": strategy.target.value,
         "fields": [{"name": f.name, "normalizer": f.normalizer.value} for f in strategy.fields],
         "default": strategy.default,
+        "forms": list(strategy.forms),
     }
 
 
@@ -360,6 +377,7 @@ def strategy_from_dict(data: Mapping[str, Any]) -> MatchingStrategy:
                 MatchField(name=f["name"], normalizer=f["normalizer"]) for f in data["fields"]
             ),
             default=bool(data.get("default", False)),
+            forms=tuple(data.get("forms", ())),
         )
     except (KeyError, TypeError) as exc:
         raise ValidationError(

@@ -179,7 +179,7 @@ def test_a_refused_submission_changes_nothing(engine: Salesflow, sink: ListSink)
     assert sink.events == []
 
 
-def test_strategies_can_be_saved_and_chosen_per_form(engine: Salesflow) -> None:
+def test_strategies_can_be_saved_and_chosen_per_call(engine: Salesflow) -> None:
     by_name = MatchingStrategy(
         id="email_last_name",
         target="contact",
@@ -201,6 +201,33 @@ def test_strategies_can_be_saved_and_chosen_per_form(engine: Salesflow) -> None:
         engine.intake(page("a@x.example"), IntakeOptions(contact_strategy="nope"))
     with pytest.raises(ValidationError, match="matches contacts"):
         engine.intake(page("a@x.example"), IntakeOptions(lead_strategy="email_last_name"))
+
+
+def test_a_strategy_saved_for_a_form_matches_that_forms_submissions(engine: Salesflow) -> None:
+    engine.save_matching_strategy(
+        MatchingStrategy(
+            id="by_email_and_name",
+            target="contact",
+            fields=["email", MatchField(name="last_name", normalizer="name")],
+            forms=["partner-portal"],
+        )
+    )
+    saved = engine.matching_strategies()[0]
+    assert saved.forms == ("partner-portal",)
+    ruiz = engine.create_contact(last_name="Ruiz", email="ana@x.example")
+    portal = engine.intake(page("ana@x.example", last_name="Perez", form="partner-portal"))
+    assert portal.contact is None  # the portal's strategy: another person
+    assert any("'by_email_and_name'" in reason for reason in portal.reasons)
+    web = engine.intake(page("ana@x.example", last_name="Perez", form="spring-webinar"))
+    assert web.contact is not None
+    assert web.contact.id == ruiz.id  # other forms: the default, email alone
+    named = engine.intake(
+        page("ana@x.example", last_name="Perez", form="partner-portal"),
+        IntakeOptions(contact_strategy="contact_email"),
+    )
+    assert named.contact is not None  # a strategy the options name wins
+    with pytest.raises(ValidationError, match="list of form ids"):
+        MatchingStrategy(id="x", target="lead", fields=["email"], forms=[""])
 
 
 def test_a_saved_default_replaces_the_built_in_one(engine: Salesflow) -> None:

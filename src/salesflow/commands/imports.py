@@ -187,14 +187,14 @@ class IntakeBatch:
     def __init__(
         self,
         work: Work,
-        resolve: Callable[[Work, str | None, RecordKind], MatchingStrategy],
+        resolve: Callable[[Work, str | None, RecordKind, str | None], MatchingStrategy],
         *,
         explain: bool = False,
     ) -> None:
         self.explain = explain
         self._work = work
         self._resolve = resolve
-        self._strategies: dict[tuple[str | None, RecordKind], MatchingStrategy] = {}
+        self._strategies: dict[tuple[str | None, RecordKind, str | None], MatchingStrategy] = {}
         self._absent: dict[type[Any], set[str]] = {Contact: set(), Lead: set()}
         self._mine: set[tuple[RecordKind, str]] = set()
         # By id(): each entry holds its object, so the id is not reused meanwhile.
@@ -228,12 +228,20 @@ class IntakeBatch:
             self._keys[slot] = entry
         return entry[3]
 
-    def strategy(self, work: Work, strategy_id: str | None, target: RecordKind) -> MatchingStrategy:
-        """`IntakeCommands._strategy`, resolved once per batch (intake publishes none)."""
-        found = self._strategies.get((strategy_id, target))
+    def strategy(
+        self,
+        work: Work,
+        strategy_id: str | None,
+        target: RecordKind,
+        form_id: str | None = None,
+    ) -> MatchingStrategy:
+        """`IntakeCommands._strategy`, resolved once per batch and form (intake
+        publishes none)."""
+        key = (strategy_id, target, form_id)
+        found = self._strategies.get(key)
         if found is None:
-            found = self._resolve(work, strategy_id, target)
-            self._strategies[(strategy_id, target)] = found
+            found = self._resolve(work, strategy_id, target, form_id)
+            self._strategies[key] = found
         return found
 
     def prefetch(self, submissions: Iterable[Submission], options: IntakeOptions) -> None:

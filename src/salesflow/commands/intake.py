@@ -148,8 +148,10 @@ class IntakeCommands(EngineCore):
             return [strategy_from_dict(d.document) for d in uow.definitions(MATCHING_STRATEGY)]
 
     def _strategy(
-        self, work: Work, strategy_id: str | None, target: RecordKind
+        self, work: Work, strategy_id: str | None, target: RecordKind, form_id: str | None = None
     ) -> MatchingStrategy:
+        """The strategy named ``strategy_id``; else the one saved for form ``form_id``
+        (the latest published if several name it); else ``target``'s default."""
         if strategy_id is not None:
             stored = work.uow.find_definition(MATCHING_STRATEGY, strategy_id)
             strategy = (
@@ -167,11 +169,13 @@ class IntakeCommands(EngineCore):
                     value=strategy_id,
                 )
             return strategy
-        defaults = [
+        saved = [
             (d.published_at, s)
             for d in work.uow.definitions(MATCHING_STRATEGY)
-            if (s := strategy_from_dict(d.document)).target is target and s.default
+            if (s := strategy_from_dict(d.document)).target is target
         ]
+        for_form = [(at, s) for at, s in saved if form_id is not None and form_id in s.forms]
+        defaults = for_form or [(at, s) for at, s in saved if s.default]
         if defaults:
             return max(defaults, key=lambda pair: pair[0])[1]
         return DEFAULT_CONTACT_STRATEGY if target is RecordKind.CONTACT else DEFAULT_LEAD_STRATEGY
@@ -224,7 +228,8 @@ class IntakeCommands(EngineCore):
         reasons: list[str] | None = [] if batch is None or batch.explain else None
         strategy = self._strategy if batch is None else batch.strategy
 
-        contact_strategy = strategy(work, options.contact_strategy, RecordKind.CONTACT)
+        form = submission.form_id
+        contact_strategy = strategy(work, options.contact_strategy, RecordKind.CONTACT, form)
         contact = self._match(
             work,
             Contact,
@@ -236,7 +241,7 @@ class IntakeCommands(EngineCore):
             preferred=None,
             batch=batch,
         )
-        lead_strategy = strategy(work, options.lead_strategy, RecordKind.LEAD)
+        lead_strategy = strategy(work, options.lead_strategy, RecordKind.LEAD, form)
 
         def child(candidate: Any) -> bool:
             return contact is not None and candidate.parent_contact_id == contact.id
