@@ -78,6 +78,12 @@ def test_edits_that_break_the_graph_are_refused_with_every_problem() -> None:
         insert_before(webinar, webinar.entry, EndStep(id="stop", outcome="stopped"))
     with pytest.raises(ValidationError, match="has no step 'nope'"):
         remove_step(webinar, "nope")
+    with pytest.raises(ValidationError, match="is not a SequenceDefinition"):
+        remove_step("webinar_follow_up", "x")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="is not a SequenceDefinition"):
+        copy_sequence(None, id="mine")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="is not a step"):
+        insert_after(webinar, "email_confirmation_after_thank_you", {"id": "x"})  # type: ignore[arg-type]
 
 
 @given(name=st.sampled_from(sorted(TEMPLATES)), pick=st.integers(0, 100))

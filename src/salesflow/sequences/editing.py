@@ -9,7 +9,7 @@ refused at once with every problem named, not at publishing.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import attrs
 
@@ -33,6 +33,7 @@ def copy_sequence(
     Raises:
         ValidationError: ``id`` or ``name`` is malformed, or ``id`` is the original's.
     """
+    _require_definition(definition)
     if id == definition.id:
         raise ValidationError(
             f"the copy of sequence {definition.id!r} needs an id of its own",
@@ -40,6 +41,17 @@ def copy_sequence(
             value=id,
         )
     return attrs.evolve(definition, id=id, name=name or definition.name, version=1)
+
+
+def _require_definition(definition: object) -> SequenceDefinition:
+    if not isinstance(definition, SequenceDefinition):
+        raise ValidationError(
+            f"{definition!r} is not a SequenceDefinition; pass one (load_template(name) "
+            f"gives a standard template)",
+            field="definition",
+            value=definition,
+        )
+    return definition
 
 
 def _with_next(step: Step, target: str) -> Step:
@@ -62,6 +74,13 @@ def _retarget(step: Step, old: str, new: str) -> Step:
 
 
 def _check_new(definition: SequenceDefinition, step: Step) -> None:
+    if not isinstance(step, get_args(Step)):
+        raise ValidationError(
+            f"{step!r} is not a step; pass an ActivityStep, WaitStep, UpdateFieldStep, "
+            f"SetStatusStep or ABTestStep",
+            field="step",
+            value=step,
+        )
     if step.id in definition.by_id:
         raise ValidationError(
             f"sequence {definition.id!r} has a step {step.id!r} already; give the new step "
@@ -87,7 +106,7 @@ def insert_before(definition: SequenceDefinition, step_id: str, step: Step) -> S
             single ``next``.
         InvalidDefinition: the edited sequence is not valid (every problem named).
     """
-    definition.step(step_id)
+    _require_definition(definition).step(step_id)
     _check_new(definition, step)
     if not hasattr(step, "next") or isinstance(step, ConditionStep):
         raise ValidationError(
@@ -115,7 +134,8 @@ def insert_after(definition: SequenceDefinition, step_id: str, step: Step) -> Se
             is taken, or the new step has no single ``next``.
         InvalidDefinition: the edited sequence is not valid (every problem named).
     """
-    after = definition.step(step_id)
+    after = _require_definition(definition).step(step_id)
+    _check_new(definition, step)
     following = getattr(after, "next", None)
     if isinstance(after, ConditionStep) or following is None:
         raise ValidationError(
@@ -137,7 +157,7 @@ def remove_step(definition: SequenceDefinition, step_id: str) -> SequenceDefinit
         InvalidDefinition: the edited sequence is not valid, e.g. a condition that
             watched the removed email (every problem named).
     """
-    removed = definition.step(step_id)
+    removed = _require_definition(definition).step(step_id)
     following = getattr(removed, "next", None)
     if isinstance(removed, ConditionStep) or following is None:
         raise ValidationError(
