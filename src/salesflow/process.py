@@ -37,6 +37,7 @@ __all__ = [
     "Stage",
     "StageStep",
     "StepKind",
+    "flow_record_type",
     "require_valid",
     "validate",
 ]
@@ -95,7 +96,12 @@ def _step_kind(value: object) -> StepKind:
     return kind
 
 
-def _record_type(where: str, value: object) -> RecordKind:
+def flow_record_type(where: str, value: object) -> RecordKind:
+    """``value`` as one of `FLOW_RECORD_TYPES` (a `RecordKind` or its value).
+
+    Raises:
+        ValidationError: naming ``where``, when it is another kind or none.
+    """
     kind: RecordKind = to_enum(RecordKind, value, where, optional=False)
     if kind not in FLOW_RECORD_TYPES:
         allowed = ", ".join(sorted(k.value for k in FLOW_RECORD_TYPES))
@@ -108,11 +114,11 @@ def _record_type(where: str, value: object) -> RecordKind:
 
 
 def _flow_record_type(value: object) -> RecordKind:
-    return _record_type("ProcessFlow.record_type", value)
+    return flow_record_type("ProcessFlow.record_type", value)
 
 
 def _stage_record_type(value: object) -> RecordKind | None:
-    return None if value is None else _record_type("Stage.record_type", value)
+    return None if value is None else flow_record_type("Stage.record_type", value)
 
 
 def _tuple_of(cls: type, where: str, value: object) -> tuple[Any, ...]:

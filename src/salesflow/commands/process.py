@@ -48,7 +48,7 @@ from salesflow.definitions import StateDocument
 from salesflow.documents import Table
 from salesflow.errors import InvalidTransition, NotFound, ValidationError
 from salesflow.lead import Lead
-from salesflow.process import ProcessFlow, require_valid
+from salesflow.process import FLOW_RECORD_TYPES, ProcessFlow, flow_record_type, require_valid
 from salesflow.process_io import from_dict, to_dict
 from salesflow.process_standard import (
     MARKETING_SETTINGS,
@@ -157,17 +157,6 @@ DEFAULT_PROCESSES = "process.defaults"
 """The state document kind of the default flow per record type (key
 `DEFAULT_PROCESSES_KEY`): ``{"schema": 1, "flows": {"lead": "<flow id>", ...}}``."""
 DEFAULT_PROCESSES_KEY = "default"
-_PROCESS_KINDS = ("lead", "opportunity", "contact", "account")
-
-
-def _process_kind(value: object) -> RecordKind:
-    if isinstance(value, str) and value in _PROCESS_KINDS:
-        return RecordKind(value)
-    raise ValidationError(
-        f"record_type={value!r} must be one of {', '.join(_PROCESS_KINDS)}",
-        field="record_type",
-        value=value,
-    )
 
 
 def _default_flows(stored: StateDocument | None) -> dict[str, str]:
@@ -559,7 +548,7 @@ class ProcessCommands(LeadCommands):
                 account, or the flow starts on another record type.
             NotFound: no such flow (a standard flow's id works without publishing).
         """
-        kind = _process_kind(record_type)
+        kind = flow_record_type("record_type", record_type)
         with self._command() as work:
             if flow_id is not None:
                 flow = self._flow(work, flow_id, None)
@@ -597,7 +586,7 @@ class ProcessCommands(LeadCommands):
         created = [
             ref
             for ref, (before, after) in work.written.items()
-            if before is None and ref.kind.value in _PROCESS_KINDS
+            if before is None and ref.kind in FLOW_RECORD_TYPES
         ]
         if not created:
             return
