@@ -76,10 +76,13 @@ class RecordingSink:
         for event in events:
             fields = {k: _plain(v) for k, v in attrs.asdict(event, recurse=False).items()}
             lines.append(json.dumps({"type": type(event).__name__, **fields}) + "\n")
-        # one write per unit of work: O_APPEND keeps it whole and in order
+        # one write per unit of work: O_APPEND keeps it whole and in order (a short
+        # write goes on where it stopped)
+        data = "".join(lines).encode()
         descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(descriptor, "".join(lines).encode())
+            while data:
+                data = data[os.write(descriptor, data) :]
         finally:
             os.close(descriptor)
 
@@ -87,7 +90,11 @@ class RecordingSink:
 def read_records(directory: Path, types: Collection[str] | None = None) -> list[dict[str, object]]:
     """Every event recorded under ``directory``, from all processes; only those of
     the event ``types`` (class names) when given, which skips parsing the others
-    (each line starts with its ``"type"``)."""
+    (each line starts with its ``"type"``).
+
+    A line without its newline is the one a process was writing when it was killed:
+    that delivery did not finish (its outbox entry stays and another worker publishes
+    it), so it is not counted."""
     prefixes = None if types is None else tuple(f'{{"type": "{t}"' for t in types)
     records: list[dict[str, object]] = []
     for path in sorted(directory.glob("*.jsonl")):
@@ -95,7 +102,9 @@ def read_records(directory: Path, types: Collection[str] | None = None) -> list[
             records.extend(
                 json.loads(line)
                 for line in lines
-                if line.strip() and (prefixes is None or line.startswith(prefixes))
+                if line.endswith("\n")
+                and line.strip()
+                and (prefixes is None or line.startswith(prefixes))
             )
     return records
 

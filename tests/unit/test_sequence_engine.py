@@ -5,12 +5,12 @@ enrollment, the record's timeline, the due item and the published events."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.unit.sequence_engines import make_engine
 
 from salesflow import events as ev
 from salesflow.activity import Activity, ActivityKind, ActivityState
@@ -72,26 +72,6 @@ def step_due_key(enrollment_id: str) -> str:
 
 
 # --- fixtures and helpers ----------------------------------------------------------
-
-
-def counter(prefix: str) -> Callable[[], str]:
-    numbers = itertools.count(1)
-    return lambda: f"{prefix}-{next(numbers)}"
-
-
-def make_engine(
-    clock: FakeClock, sink: ev.EventSink, config: RuntimeConfig | None = None
-) -> Salesflow:
-    numbers = itertools.count(1)
-    return Salesflow(
-        MemoryStore(),
-        clock=clock,
-        sink=sink,
-        ids=lambda kind: f"{kind.value}-{next(numbers)}",
-        due_ids=counter("due"),
-        enrollment_ids=counter("enr"),
-        sequences=config,
-    )
 
 
 @pytest.fixture

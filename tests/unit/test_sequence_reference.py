@@ -5,12 +5,11 @@ the sequence skips non-working time, and the current step can be assigned."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.unit.sequence_engines import make_engine
 
 from salesflow.activity import Activity, ActivityKind, ActivityState
 from salesflow.clock import FakeClock
@@ -41,7 +40,6 @@ from salesflow.sequences.enrollment import (
 from salesflow.sequences.runtime import assign_step, start
 from salesflow.sequences.templates import TEMPLATES, load_template
 from salesflow.stores.codec import decode_event, encode_event
-from salesflow.stores.memory import MemoryStore
 from salesflow.testing import simulate
 from salesflow.values import RecordKind, RecordRef
 from salesflow.worktime import Calendars, OrganizationCalendar
@@ -49,24 +47,6 @@ from salesflow.worktime import Calendars, OrganizationCalendar
 MONDAY = datetime(2026, 3, 2, 9, tzinfo=UTC)
 SATURDAY = datetime(2026, 3, 7, 10, tzinfo=UTC)
 NEXT_MONDAY_OPENING = datetime(2026, 3, 9, 8, tzinfo=UTC)
-
-
-def _counter(prefix: str) -> Callable[[], str]:
-    numbers = itertools.count(1)
-    return lambda: f"{prefix}-{next(numbers)}"
-
-
-def make_engine(clock: FakeClock, sink: ListSink, config: RuntimeConfig | None = None) -> Salesflow:
-    numbers = itertools.count(1)
-    return Salesflow(
-        MemoryStore(),
-        clock=clock,
-        sink=sink,
-        ids=lambda kind: f"{kind.value}-{next(numbers)}",
-        due_ids=_counter("due"),
-        enrollment_ids=_counter("enr"),
-        sequences=config,
-    )
 
 
 @pytest.fixture
