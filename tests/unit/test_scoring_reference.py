@@ -7,12 +7,15 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 
 from salesflow.clock import FakeClock
 from salesflow.commands import scoring as scoring_commands
+from salesflow.commands.process import SALES_READY_STATE
 from salesflow.conditions import field
 from salesflow.engine import Salesflow
 from salesflow.events import LeadBecameSalesReady, LeadScored, ListSink
@@ -29,6 +32,7 @@ from salesflow.scoring import (
     compile_model,
     score,
 )
+from salesflow.stores.base import Store, UnitOfWork
 from salesflow.stores.url import open_store
 from salesflow.testing import simulate
 
@@ -362,3 +366,53 @@ def test_every_child_of_a_units_parents_is_rescored_page_by_page(
     assert {lead_id: engine.lead_scores(lead_id)[0].points for lead_id in children} == {
         lead_id: 10 for lead_id in children
     }
+
+
+class _MarkedElsewhere:
+    """A store whose units do not see the sales-ready marks already stored, as a unit
+    racing another on PostgreSQL would not: the mark it then tries to add exists."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    @contextmanager
+    def unit_of_work(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
+        with self.inner.unit_of_work(read_only=read_only) as uow:
+            yield cast(UnitOfWork, _Blind(uow))
+
+    def migrate(self) -> int:
+        return self.inner.migrate()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _Blind:
+    def __init__(self, inner: UnitOfWork) -> None:
+        self._inner = inner
+
+    def get_state(self, kind: str, key: str) -> Any:
+        if kind == SALES_READY_STATE:
+            return None
+        return self._inner.get_state(kind, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_a_lead_another_unit_marked_first_is_not_announced_again(url: str) -> None:
+    sink = ListSink()
+    store = open_store(url)
+    engine = Salesflow(store, clock=FakeClock(T0), sink=sink)
+    engine.publish_scoring_model(model(rules=[in_lithuania(50)]))
+    contact = engine.create_contact(last_name="Kim")
+    lead = engine.create_lead(
+        topic="t", last_name="Kim", country="Lithuania", parent_contact_id=contact.id
+    )
+    assert ready_events(sink) == [(lead.id, "engagement")]
+    racing = Salesflow(_MarkedElsewhere(store), clock=FakeClock(T0), sink=sink)
+    racing.score_lead(lead.id)  # finds no mark, adds one: it exists, so it goes on
+    racing.update_lead(lead.id, description="still keen")
+    assert ready_events(sink) == [(lead.id, "engagement")]
+    assert engine.is_sales_ready(lead.id)
+    engine.close()
