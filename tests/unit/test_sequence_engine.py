@@ -75,17 +75,8 @@ def step_due_key(enrollment_id: str) -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def sink() -> ListSink:
-    return ListSink()
-
-
-@pytest.fixture
 def engine(clock: FakeClock, sink: ListSink) -> Salesflow:
+    """The conftest's clock and sink, on `make_engine`'s sequential ids."""
     return make_engine(clock, sink)
 
 

@@ -50,17 +50,8 @@ NEXT_MONDAY_OPENING = datetime(2026, 3, 9, 8, tzinfo=UTC)
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(MONDAY)
-
-
-@pytest.fixture
-def sink() -> ListSink:
-    return ListSink()
-
-
-@pytest.fixture
 def engine(clock: FakeClock, sink: ListSink) -> Salesflow:
+    """The conftest's clock and sink, on `make_engine`'s sequential ids."""
     return make_engine(clock, sink)
 
 
