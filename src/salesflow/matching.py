@@ -8,9 +8,13 @@ the seeds': contacts match on email (`DEFAULT_CONTACT_STRATEGY`), leads on email
 plus the form (landing page) id (`DEFAULT_LEAD_STRATEGY`), so one contact can
 have one lead per form.
 
-Every strategy includes ``email``: the stores index it (``email_key``), so a
-match is an indexed lookup followed by a check of the other fields on the few
-candidates, never a scan. A submission without an email matches nothing.
+Every strategy includes at least one indexed field (`INDEXED_FIELDS`): ``email``,
+``mobile_phone`` or ``business_phone`` (phones with the phone normalizer). The
+stores index a lookup key of each (``email_key``; ``mobile_phone_key`` and
+``business_phone_key``, the last 8 digits, `phone_key`), so a match is an indexed
+lookup by the first indexed field the submission has, followed by the exact check
+of every field on the few candidates, never a scan. A submission with none of the
+strategy's indexed fields matches nothing.
 
 This module is pure: the normalizers, strategies, their validation and the choice
 among candidates (`pick`). The engine's intake (`salesflow.commands.intake`) does
@@ -29,24 +33,42 @@ from typing import Any
 import attrs
 
 from salesflow.errors import ValidationError
-from salesflow.values import RecordKind, to_enum
+from salesflow.values import RecordKind, normalize_email, to_enum
 
 __all__ = [
     "CALLING_CODES",
     "DEFAULT_CONTACT_STRATEGY",
     "DEFAULT_LEAD_STRATEGY",
     "INDEXED_FIELD",
+    "INDEXED_FIELDS",
+    "LOOKUP_VALUES",
+    "PHONE_KEY_DIGITS",
     "MatchField",
     "MatchingStrategy",
     "Normalizer",
+    "lookup_value",
     "normalize",
+    "phone_key",
     "pick",
     "strategy_from_dict",
     "strategy_to_dict",
 ]
 
+INDEXED_FIELDS: Mapping[str, str] = {
+    "email": "email_key",
+    "mobile_phone": "mobile_phone_key",
+    "business_phone": "business_phone_key",
+}
+"""Indexed field → the lookup key the stores index it by, in the order intake looks
+candidates up by them (the first one a submission has a value for)."""
+
 INDEXED_FIELD = "email"
-"""The field every strategy includes: the one the stores index for lookups."""
+"""The first of `INDEXED_FIELDS`. Kept for code written when it was the only one."""
+
+PHONE_KEY_DIGITS = 8
+"""How many trailing digits of a phone number its lookup key keeps (`phone_key`)."""
+
+_PHONE_FIELDS = frozenset(name for name in INDEXED_FIELDS if name != "email")
 
 CALLING_CODES: Mapping[str, str] = {
     # ISO 3166 alpha-2 codes and English names of the countries a phone's country
@@ -115,8 +137,12 @@ def _name(text: str) -> str:
     return _SPACES.sub(" ", plain).strip()
 
 
+def _digits(text: str) -> str:
+    return "".join(filter(str.isdigit, text))
+
+
 def _phone(text: str, country: str | None, codes: Mapping[str, str]) -> str | None:
-    digits = "".join(c for c in text if c.isdigit())
+    digits = _digits(text)
     if not digits:
         return None
     if text.lstrip().startswith("+"):
@@ -169,6 +195,56 @@ def normalize(
     return text
 
 
+def phone_key(value: Any) -> str | None:
+    """The lookup key of a phone number: its last `PHONE_KEY_DIGITS` digits (all of
+    them when it has fewer); None when it has no digit.
+
+    It does not depend on the country, which the stored record and the submission
+    may not both know: ``+370 612 34567``, ``00370 612 34567`` and ``8 612 34567``
+    share the key ``61234567``. It only finds candidates; the strategy's phone
+    normalizer decides whether they are the same number (`MatchingStrategy.matches`).
+    A national number of fewer digits than that is found only when both are written
+    with the same digits.
+    """
+    if value is None:
+        return None
+    digits = _digits(str(value))
+    return digits[-PHONE_KEY_DIGITS:] or None
+
+
+def _email_key(value: Any) -> str | None:
+    if value is None:
+        return None
+    return normalize_email(value if value.__class__ is str else str(value)) or None
+
+
+LOOKUP_VALUES: Mapping[str, Callable[[Any], str | None]] = {
+    "email": _email_key,
+    "mobile_phone": phone_key,
+    "business_phone": phone_key,
+}
+"""Indexed field → the function giving the lookup key of one of its values (see
+`lookup_value`); the stores index records by what it returns."""
+
+
+def lookup_value(name: str, value: Any) -> str | None:
+    """The lookup key (`INDEXED_FIELDS`) of value ``value`` of indexed field ``name``:
+    the email trimmed and lower-cased, a phone's `phone_key`; None when empty. The
+    stores index records by it and intake looks candidates up by it.
+
+    Raises:
+        ValidationError: ``name`` is not one of `INDEXED_FIELDS`.
+    """
+    of = LOOKUP_VALUES.get(name)
+    if of is None:
+        raise ValidationError(
+            f"{name!r} is not an indexed field; use one of {', '.join(map(repr, INDEXED_FIELDS))}",
+            field="name",
+            value=name,
+        )
+    return of(value)
+
+
 def _field_name(_: Any, __: Any, value: Any) -> None:
     if not isinstance(value, str) or not value or len(value) > 100:
         raise ValidationError(
@@ -184,12 +260,25 @@ def _normalizer(value: object) -> Normalizer:
     return result
 
 
+def _default_normalizer(match_field: MatchField) -> Normalizer:
+    # A phone field is indexed only through the phone normalizer, so it is the default.
+    return Normalizer.PHONE if match_field.name in _PHONE_FIELDS else Normalizer.EXACT
+
+
 @attrs.frozen(kw_only=True)
 class MatchField:
-    """One field a strategy compares, and how."""
+    """One field a strategy compares, and how.
+
+    Attributes:
+        name: The field (``custom.<name>`` for a custom field).
+        normalizer: How its values are compared: `Normalizer.PHONE` by default for
+            ``mobile_phone`` and ``business_phone``, `Normalizer.EXACT` for the rest.
+    """
 
     name: str = attrs.field(validator=_field_name)
-    normalizer: Normalizer = attrs.field(default=Normalizer.EXACT, converter=_normalizer)
+    normalizer: Normalizer = attrs.field(
+        default=attrs.Factory(_default_normalizer, takes_self=True), converter=_normalizer
+    )
 
 
 def _target(value: object) -> RecordKind:
@@ -221,15 +310,36 @@ def _fields(value: object) -> tuple[MatchField, ...]:
             field="MatchingStrategy.fields",
             value=value,
         )
-    if INDEXED_FIELD not in names:
+    if not _indexed(fields):
+        phones = [f.name for f in fields if f.name in _PHONE_FIELDS]
+        hint = (
+            f" ({' and '.join(phones)} must use the 'phone' normalizer to be looked up by)"
+            if phones
+            else ""
+        )
         raise ValidationError(
-            f"MatchingStrategy.fields={names} must include {INDEXED_FIELD!r}: matching looks "
-            f"candidates up by email, the field every store indexes, then compares the "
-            f"other fields",
+            f"MatchingStrategy.fields={names} must include 'email', 'mobile_phone' or "
+            f"'business_phone'{hint}: matching looks candidates up by one of these fields, "
+            f"which every store indexes, then compares the other fields",
             field="MatchingStrategy.fields",
             value=value,
         )
     return fields
+
+
+def _indexed(fields: Sequence[MatchField]) -> tuple[str, ...]:
+    """The names of ``fields`` candidates can be looked up by, in `INDEXED_FIELDS` order.
+
+    A phone field counts only with the phone normalizer: compared another way (a
+    strategy saved before phones were indexed may do so) it is an ordinary field.
+    """
+    by_name = {f.name: f for f in fields}
+    return tuple(
+        name
+        for name in INDEXED_FIELDS
+        if name in by_name
+        and (name not in _PHONE_FIELDS or by_name[name].normalizer is Normalizer.PHONE)
+    )
 
 
 def _strategy_id(_: Any, __: Any, value: Any) -> None:
@@ -261,7 +371,9 @@ class MatchingStrategy:
     Attributes:
         id: The strategy's id (intake options name it).
         target: Contacts or leads.
-        fields: The fields compared; must include ``email``.
+        fields: The fields compared; must include an indexed one (`INDEXED_FIELDS`):
+            ``email``, or ``mobile_phone`` / ``business_phone`` with the phone
+            normalizer (their default).
         default: Whether it is its target's default (one per target).
         forms: The forms (``Submission.form_id``) whose submissions it matches when
             the intake options name no strategy: the per-form choice.
@@ -272,6 +384,21 @@ class MatchingStrategy:
     fields: tuple[MatchField, ...] = attrs.field(converter=_fields)
     default: bool = False
     forms: tuple[str, ...] = attrs.field(default=(), converter=_forms)
+    indexed: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
+    """The fields candidates are looked up by, in `INDEXED_FIELDS` order (derived)."""
+
+    _lookups: tuple[tuple[str, str, Callable[[Any], str | None]], ...] = attrs.field(
+        init=False, eq=False, repr=False
+    )
+
+    @indexed.default
+    def _indexed_fields(self) -> tuple[str, ...]:
+        return _indexed(self.fields)
+
+    @_lookups.default
+    def _lookup_functions(self) -> tuple[tuple[str, str, Callable[[Any], str | None]], ...]:
+        # (field, lookup key, its function) for each indexed field, resolved once
+        return tuple((name, INDEXED_FIELDS[name], LOOKUP_VALUES[name]) for name in self.indexed)
 
     def keys(
         self,
@@ -285,16 +412,36 @@ class MatchingStrategy:
         Returns:
             Field → key; fields whose value is empty are left out when
             ``ignore_empty`` (else kept as None: only an empty value matches them).
-            None when there is no email: nothing can be looked up.
+            None when every indexed field (`indexed`) is empty: nothing can be
+            looked up.
         """
         keys: dict[str, str | None] = {}
+        indexed = self.indexed
+        found = False
         for f in self.fields:
             key = normalize(f.normalizer, values(f.name), country=country)
-            if key is None and f.name == INDEXED_FIELD:
-                return None
-            if key is not None or not ignore_empty:
+            if key is not None:
                 keys[f.name] = key
-        return keys
+                found = found or f.name in indexed
+            elif not ignore_empty:
+                keys[f.name] = None
+        return keys if found else None
+
+    def lookup(self, keys: Mapping[str, str | None]) -> tuple[str, str] | None:
+        """The lookup key name and value candidates for ``keys`` (from `keys`) are
+        found by: those of the first indexed field that has a key.
+
+        Returns:
+            ``(lookup key, value)``, e.g. ``("mobile_phone_key", "61234567")``; None
+            when no indexed field has a key.
+        """
+        for name, lookup, of in self._lookups:
+            key = keys.get(name)
+            if key is not None:
+                value = of(key)
+                if value is not None:
+                    return lookup, value
+        return None
 
     def matches(
         self, keys: Mapping[str, str | None], values: Callable[[str], Any], country: str | None

@@ -818,7 +818,7 @@ def test_a_database_at_layout_10_gets_the_outbox(store: PostgresStore) -> None:
     finally:
         upgraded.close()
     version, tables, indexes = layout(store.schema)
-    assert version == str(STORE_SCHEMA_VERSION) == "12"
+    assert version == str(STORE_SCHEMA_VERSION) == "13"
     assert "sf_outbox" in tables
     assert "sf_outbox__created_at__id" in indexes
     assert "sf_scores__model_id__lead_id" in indexes

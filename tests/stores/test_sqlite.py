@@ -475,7 +475,7 @@ def test_a_database_at_layout_11_gets_the_parent_indexes(store: SQLiteStore, pat
         conn.execute("UPDATE sf_meta SET value = '11' WHERE key = 'schema_version'")
     SQLiteStore(path).close()
     version, _, indexes = layout(path)
-    assert version == str(STORE_SCHEMA_VERSION) == "12"
+    assert version == str(STORE_SCHEMA_VERSION) == "13"
     assert {"sf_lead__parent_contact_id__id", "sf_lead__parent_account_id__id"} <= indexes
 
 
@@ -915,7 +915,7 @@ def test_a_database_at_layout_10_gets_the_outbox(store: SQLiteStore, path: Path)
     finally:
         upgraded.close()
     version, tables, indexes = layout(path)
-    assert version == str(STORE_SCHEMA_VERSION) == "12"
+    assert version == str(STORE_SCHEMA_VERSION) == "13"
     assert "sf_outbox" in tables
     assert "sf_outbox__created_at__id" in indexes
     assert "sf_scores__model_id__lead_id" in indexes

@@ -54,9 +54,15 @@ def test_the_defaults_are_the_seeds() -> None:
     assert [f.name for f in DEFAULT_LEAD_STRATEGY.fields] == ["email", "form_id"]
 
 
-def test_a_strategy_must_include_the_indexed_email() -> None:
-    with pytest.raises(ValidationError, match="must include 'email'"):
-        MatchingStrategy(id="by_phone", target="contact", fields=[MatchField(name="mobile_phone")])
+def test_a_strategy_must_include_an_indexed_field() -> None:
+    with pytest.raises(ValidationError, match="must include 'email', 'mobile_phone' or 'busi"):
+        MatchingStrategy(id="by_name", target="contact", fields=[MatchField(name="last_name")])
+    with pytest.raises(ValidationError, match="mobile_phone must use the 'phone' normalizer"):
+        MatchingStrategy(
+            id="by_phone_text",
+            target="contact",
+            fields=[MatchField(name="mobile_phone", normalizer="exact")],
+        )
     with pytest.raises(ValidationError, match="contacts or leads"):
         MatchingStrategy(id="x", target="account", fields=["email"])
     with pytest.raises(ValidationError, match="twice"):

@@ -5,8 +5,9 @@ batch). A row that intake refuses (no last name for a new lead, a value the fiel
 does not take) is rejected with its reason; when that happens the batch's unit
 is rolled back and its rows are taken again one unit each, so a refused row never
 leaves part of itself behind and never takes other rows with it. A batch looks its
-rows' email keys up together first (`IntakeBatch`), so rows that match nobody cost
-no lookup of their own.
+rows' lookup keys (email, or a phone for a strategy that matches by phone) up
+together first (`IntakeBatch`), so rows that match nobody cost no lookup of their
+own.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from salesflow.commands.intake import IntakeCommands, _country, _email_key, _Keys, _submitted
+from salesflow.commands.intake import IntakeCommands, _country, _Keys, _submitted
 from salesflow.commands.work import Work
 from salesflow.errors import SalesflowError, ValidationError
 from salesflow.imports import ImportReport, ParsedRow, Rejection, read_rows
 from salesflow.intake import Channel, IntakeOptions, RecordAction, Submission
 from salesflow.lead import Lead
-from salesflow.matching import MatchingStrategy
+from salesflow.matching import INDEXED_FIELDS, LOOKUP_VALUES, MatchingStrategy
 from salesflow.party import Contact
-from salesflow.values import RecordKind, normalize_email, to_enum
+from salesflow.values import RecordKind, to_enum
 
 __all__ = ["IMPORT_BATCH", "ImportCommands", "IntakeBatch"]
 
@@ -166,11 +167,16 @@ def _action(lead: RecordAction, contact: RecordAction) -> RecordAction:
     return lead if lead is not RecordAction.NONE else contact
 
 
+_FIELD_OF = {key: name for name, key in INDEXED_FIELDS.items()}
+"""Lookup key → the indexed field it is computed from."""
+
+
 class IntakeBatch:
     """What intake reuses across many submissions taken in one unit of work (a CSV
-    import batch): the strategies, resolved once, and which email keys no contact
-    or lead has, found with one `find_ids_by` per kind for the whole batch
-    (`prefetch`) so that a new person costs no lookup.
+    import batch): the strategies, resolved once, and which lookup keys (email or
+    phone keys, `INDEXED_FIELDS`) no contact or lead has, found with one
+    `find_ids_by` per kind and lookup key the batch uses (`prefetch`) so that a new
+    person costs no lookup.
 
     A key stays known to be absent only while nothing in the unit could have given
     it a record: intake's own writes (`wrote`) drop their keys, and a write by
@@ -195,13 +201,20 @@ class IntakeBatch:
         self._work = work
         self._resolve = resolve
         self._strategies: dict[tuple[str | None, RecordKind, str | None], MatchingStrategy] = {}
-        self._absent: dict[type[Any], set[str]] = {Contact: set(), Lead: set()}
+        # kind → lookup key (``email_key``, ``mobile_phone_key`` …) → values no record has
+        self._absent: dict[type[Any], dict[str, set[str]]] = {Contact: {}, Lead: {}}
         self._mine: set[tuple[RecordKind, str]] = set()
         # By id(): each entry holds its object, so the id is not reused meanwhile.
         self._values: dict[int, tuple[Submission, Mapping[str, Any]]] = {}
         self._keys: dict[
             tuple[int, int, int],
-            tuple[Mapping[str, Any], MatchingStrategy, IntakeOptions, _Keys | None],
+            tuple[
+                Mapping[str, Any],
+                MatchingStrategy,
+                IntakeOptions,
+                _Keys | None,
+                tuple[str, str] | None,
+            ],
         ] = {}
 
     def values(self, submission: Submission) -> Mapping[str, Any]:
@@ -220,13 +233,25 @@ class IntakeBatch:
         options: IntakeOptions,
     ) -> _Keys | None:
         """`MatchingStrategy.keys` of ``values``, worked out once per strategy."""
+        return self.lookup(strategy, values, country, options)[0]
+
+    def lookup(
+        self,
+        strategy: MatchingStrategy,
+        values: Mapping[str, Any],
+        country: str | None,
+        options: IntakeOptions,
+    ) -> tuple[_Keys | None, tuple[str, str] | None]:
+        """`MatchingStrategy.keys` of ``values`` and the `MatchingStrategy.lookup` of
+        those keys, worked out once per strategy (`prefetch` and intake both ask)."""
         slot = (id(values), id(strategy), id(options))
         entry = self._keys.get(slot)
         if entry is None or entry[0] is not values:
             found = strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
-            entry = (values, strategy, options, found)
+            by = None if found is None else strategy.lookup(found)
+            entry = (values, strategy, options, found, by)
             self._keys[slot] = entry
-        return entry[3]
+        return entry[3], entry[4]
 
     def strategy(
         self,
@@ -245,8 +270,10 @@ class IntakeBatch:
         return found
 
     def prefetch(self, submissions: Iterable[Submission], options: IntakeOptions) -> None:
-        """Find which of the submissions' email keys no contact (and, when intake
-        takes leads, no lead) has: one `find_ids_by` per kind.
+        """Find which of the submissions' lookup keys no contact (and, when intake
+        takes leads, no lead) has: one `find_ids_by` per kind and lookup key (each
+        submission's key is the one intake looks it up by, `MatchingStrategy.lookup`;
+        an email strategy's batch makes one per kind).
 
         Raises:
             NotFound, ValidationError: as `IntakeCommands._strategy` (an option
@@ -259,29 +286,34 @@ class IntakeBatch:
         lead_strategy = self.strategy(work, options.lead_strategy, RecordKind.LEAD)
         if options.leads:
             targets.append((Lead, lead_strategy))
-        wanted: dict[type[Any], list[str]] = {cls: [] for cls, _ in targets}
+        wanted: dict[tuple[type[Any], str], list[str]] = {}
         for submission in submissions:
             values = self.values(submission)
             country = _country(values)
             for cls, strategy in targets:
-                keys = self.keys(strategy, values, country, options)
-                if keys is not None:
-                    wanted[cls].append(_email_key(keys))
-        for cls, emails in wanted.items():
-            if emails:
-                found = work.uow.find_ids_by(cls, "email_key", emails)
-                self._absent[cls] = {key for key, ids in found.items() if not ids}
+                lookup = self.lookup(strategy, values, country, options)[1]
+                if lookup is not None:
+                    wanted.setdefault((cls, lookup[0]), []).append(lookup[1])
+        for (cls, name), values_wanted in wanted.items():
+            found = work.uow.find_ids_by(cls, name, values_wanted)
+            self._absent[cls][name] = {key for key, ids in found.items() if not ids}
 
-    def absent(self, cls: type[Any], key: str) -> bool:
-        """Whether no record of ``cls`` has email key ``key`` (False: look it up)."""
+    def absent(self, cls: type[Any], key: str, lookup: str = "email_key") -> bool:
+        """Whether no record of ``cls`` has ``key`` as its lookup key ``lookup``
+        (False: look it up)."""
         if len(self._work.written) != len(self._mine):
             # something other than intake wrote records in this unit: know nothing
-            self._absent = {Contact: set(), Lead: set()}
+            self._absent = {Contact: {}, Lead: {}}
             self._mine = {(ref.kind, ref.id) for ref in self._work.written}
-        return key in self._absent[cls]
+        known = self._absent[cls].get(lookup)
+        return known is not None and key in known
 
     def wrote(self, record: Contact | Lead) -> None:
-        """Intake stored ``record`` in the unit: its email key may now find it."""
+        """Intake stored ``record`` in the unit: its lookup keys may now find it."""
         self._mine.add((record.KIND, record.id))
-        if record.email:
-            self._absent[type(record)].discard(normalize_email(record.email))
+        for name, known in self._absent[type(record)].items():
+            if known:
+                field = _FIELD_OF[name]
+                key = LOOKUP_VALUES[field](getattr(record, field))
+                if key is not None:
+                    known.discard(key)

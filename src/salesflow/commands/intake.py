@@ -2,10 +2,11 @@
 channel uses, and recording interactions.
 
 `intake` runs in one unit of work: the contact strategy first (an indexed lookup
-by email, then the strategy's other fields on the candidates; several matches →
-the most recently modified), then the lead strategy (a child lead of the matched
-contact preferred), then update or create, then the interaction. Every decision
-is written into `IntakeResult.reasons`.
+by the first of the strategy's indexed fields the submission has, email, mobile
+phone or business phone, then every field of the strategy on the candidates;
+several matches → the most recently modified), then the lead strategy (a child
+lead of the matched contact preferred), then update or create, then the
+interaction. Every decision is written into `IntakeResult.reasons`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from salesflow.lead import Lead
 from salesflow.matching import (
     DEFAULT_CONTACT_STRATEGY,
     DEFAULT_LEAD_STRATEGY,
-    INDEXED_FIELD,
     MatchingStrategy,
+    Normalizer,
+    normalize,
     pick,
     strategy_from_dict,
     strategy_to_dict,
@@ -90,8 +92,9 @@ def _split(
 
 def _changes(record: Record, values: Mapping[str, Any]) -> dict[str, Any]:
     """The values that differ from ``record``'s once converted as the record converts
-    them (an email differing only in case is the same email); custom values are
-    merged into the record's own."""
+    them (an email differing only in case is the same email, and a phone written
+    another way, with the record's country, the same phone: matching by it found the
+    record); custom values are merged into the record's own."""
     fields = attrs.fields_dict(type(record))
     changes: dict[str, Any] = {}
     for name, value in values.items():
@@ -100,19 +103,28 @@ def _changes(record: Record, values: Mapping[str, Any]) -> dict[str, Any]:
         converter = fields[name].converter
         converted = converter(value) if callable(converter) else value
         current = getattr(record, name)
-        if (
-            name == "email"
-            and isinstance(converted, str)
-            and isinstance(current, str)
-            and normalize_email(converted) == normalize_email(current)
-        ):
-            continue
+        if isinstance(converted, str) and isinstance(current, str) and converted != current:
+            if name == "email" and normalize_email(converted) == normalize_email(current):
+                continue
+            if name in _PHONES and _same_phone(converted, current, record):
+                continue
         if converted != current:
             changes[name] = value
     custom = values.get("custom")
     if custom and any(record.custom.get(k) != v for k, v in custom.items()):
         changes["custom"] = {**record.custom, **custom}
     return changes
+
+
+_PHONES = frozenset(("mobile_phone", "business_phone"))
+
+
+def _same_phone(submitted: str, current: str, record: Record) -> bool:
+    country = getattr(record, "country", None)
+    country = country if isinstance(country, str) else None
+    return normalize(Normalizer.PHONE, submitted, country=country) == normalize(
+        Normalizer.PHONE, current, country=country
+    )
 
 
 class IntakeCommands(EngineCore):
@@ -307,22 +319,23 @@ class IntakeCommands(EngineCore):
         preferred: Callable[[Any], bool] | None,
         batch: IntakeBatch | None = None,
     ) -> Any:
-        keys = (
-            strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
-            if batch is None
-            else batch.keys(strategy, values, country, options)
-        )
-        if keys is None:
+        if batch is None:
+            keys = strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
+            lookup = None if keys is None else strategy.lookup(keys)
+        else:
+            keys, lookup = batch.lookup(strategy, values, country, options)
+        if keys is None or lookup is None:
             if reasons is not None:
                 reasons.append(
-                    f"no {cls.__name__.lower()} matched: the submission has no {INDEXED_FIELD}"
+                    f"no {cls.__name__.lower()} matched: the submission has no "
+                    f"{' or '.join(strategy.indexed)}"
                 )
             return None
-        key = _email_key(keys)
+        name, key = lookup
         candidates = (
             []
-            if batch is not None and batch.absent(cls, key)
-            else work.uow.find_by(cls, "email_key", key)
+            if batch is not None and batch.absent(cls, key, name)
+            else work.uow.find_by(cls, name, key)
         )
         found = [
             r
@@ -605,10 +618,3 @@ def _submitted(submission: Submission) -> Mapping[str, Any]:
 def _country(values: Mapping[str, Any]) -> str | None:
     country = values.get("country")
     return country if isinstance(country, str) else None
-
-
-def _email_key(keys: Mapping[str, str | None]) -> str:
-    """The ``email_key`` a strategy's keys look candidates up by."""
-    email = keys[INDEXED_FIELD]
-    assert email is not None
-    return normalize_email(email)

@@ -26,9 +26,10 @@ from salesflow.activity import Activity
 from salesflow.conditions import Compare, Op
 from salesflow.errors import ValidationError
 from salesflow.lead import Lead
+from salesflow.matching import INDEXED_FIELDS, LOOKUP_VALUES
 from salesflow.opportunity import Opportunity
 from salesflow.party import Account, Contact
-from salesflow.values import Money, Record, RecordKind, RecordRef, normalize_email, normalize_name
+from salesflow.values import Money, Record, RecordKind, RecordRef, normalize_name
 
 __all__ = [
     "Column",
@@ -171,24 +172,61 @@ def _columns_by_name(kind: RecordKind) -> dict[str, Column]:
 
 @attrs.frozen
 class LookupKey:
-    """A derived, indexed key used for exact lookups (matching, qualify)."""
+    """A derived, indexed key used for exact lookups (matching, qualify).
+
+    Attributes:
+        name: The key's name (the SQL stores' column).
+        read: The key of a record; None when it has none.
+        field: The one field the key is computed from, when there is one (with
+            ``of``, the key of a value of that field): the SQL stores compute the
+            keys of the rows they held before the key existed from that field's
+            column.
+        of: The key of a value of ``field``.
+        sparse: Whether most records may leave it empty: the SQL stores then index
+            only the rows that have it, so the others' writes cost that index
+            nothing.
+    """
 
     name: str
     read: Callable[[Any], str | None] = attrs.field(eq=False, repr=False)
+    field: str | None = attrs.field(default=None, kw_only=True)
+    of: Callable[[Any], str | None] | None = attrs.field(
+        default=None, kw_only=True, eq=False, repr=False
+    )
+    sparse: bool = attrs.field(default=False, kw_only=True)
 
 
-def _lower(value: str | None) -> str | None:
-    return normalize_email(value) if value else None
+def _field_key(
+    name: str, field: str, of: Callable[[Any], str | None], *, sparse: bool = False
+) -> LookupKey:
+    """The lookup key ``name`` computed by ``of`` from field ``field`` alone."""
+
+    def read(record: Any) -> str | None:
+        value = getattr(record, field)
+        # most records lack most keys' fields (a phone): no call for them
+        return None if value is None else of(value)
+
+    return LookupKey(name, read, field=field, of=of, sparse=sparse)
 
 
 def _name(value: str | None) -> str | None:
     return normalize_name(value) if value else None
 
 
+def _person_keys() -> tuple[LookupKey, ...]:
+    """The matching keys of leads and contacts: one per indexed field of a matching
+    strategy, computed as intake computes the value it looks up (`lookup_value`).
+    Phones are sparse: many people come in with an email and no phone."""
+    return tuple(
+        _field_key(key, name, LOOKUP_VALUES[name], sparse=name != "email")
+        for name, key in INDEXED_FIELDS.items()
+    )
+
+
 _LOOKUPS: dict[RecordKind, tuple[LookupKey, ...]] = {
-    RecordKind.LEAD: (LookupKey("email_key", lambda r: _lower(r.email)),),
-    RecordKind.CONTACT: (LookupKey("email_key", lambda r: _lower(r.email)),),
-    RecordKind.ACCOUNT: (LookupKey("name_key", lambda r: _name(r.name)),),
+    RecordKind.LEAD: _person_keys(),
+    RecordKind.CONTACT: _person_keys(),
+    RecordKind.ACCOUNT: (_field_key("name_key", "name", _name),),
     RecordKind.OPPORTUNITY: (),
     RecordKind.ACTIVITY: (),
 }

@@ -40,13 +40,14 @@ __all__ = [
     "DueTable",
     "Layout",
     "Table",
+    "backfill_lookup_keys",
     "leads_an_index",
     "migrate_documents",
     "open_schema",
 ]
 
 
-STORE_SCHEMA_VERSION = 12
+STORE_SCHEMA_VERSION = 13
 """The table layout this salesflow writes; a database stamped newer is refused, one
 stamped older is upgraded when opened (the missing tables and indexes are created).
 
@@ -61,7 +62,10 @@ replace ``(owner_id, id)``, and ``sf_best_scores`` (`salesflow.stores.sql_scores
 10, replaces ``sf_lead (created_at, id)`` with ``(created_at, status, id)``; 11, adds
 ``sf_outbox`` (`salesflow.stores.sql_outbox`) and ``sf_scores (model_id, lead_id)``; 12,
 adds the partial indexes ``sf_lead (parent_contact_id, id)`` and ``(parent_account_id,
-id)`` over the leads that have that parent."""
+id)`` over the leads that have that parent; 13, adds the phone lookup keys
+``mobile_phone_key`` and ``business_phone_key`` to ``sf_lead`` and ``sf_contact``,
+each with a partial index ``(key, modified_at, id)`` over the rows that have it, and
+computes them for the rows already there (`backfill_lookup_keys`)."""
 
 MIGRATION_BATCH_SIZE = 1000
 """How many records `migrate_documents` rewrites per transaction unless told otherwise."""
@@ -80,8 +84,10 @@ def _indexes(kind: RecordKind) -> tuple[_Index, ...]:
     names = {c.name for c in columns_of(kind)}
     wanted: list[tuple[str, ...]] = []
     named: dict[tuple[str, ...], str] = {}
+    sparse: list[tuple[str, ...]] = []
     for lookup in lookup_keys(kind):
-        wanted.append((lookup.name, "modified_at", "id"))
+        # Sparse keys (layout 13's phones) get partial indexes, added below.
+        (sparse if lookup.sparse else wanted).append((lookup.name, "modified_at", "id"))
     for search in search_keys(kind):
         wanted.append((search.name,))
     # The standard lead views: open / mine, newest first.
@@ -114,6 +120,9 @@ def _indexes(kind: RecordKind) -> tuple[_Index, ...]:
     ]
     unique = list(dict.fromkeys(kept))
     indexes = [_Index(named.get(c, f"sf_{kind.value}__{'__'.join(c)}"), c) for c in unique]
+    # Only the rows that have the key; an equality or IN lookup on it implies that,
+    # so both engines use the index for `find_by` and `find_ids_by`.
+    indexes += [_Index(f"sf_{kind.value}__{'__'.join(c)}", c, partial=True) for c in sparse]
     if kind is RecordKind.LEAD:
         # The children of a contact or account (layout 12): scoring re-scores them when
         # their parent changes or acts. Most leads have neither parent.
@@ -317,8 +326,11 @@ def open_schema(
     layout 1, ``sf_definitions`` and ``sf_enrollments`` for layouts 1 and 2,
     ``sf_interactions`` for layouts 1 to 3, ``sf_scores`` for layouts 1 to 4,
     ``sf_states`` for layouts 1 to 5, the work list's activity indexes for layouts
-    1 to 8, ``sf_outbox`` for layouts 1 to 10) is created, what a newer index
-    replaces is dropped, and the new layout number is stamped.
+    1 to 8, ``sf_outbox`` for layouts 1 to 10, the phone lookup keys' columns and
+    indexes for layouts 1 to 12) is created, what a newer index replaces is
+    dropped, the lookup keys a column was added for are computed for the rows
+    already there (`backfill_lookup_keys`), and the new layout number is stamped,
+    all in the one transaction: an interrupted upgrade leaves the old layout.
 
     Args:
         session: The transaction to run in.
@@ -349,11 +361,15 @@ def open_schema(
     session.change(
         f'CREATE TABLE IF NOT EXISTS {meta} ("key" {text} PRIMARY KEY, "value" {text} NOT NULL)'
     )
+    added: dict[Table, list[str]] = {}
     for table in tables:
-        for statement in table.ddl():
-            session.change(statement)
+        create, *indexes = table.ddl()
+        session.change(create)
         if found is not None:
-            _add_missing_columns(session, dialect, table)
+            # Before the indexes: a newer index may cover a column the table lacks.
+            added[table] = _add_missing_columns(session, dialect, table)
+        for statement in indexes:
+            session.change(statement)
     upgrading_to_9 = found is not None and found < 9
     if upgrading_to_9:
         # Layout 9's work-list index led by ``owner_id`` serves what this one did.
@@ -376,6 +392,10 @@ def open_schema(
         session.change(statement)
     if had_scores:
         ScoreTable(dialect).backfill(session)
+    for table, columns in added.items():
+        # Layout 13's phone keys (and any lookup key added later): the rows written
+        # before the key existed have it empty until computed here.
+        backfill_lookup_keys(session, table, columns, batch_size=MIGRATION_BATCH_SIZE)
     session.change(
         f'INSERT INTO {meta} ("key", "value") VALUES ({p}, {p}) '
         f'ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value"',
@@ -383,23 +403,89 @@ def open_schema(
     )
 
 
-def _add_missing_columns(session: Session, dialect: Dialect, table: Table) -> None:
-    """Give an existing record table the columns a newer record class has (layout 7
-    added ``sf_opportunity.price_list_id``). A new column is empty on the old rows,
-    which is right for a field that did not exist when they were written (it
-    decodes to its default); no index covers it."""
+def _add_missing_columns(session: Session, dialect: Dialect, table: Table) -> list[str]:
+    """Give an existing record table the columns a newer layout has (layout 7 added
+    ``sf_opportunity.price_list_id``, layout 13 the phone lookup keys). A new column
+    is empty on the old rows, which is right for a field that did not exist when
+    they were written (it decodes to its default); a new lookup key is computed
+    for them afterwards (`backfill_lookup_keys`).
+
+    Returns:
+        The names of the columns added.
+    """
     raw = f"sf_{table.kind.value}"
     have = {row[0] for row in session.fetch(*dialect.table_columns(raw))}
     types = {c.name: c.type for c in table.columns}
+    added: list[str] = []
     for name in table.column_names:
         if name in have:
             continue
+        added.append(name)
         sql_type = (
             dialect.doc_type
             if name in ("folded", "doc")
             else dialect.sql_type(types.get(name, ColumnType.TEXT))
         )
         session.change(f"ALTER TABLE {table.name} ADD COLUMN {quote(name)} {sql_type}")
+    return added
+
+
+def backfill_lookup_keys(
+    session: Session,
+    table: Table,
+    columns: Iterable[str],
+    *,
+    batch_size: int = MIGRATION_BATCH_SIZE,
+) -> int:
+    """Compute the lookup keys named in ``columns`` for the rows ``table`` holds: the
+    keys a layout upgrade adds (13: ``mobile_phone_key`` and ``business_phone_key``)
+    are empty on the rows written before it.
+
+    A key is computed in Python, as a write computes it (`LookupKey.of`), from the
+    column of the one field it derives from (`LookupKey.field`), so no document is
+    decoded. Rows are read in ``id`` order, ``batch_size`` at a time, and only those
+    whose source field is set; runs in the caller's transaction (opening the store
+    runs it in the upgrade's own, so the new layout is stamped with every key).
+
+    Returns:
+        How many rows got a key.
+
+    Raises:
+        StoreError: a key in ``columns`` does not derive from one field.
+    """
+    wanted = set(columns)
+    keys = [k for k in lookup_keys(table.kind) if k.name in wanted]
+    if not keys:
+        return 0
+    for key in keys:
+        if key.field is None or key.of is None:
+            raise StoreError(
+                f"lookup key {table.kind.value}.{key.name} is not computed from one field, "
+                f"so the rows stored before it cannot get it when the database is upgraded"
+            )
+    sources = list(dict.fromkeys(k.field for k in keys if k.field is not None))
+    p = table.dialect.placeholder
+    has_source = " OR ".join(f"{quote(f)} IS NOT NULL" for f in sources)
+    select = (
+        f'SELECT "id", {", ".join(quote(f) for f in sources)} FROM {table.name} '
+        f'WHERE "id" > {p} AND ({has_source}) ORDER BY "id" LIMIT {int(batch_size)}'
+    )
+    update = (
+        f"UPDATE {table.name} SET {', '.join(f'{quote(k.name)} = {p}' for k in keys)} "
+        f'WHERE "id" = {p}'
+    )
+    position = {f: i + 1 for i, f in enumerate(sources)}
+    done = 0
+    after = ""  # ids are non-empty text
+    while True:
+        rows = session.fetch(select, [after])
+        for row in rows:
+            values = [k.of(row[position[k.field]]) for k in keys if k.of and k.field]
+            if any(v is not None for v in values):
+                done += session.change(update, [*values, row[0]])
+        if len(rows) < batch_size:
+            return done
+        after = rows[-1][0]
 
 
 # --- migration ------------------------------------------------------------------------

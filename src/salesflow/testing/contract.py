@@ -47,6 +47,7 @@ from salesflow.stores.base import Query, SortKey, Store, record_value, search_ke
 from salesflow.stores.codec import Codec
 from salesflow.testing.contract_interactions import InteractionContract
 from salesflow.testing.contract_outbox import OutboxContract
+from salesflow.testing.contract_phones import PhoneLookupContract
 from salesflow.testing.contract_readonly import ReadOnlyContract
 from salesflow.testing.contract_reports import ReportContract
 from salesflow.testing.contract_savepoints import SavepointContract
@@ -110,6 +111,7 @@ class StoreContract(
     WorkListContract,
     OutboxContract,
     ReadOnlyContract,
+    PhoneLookupContract,
     abc.ABC,
 ):
     """Behaviour every `Store` must have. Subclass it in a ``Test*`` class.
