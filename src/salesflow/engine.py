@@ -212,6 +212,7 @@ class Salesflow(
         )
         self._enrollment_ids = enrollment_ids if enrollment_ids is not None else uuid_enrollment_ids
         self._definition_cache = {}
+        self._step_activities = {}
         self._segment_cache = {}
         self._ab_winners: dict[str, str] = {}
         self._scoring_cache = {}

@@ -461,6 +461,41 @@ def test_the_activity_tags_are_checked_as_custom_fields(clock: FakeClock, sink: 
     assert_nothing_changed(engine, sink, lead, before)
 
 
+def test_a_steps_later_activities_equal_ones_built_in_full(
+    engine: Salesflow, clock: FakeClock
+) -> None:
+    # The engine builds a step's first activity in full and copies the later ones
+    # from it with their own ids, times, record and owner: they must be the same.
+    engine.publish_sequence(call_then_book())
+    for owner in ("ann", "bob", "cy"):
+        clock.advance(timedelta(minutes=7))
+        lead = new_lead(engine, owner)
+        e = engine.connect(lead, "s")
+        (call,) = engine.timeline(lead)
+        built = Activity(
+            id=call.id,
+            created_at=clock.now(),
+            modified_at=clock.now(),
+            kind=ActivityKind.PHONE_CALL,
+            regarding=lead.ref,
+            subject="Call the lead",
+            owner_id=owner,
+            due_at=clock.now(),
+            custom={"sequence_id": "s", "enrollment_id": e.id, "sequence_step": "call"},
+        )
+        assert call == built
+
+
+def test_a_copied_step_activity_still_checks_its_owner(engine: Salesflow, sink: ListSink) -> None:
+    engine.publish_sequence(call_then_book())
+    engine.connect(new_lead(engine), "s")  # the step's activity is now a template
+    lead = new_lead(engine)
+    before = len(sink.events)
+    with pytest.raises(ValidationError, match="owner_id"):
+        engine.connect(lead, "s", owner_id=" ann ")
+    assert_nothing_changed(engine, sink, lead, before)
+
+
 def test_connect_many_is_all_or_nothing(engine: Salesflow, sink: ListSink) -> None:
     engine.publish_sequence(call_then_book())
     fine = new_lead(engine)

@@ -52,6 +52,9 @@ _INTERACTION_TRIGGERS = {
 }
 """Interactions recorded for a lead that fire the lead's pipeline triggers."""
 
+_TRIGGERED_KINDS = frozenset({RecordKind.LEAD, RecordKind.OPPORTUNITY})
+"""The records whose field changes fire triggers."""
+
 
 class PipelineCommands(RuleRuns):
     """Pipelines, stage moves, triggers and automation rules."""
@@ -327,11 +330,15 @@ class PipelineCommands(RuleRuns):
 
     def _before_commit(self, work: Work) -> None:
         # before the other hooks, so scoring and segments see what the moves wrote
-        touched = [
-            (ref, pair)
-            for ref, pair in list(work.written.items())
-            if ref.kind in (RecordKind.LEAD, RecordKind.OPPORTUNITY) and pair[0] is not None
-        ]
+        touched = (
+            [
+                (ref, pair)
+                for ref, pair in list(work.written.items())
+                if ref.kind in _TRIGGERED_KINDS and pair[0] is not None
+            ]
+            if not work.written_kinds.isdisjoint(_TRIGGERED_KINDS)
+            else []
+        )
         if (touched or work.recorded) and self._has_triggers(work):
             for interaction in list(work.recorded):
                 event = _INTERACTION_TRIGGERS.get(interaction.kind)

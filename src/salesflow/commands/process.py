@@ -88,6 +88,9 @@ STANDARD_FLOWS: dict[str, ProcessFlow] = {
 
 _HANDOVER = "process_handover"
 
+_MARKETING_EVENTS = (ev.LeadScored, ev.LeadBecameSalesReady)
+"""The events after which the marketing flow's rules may move a lead on."""
+
 Move = Callable[[Work, ProcessFlow, FlowState, Record], Outcome]
 
 
@@ -583,6 +586,8 @@ class ProcessCommands(LeadCommands):
 
     def _start_default_processes(self, work: Work) -> None:
         """Start the records ``work`` created on their record type's default flow."""
+        if work.written_kinds.isdisjoint(FLOW_RECORD_TYPES):
+            return  # most units write activities only
         created = [
             ref
             for ref, (before, after) in work.written.items()
@@ -755,9 +760,13 @@ class ProcessCommands(LeadCommands):
         first: dict[str, None] = {}
         ready: dict[str, None] = {}
         for event in work.events:
-            if isinstance(event, ev.LeadScored) and event.previous_points is None:
-                first.setdefault(event.lead_id)
-            elif isinstance(event, ev.LeadBecameSalesReady):
+            # one test per event first: most units score nothing
+            if not isinstance(event, _MARKETING_EVENTS):
+                continue
+            if isinstance(event, ev.LeadScored):
+                if event.previous_points is None:
+                    first.setdefault(event.lead_id)
+            else:
                 ready.setdefault(event.lead_id)
         for lead_id in {**first, **ready}:
             ref = RecordRef(kind=RecordKind.LEAD, id=lead_id)

@@ -408,7 +408,8 @@ class RoutingCommands(LeadCommands):
 
     def _before_commit(self, work: Work) -> None:
         super()._before_commit(work)
-        pending = self._pending_routes.pop(work, None)
+        # most units route nothing: an empty mapping is cheaper to test than to pop from
+        pending = self._pending_routes.pop(work, None) if self._pending_routes else None
         if not pending:
             return
         stored = self._active_stored(work.uow)

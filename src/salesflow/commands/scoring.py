@@ -93,6 +93,9 @@ CLEANUP_DUE = "scoring.cleanup"
 """The due item kind that deletes the next page of a stopped model's scores (see
 `ScoringCommands.deactivate_scoring_model`)."""
 
+_SCORED_KINDS = frozenset({RecordKind.LEAD, RecordKind.CONTACT, RecordKind.ACCOUNT})
+"""The records a score depends on."""
+
 _PAGE = 500
 """How many leads one unit of work re-scores: the publishing unit, each unit of
 `rescore_all`, each batch of a publication's sweep. It bounds the leads held in memory
@@ -586,8 +589,7 @@ class ScoringCommands(EngineCore):
 
     def _before_commit(self, work: Work) -> None:
         super()._before_commit(work)
-        scored = (RecordKind.LEAD, RecordKind.CONTACT, RecordKind.ACCOUNT)
-        if not work.recorded and not any(ref.kind in scored for ref in work.written):
+        if not work.recorded and work.written_kinds.isdisjoint(_SCORED_KINDS):
             return  # nothing a score depends on was written (activities, opportunities)
         models = self._active_models(work)
         if not models:

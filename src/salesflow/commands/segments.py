@@ -23,6 +23,9 @@ _MAX_PASSES = 10
 """How many rounds of connecting a unit may do: connecting can write records
 (a sequence's first automated steps) that start matching further segments."""
 
+_ACTIVITIES_ONLY = frozenset({RecordKind.ACTIVITY})
+"""Segments match no activities: a unit that wrote nothing else has nothing for them."""
+
 
 class SegmentCommands(SequenceCommands):
     """Segments: saved conditions that connect matching records to a sequence."""
@@ -101,7 +104,7 @@ class SegmentCommands(SequenceCommands):
 
     def _before_commit(self, work: Work) -> None:
         super()._before_commit(work)
-        if not work.written or all(ref.kind is RecordKind.ACTIVITY for ref in work.written):
+        if work.written_kinds <= _ACTIVITIES_ONLY:
             return
         active = [self._segment(s) for s in work.uow.definitions(SEGMENT) if s.state == ACTIVE]
         if not active:

@@ -68,6 +68,7 @@ from salesflow.values import (
     check_fields,
     custom_fields_fast,
     evolve_fields,
+    shallow_copy,
 )
 
 __all__ = [
@@ -101,6 +102,20 @@ _ACTIVITY_KIND: Mapping[StepKind, act.ActivityKind] = {
 }
 
 
+StepActivityKey = tuple[StepKind, str, str | None, act.LinkedInAction | None, act.ActivityState]
+"""A step's activity but for its ids, times, record and owner: kind, subject,
+description, LinkedIn action and state (see `SequenceRuns._step_activities`)."""
+
+_STEP_ACTIVITIES_MAX = 1024
+"""How many step activity templates an engine keeps before it starts over."""
+
+
+# tuples, not ``X | Y`` unions, for the tests `_apply` makes on every action: a union
+# is built anew each time the test runs
+_CLOSE_ACTIONS = (CompleteActivity, CancelActivity)
+_SEND_ACTIONS = (SendEmail, SendSms)
+
+
 def step_due_key(enrollment_id: str) -> str:
     """The uniqueness key of an enrollment's one due item."""
     return f"sequence:{enrollment_id}"
@@ -114,12 +129,17 @@ class StoredFacts:
     __slots__ = ("_record", "_ref", "_winner", "_work")
 
     def __init__(
-        self, work: Work, ref: RecordRef, winner: Callable[[str], str | None] | None = None
+        self,
+        work: Work,
+        ref: RecordRef,
+        winner: Callable[[str], str | None] | None = None,
+        record: Record | None = None,
     ) -> None:
         self._work = work
         self._ref = ref
         self._winner = winner
-        self._record: Record | None = None
+        # the record as this unit just read it, when the caller has it at hand
+        self._record: Record | None = record
 
     def ab_winner(self, step_id: str) -> str | None:
         """The decided variant of the A/B test ``step_id``, or None."""
@@ -188,6 +208,9 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
     sequence_config: RuntimeConfig
     _enrollment_ids: EnrollmentIdFactory
     _definition_cache: dict[tuple[str, int], SequenceDefinition]
+    _step_activities: dict[StepActivityKey, act.Activity]
+    """The first activity built for each `StepActivityKey`, which later activities
+    of that step are copied from (`_sequence_activity`)."""
 
     def _stored_sequence(
         self, work: Work, sequence_id: str, version: int | None
@@ -214,9 +237,19 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
     def _facts(self, work: Work, e: Enrollment) -> StoredFacts:
         return self._facts_for(work, e.record, e.sequence_id, e.sequence_version)
 
-    def _facts_for(self, work: Work, ref: RecordRef, sequence_id: str, version: int) -> StoredFacts:
+    def _facts_for(
+        self,
+        work: Work,
+        ref: RecordRef,
+        sequence_id: str,
+        version: int,
+        record: Record | None = None,
+    ) -> StoredFacts:
         return StoredFacts(
-            work, ref, lambda step_id: self._ab_winner(work, sequence_id, version, step_id)
+            work,
+            ref,
+            lambda step_id: self._ab_winner(work, sequence_id, version, step_id),
+            record,
         )
 
     def _ab_winner(self, work: Work, sequence_id: str, version: int, step_id: str) -> str | None:
@@ -263,7 +296,8 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
             owner_id=owner,
             now=work.now,
             config=self.sequence_config,
-            facts=self._facts_for(work, ref, definition.id, definition.version),
+            # the runtime reads the record before anything writes it: the one just read
+            facts=self._facts_for(work, ref, definition.id, definition.version, target),
         )
         return self._apply(work, definition, None, advance)
 
@@ -412,14 +446,14 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
                     work.add(activity)
                     work.events.append(_created(work, activity))
                     activity_id = activity.id
-                elif isinstance(action, CompleteActivity | CancelActivity):
+                elif isinstance(action, _CLOSE_ACTIONS):
                     self._close_step_activity(work, before, action)
                     activity_id = None
                 elif isinstance(action, RescheduleActivity):
                     self._reschedule(work, before, action.due_at)
                 elif isinstance(action, ReassignActivity):
                     self._reassign(work, before, action.owner_id)
-                elif isinstance(action, SendEmail | SendSms):
+                elif isinstance(action, _SEND_ACTIONS):
                     self._send(work, e, action)
                 elif isinstance(action, SetField):
                     self._set_field(work, e.record, action.field, action.value)
@@ -500,20 +534,42 @@ class SequenceRuns(LeadCommands, RecordCommands, DueCommands):
         tags = custom_fields_fast(
             {"sequence_id": e.sequence_id, "enrollment_id": e.id, "sequence_step": step_id}
         )
-        activity = act.Activity(
-            id=activity_id,
-            created_at=work.now,
-            modified_at=work.now,
-            kind=_ACTIVITY_KIND[kind],
-            regarding=e.record,
-            subject=subject,
-            description=description,
-            owner_id=owner_id,
-            due_at=due_at,
-            linkedin_action=linkedin_action,
-            state=state,
-            closed_at=closed_at,
-        )
+        # Every enrollment passing a step makes the same activity but for its id, times,
+        # record and owner: the first one is built (and checked) in full, the others
+        # are copies of it with those fields changed and checked (`evolve_fields`), the
+        # step's texts and kinds being the ones already found valid.
+        key = (kind, subject, description, linkedin_action, state)
+        template = self._step_activities.get(key)
+        if template is None:
+            activity = act.Activity(
+                id=activity_id,
+                created_at=work.now,
+                modified_at=work.now,
+                kind=_ACTIVITY_KIND[kind],
+                regarding=e.record,
+                subject=subject,
+                description=description,
+                owner_id=owner_id,
+                due_at=due_at,
+                linkedin_action=linkedin_action,
+                state=state,
+                closed_at=closed_at,
+            )
+            if len(self._step_activities) >= _STEP_ACTIVITIES_MAX:
+                self._step_activities.clear()  # a bound, for hosts that vary texts per record
+            self._step_activities[key] = activity
+            activity = shallow_copy(activity)  # the template stays as it was built
+        else:
+            activity = evolve_fields(
+                template,
+                id=activity_id,
+                created_at=work.now,
+                modified_at=work.now,
+                regarding=e.record,
+                owner_id=owner_id,
+                due_at=due_at,
+                closed_at=closed_at,
+            )
         object.__setattr__(activity, "custom", tags)
         return activity
 

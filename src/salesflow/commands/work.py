@@ -69,6 +69,9 @@ class Work:
         # segments can see which records started matching (`written`).
         self._read: dict[RecordRef, Record] = {}
         self.written: dict[RecordRef, tuple[Record | None, Record]] = {}
+        # The kinds of the records in `written`: the commit hooks run on every unit
+        # and most units write activities only, which a set test tells them at once.
+        self.written_kinds: set[RecordKind] = set()
         # Enrollments this unit is moving right now: hooks that the move triggers
         # (its own set_status closing the record) leave them alone.
         self.in_hand: set[str] = set()
@@ -89,6 +92,7 @@ class Work:
         records, recorded interactions and memo."""
         events = list(self.events)
         written = dict(self.written)
+        written_kinds = set(self.written_kinds)
         read = dict(self._read)
         recorded = list(self.recorded)
         in_hand = set(self.in_hand)
@@ -100,6 +104,7 @@ class Work:
         except BaseException:
             self.events[:] = events
             self.written = written
+            self.written_kinds = written_kinds
             self._read = read
             self.recorded[:] = recorded
             self.in_hand = in_hand
@@ -111,6 +116,7 @@ class Work:
         """Store a new record in this unit (see `UnitOfWork.add`)."""
         self.uow.add(record)
         self.written[ref_of(record)] = (None, record)
+        self.written_kinds.add(record.KIND)
 
     def update(self, record: Record) -> Record:
         """Store a changed record in this unit (see `UnitOfWork.update`); the unit
@@ -120,6 +126,7 @@ class Work:
         earlier = self.written.get(ref)
         before = earlier[0] if earlier is not None else self._read.get(ref)
         self.written[ref] = (before, saved)
+        self.written_kinds.add(record.KIND)
         return saved
 
     def schedule_due(

@@ -84,6 +84,7 @@ from salesflow.sequences.enrollment import (
 from salesflow.sequences.walk import (
     DEFAULT_CONFIG,
     EMAIL_KINDS,
+    TIMED_STEPS,
     begin,
     decide,
     early,
@@ -459,7 +460,7 @@ def on_due(
     ):
         return Advance(enrollment=enrollment)
     step = steps_of(definition).get(enrollment.current_step)
-    if not isinstance(step, WaitStep | ConditionStep):
+    if not isinstance(step, TIMED_STEPS):
         return Advance(enrollment=enrollment)
     run = begin(definition, enrollment, now, config, facts)
     if isinstance(step, WaitStep):

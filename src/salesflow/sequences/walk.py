@@ -67,6 +67,7 @@ from salesflow.values import shallow_copy
 __all__ = [
     "DEFAULT_CONFIG",
     "EMAIL_KINDS",
+    "TIMED_STEPS",
     "Run",
     "begin",
     "decide",
@@ -86,6 +87,9 @@ DEFAULT_CONFIG = RuntimeConfig()
 """The organization calendar Monday–Friday 08:00–17:00 UTC, calendar days, "answered"."""
 
 EMAIL_KINDS = frozenset({StepKind.EMAIL, StepKind.AUTO_EMAIL, StepKind.AB_TEST})
+TIMED_STEPS = (WaitStep, ConditionStep)
+"""The steps an enrollment waits on until a due time (a tuple: ``isinstance`` with a
+``X | Y`` union builds the union on every call, and this test runs on every move)."""
 _CACHE: dict[int, tuple[SequenceDefinition, Mapping[str, Step]]] = {}
 
 
@@ -200,7 +204,7 @@ def _timed(e: Enrollment, steps: Mapping[str, Step]) -> bool:
         e.status is EnrollmentStatus.ACTIVE
         and e.current_step is not None
         and e.due_at is not None
-        and isinstance(steps[e.current_step], WaitStep | ConditionStep)
+        and isinstance(steps[e.current_step], TIMED_STEPS)
     )
 
 
@@ -322,7 +326,11 @@ def record(run: Run, step: Step, outcome: str) -> None:
             owner_id=e.step_owner_id,
         ),
     )
-    run.event(StepCompleted, step_id=step.id, outcome=outcome)
+    # built here rather than by `Run.event`: every step passes here, and the
+    # keyword packing and unpacking costs as much as the event itself
+    run.events.append(
+        StepCompleted(occurred_at=run.now, enrollment_id=e.id, step_id=step.id, outcome=outcome)
+    )
 
 
 def _leave(e: Enrollment) -> None:
@@ -422,7 +430,10 @@ def enter(run: Run, step_id: str | None) -> None:
         e.step_started_at = run.now
         e.step_owner_id = e.owner_id
         e.due_at = None
-        run.event(StepStarted, step_id=step_id, kind=kind)
+        # built here rather than by `Run.event`, as in `record`: every step passes here
+        run.events.append(
+            StepStarted(occurred_at=run.now, enrollment_id=e.id, step_id=step_id, kind=kind)
+        )
         if isinstance(step, ActivityStep):
             _forget(e, step_id)
             if kind.manual:

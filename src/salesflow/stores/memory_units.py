@@ -71,10 +71,11 @@ def clone_record(record: R) -> R:
 def _copy_enrollment(enrollment: Enrollment) -> Enrollment:
     # the mappings are the only mutable parts a holder could change in place
     twin = shallow_copy(enrollment)
-    set_field = object.__setattr__
-    set_field(twin, "email_events", dict(enrollment.email_events))
-    set_field(twin, "call_outcomes", dict(enrollment.call_outcomes))
-    set_field(twin, "variants", dict(enrollment.variants))
+    # plain assignments: an enrollment's fields have no converters or validators
+    # (the runtime sets them the same way), and `object.__setattr__` costs 3x more
+    twin.email_events = dict(enrollment.email_events)
+    twin.call_outcomes = dict(enrollment.call_outcomes)
+    twin.variants = dict(enrollment.variants)
     return twin
 
 
