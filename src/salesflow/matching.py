@@ -8,12 +8,18 @@ the seeds': contacts match on email (`DEFAULT_CONTACT_STRATEGY`), leads on email
 plus the form (landing page) id (`DEFAULT_LEAD_STRATEGY`), so one contact can
 have one lead per form.
 
+A strategy with a main condition (``any_of``, the product's newer rules) matches a
+record when ANY of the main condition's indexed fields is equal and ALL of its
+``fields``, then additional conditions, hold; an additional condition may compare
+by similarity (`Similarity`, `similar`) instead of equality.
+
 Every strategy includes at least one indexed field (`INDEXED_FIELDS`): ``email``,
-``mobile_phone`` or ``business_phone`` (phones with the phone normalizer). The
-stores index a lookup key of each (``email_key``; ``mobile_phone_key`` and
-``business_phone_key``, the last 8 digits, `phone_key`), so a match is an indexed
-lookup by the first indexed field the submission has, followed by the exact check
-of every field on the few candidates, never a scan. A submission with none of the
+``mobile_phone`` or ``business_phone`` (phones with the phone normalizer), among
+its fields or as its main condition. The stores index a lookup key of each
+(``email_key``; ``mobile_phone_key`` and ``business_phone_key``, the last 8 digits,
+`phone_key`), so a match is an indexed lookup by the first indexed field the
+submission has (by each of the main condition's it has), followed by the check of
+every condition on the few candidates, never a scan. A submission with none of the
 strategy's indexed fields matches nothing.
 
 This module is pure: the normalizers, strategies, their validation and the choice
@@ -27,6 +33,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from difflib import SequenceMatcher
 from enum import StrEnum
 from typing import Any
 
@@ -43,13 +50,17 @@ __all__ = [
     "INDEXED_FIELDS",
     "LOOKUP_VALUES",
     "PHONE_KEY_DIGITS",
+    "SIMILARITY_THRESHOLDS",
     "MatchField",
     "MatchingStrategy",
     "Normalizer",
+    "Similarity",
     "lookup_value",
     "normalize",
     "phone_key",
     "pick",
+    "similar",
+    "similarity_ratio",
     "strategy_from_dict",
     "strategy_to_dict",
 ]
@@ -119,6 +130,69 @@ class Normalizer(StrEnum):
     EMAIL = "email"
     PHONE = "phone"
     NAME = "name"
+
+
+class Similarity(StrEnum):
+    """How close an additional condition's values must be (`similar`): equal, or a
+    `similarity_ratio` of at least `SIMILARITY_THRESHOLDS` of the level."""
+
+    EXACT = "exact"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+_EXACT = Similarity.EXACT
+
+SIMILARITY_THRESHOLDS: Mapping[Similarity, float] = {
+    Similarity.HIGH: 0.85,
+    Similarity.MEDIUM: 0.75,
+    Similarity.LOW: 0.65,
+}
+"""The least `similarity_ratio` of each non-exact `Similarity`.
+
+The ratio is ``2 * M / T`` (M matching characters, T the two lengths together), so
+one wrong letter in an n-letter name gives ``(n - 1) / n`` and one letter too many
+or too few ``2n / (2n + 1)``. ``high`` (0.85) takes one wrong letter in a name of 7
+letters or more ("jonathan"/"jonathon" 0.875, "catherine"/"katherine" 0.889) and a
+missing letter ("thompson"/"thomson" 0.933); ``medium`` (0.75) also one wrong
+letter in a short name ("smith"/"smyth" 0.8, "ruiz"/"ruis" 0.75); ``low`` (0.65)
+two differences in a longer one ("kowalski"/"kowalczyk" 0.706), but not
+"petraitis"/"petrauskas" (0.632). No level takes "ruiz"/"perez" (0.444)."""
+
+
+def similarity_ratio(a: str, b: str) -> float:
+    """How alike two normalized values are, from 0 (nothing in common) to 1 (equal):
+    `difflib.SequenceMatcher`'s ratio, the same whichever value comes first."""
+    return _matcher(a, b).ratio()
+
+
+def _matcher(a: str, b: str) -> SequenceMatcher[str]:
+    # SequenceMatcher's ratio depends on the order of its arguments ("ca" against
+    # "acba" is 0.67, the other way 0.33): one order for both, so that a submission
+    # matches a record exactly when the record would match the submission
+    return SequenceMatcher(None, a, b) if a <= b else SequenceMatcher(None, b, a)
+
+
+def similar(similarity: Similarity, a: str | None, b: str | None) -> bool:
+    """Whether normalized values ``a`` and ``b`` are alike enough for ``similarity``.
+
+    An empty value (None) is like only another empty value, at every level.
+    """
+    if a is None or b is None:
+        return a is b
+    if a == b:
+        return True
+    if similarity is Similarity.EXACT:
+        return False
+    least = SIMILARITY_THRESHOLDS[similarity]
+    matcher = _matcher(a, b)
+    # the cheap upper bounds first, as difflib.get_close_matches does
+    return (
+        matcher.real_quick_ratio() >= least
+        and matcher.quick_ratio() >= least
+        and matcher.ratio() >= least
+    )
 
 
 _SPACES = re.compile(r"\s+")
@@ -265,6 +339,11 @@ def _default_normalizer(match_field: MatchField) -> Normalizer:
     return Normalizer.PHONE if match_field.name in _PHONE_FIELDS else Normalizer.EXACT
 
 
+def _similarity(value: object) -> Similarity:
+    result: Similarity = to_enum(Similarity, value, "MatchField.similarity", optional=False)
+    return result
+
+
 @attrs.frozen(kw_only=True)
 class MatchField:
     """One field a strategy compares, and how.
@@ -273,12 +352,16 @@ class MatchField:
         name: The field (``custom.<name>`` for a custom field).
         normalizer: How its values are compared: `Normalizer.PHONE` by default for
             ``mobile_phone`` and ``business_phone``, `Normalizer.EXACT` for the rest.
+        similarity: How alike the normalized values must be (`Similarity`): equal
+            by default; a non-exact one only in an additional condition (a strategy
+            with ``any_of``).
     """
 
     name: str = attrs.field(validator=_field_name)
     normalizer: Normalizer = attrs.field(
         default=attrs.Factory(_default_normalizer, takes_self=True), converter=_normalizer
     )
+    similarity: Similarity = attrs.field(default=Similarity.EXACT, converter=_similarity)
 
 
 def _target(value: object) -> RecordKind:
@@ -293,7 +376,7 @@ def _target(value: object) -> RecordKind:
 
 
 def _fields(value: object) -> tuple[MatchField, ...]:
-    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+    if not isinstance(value, Sequence) or isinstance(value, str):
         raise ValidationError(
             f"MatchingStrategy.fields={value!r} must be a non-empty list of MatchField",
             field="MatchingStrategy.fields",
@@ -310,6 +393,39 @@ def _fields(value: object) -> tuple[MatchField, ...]:
             field="MatchingStrategy.fields",
             value=value,
         )
+    return fields
+
+
+def _check_fields(strategy: MatchingStrategy, _: Any, fields: tuple[MatchField, ...]) -> None:
+    """What a strategy's fields need, which depends on its main condition (attrs runs
+    validators once every attribute is set, so ``any_of`` is known here)."""
+    if strategy.any_of:
+        twice = [f.name for f in fields if f.name in strategy.any_of]
+        if twice:
+            raise ValidationError(
+                f"MatchingStrategy.fields names {twice}, which the main condition "
+                f"any_of={list(strategy.any_of)} already compares; take it out of one of them",
+                field="MatchingStrategy.fields",
+                value=fields,
+            )
+        return
+    if not fields:
+        raise ValidationError(
+            f"MatchingStrategy.fields={list(fields)!r} must be a non-empty list of MatchField "
+            f"(or give the strategy a main condition, any_of)",
+            field="MatchingStrategy.fields",
+            value=fields,
+        )
+    alike = [f"{f.name} ({f.similarity.value})" for f in fields if f.similarity is not _EXACT]
+    if alike:
+        raise ValidationError(
+            f"MatchingStrategy.fields: {', '.join(alike)} compare by similarity, which only "
+            f"additional conditions do: a strategy without a main condition compares every "
+            f"field exactly. Give it a main condition (e.g. any_of=['email']) and keep these "
+            f"among its fields, or make them exact",
+            field="MatchingStrategy.fields",
+            value=fields,
+        )
     if not _indexed(fields):
         phones = [f.name for f in fields if f.name in _PHONE_FIELDS]
         hint = (
@@ -317,14 +433,43 @@ def _fields(value: object) -> tuple[MatchField, ...]:
             if phones
             else ""
         )
+        names = [f.name for f in fields]
         raise ValidationError(
             f"MatchingStrategy.fields={names} must include 'email', 'mobile_phone' or "
             f"'business_phone'{hint}: matching looks candidates up by one of these fields, "
             f"which every store indexes, then compares the other fields",
             field="MatchingStrategy.fields",
+            value=fields,
+        )
+
+
+_MAIN_NORMALIZERS: Mapping[str, Normalizer] = {
+    name: Normalizer.EMAIL if name == "email" else Normalizer.PHONE for name in INDEXED_FIELDS
+}
+"""How a main condition compares each indexed field: through the normalizer its
+lookup key is computed from, so that equal values share the key."""
+
+
+def _any_of(value: object) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else value
+    allowed = ", ".join(map(repr, INDEXED_FIELDS))
+    if not isinstance(items, Iterable):
+        raise ValidationError(
+            f"MatchingStrategy.any_of={value!r} must be a list of indexed fields: {allowed}",
+            field="MatchingStrategy.any_of",
             value=value,
         )
-    return fields
+    names = tuple(items)
+    other = [name for name in names if name not in INDEXED_FIELDS]
+    if other:
+        raise ValidationError(
+            f"MatchingStrategy.any_of={list(names)!r}: {', '.join(map(repr, other))} cannot be "
+            f"in the main condition, which looks candidates up by each of its fields; use "
+            f"{allowed}, and compare other fields in additional conditions (fields)",
+            field="MatchingStrategy.any_of",
+            value=value,
+        )
+    return tuple(dict.fromkeys(names))
 
 
 def _indexed(fields: Sequence[MatchField]) -> tuple[str, ...]:
@@ -366,39 +511,62 @@ def _forms(value: object) -> tuple[str, ...]:
 
 @attrs.frozen(kw_only=True)
 class MatchingStrategy:
-    """Records of ``target`` whose ``fields`` all equal the incoming values match.
+    """Records of ``target`` whose ``fields`` all equal the incoming values match;
+    with a main condition (``any_of``), records that have ANY of its fields equal
+    and whose ``fields`` ALL hold.
 
     Attributes:
         id: The strategy's id (intake options name it).
         target: Contacts or leads.
-        fields: The fields compared; must include an indexed one (`INDEXED_FIELDS`):
-            ``email``, or ``mobile_phone`` / ``business_phone`` with the phone
-            normalizer (their default).
+        fields: Without ``any_of``, the fields compared, all exactly; they must
+            include an indexed one (`INDEXED_FIELDS`): ``email``, or
+            ``mobile_phone`` / ``business_phone`` with the phone normalizer (their
+            default). With ``any_of``, the additional conditions, which may be
+            none and may compare by similarity (`MatchField.similarity`).
         default: Whether it is its target's default (one per target).
         forms: The forms (``Submission.form_id``) whose submissions it matches when
             the intake options name no strategy: the per-form choice.
+        any_of: The main condition: indexed fields (`INDEXED_FIELDS`) of which one
+            being equal is enough (email lower-cased, phones in E.164 form with the
+            submission's country). Candidates are looked up by every one the
+            submission has. Empty (the default): the legacy rule above.
     """
 
     id: str = attrs.field(validator=_strategy_id)
     target: RecordKind = attrs.field(converter=_target)
-    fields: tuple[MatchField, ...] = attrs.field(converter=_fields)
+    fields: tuple[MatchField, ...] = attrs.field(
+        default=(), converter=_fields, validator=_check_fields
+    )
     default: bool = False
     forms: tuple[str, ...] = attrs.field(default=(), converter=_forms)
+    any_of: tuple[str, ...] = attrs.field(default=(), converter=_any_of)
     indexed: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
-    """The fields candidates are looked up by, in `INDEXED_FIELDS` order (derived)."""
+    """The fields candidates are looked up by, in `INDEXED_FIELDS` order (derived):
+    ``any_of``'s when it is set."""
 
     _lookups: tuple[tuple[str, str, Callable[[Any], str | None]], ...] = attrs.field(
+        init=False, eq=False, repr=False
+    )
+    _normalizers: Mapping[str, tuple[Normalizer, Similarity]] = attrs.field(
         init=False, eq=False, repr=False
     )
 
     @indexed.default
     def _indexed_fields(self) -> tuple[str, ...]:
+        if self.any_of:
+            return tuple(name for name in INDEXED_FIELDS if name in self.any_of)
         return _indexed(self.fields)
 
     @_lookups.default
     def _lookup_functions(self) -> tuple[tuple[str, str, Callable[[Any], str | None]], ...]:
         # (field, lookup key, its function) for each indexed field, resolved once
         return tuple((name, INDEXED_FIELDS[name], LOOKUP_VALUES[name]) for name in self.indexed)
+
+    @_normalizers.default
+    def _field_normalizers(self) -> Mapping[str, tuple[Normalizer, Similarity]]:
+        # field → how it is compared, main condition and additional ones alike
+        main = {name: (_MAIN_NORMALIZERS[name], _EXACT) for name in self.any_of}
+        return {**main, **{f.name: (f.normalizer, f.similarity) for f in self.fields}}
 
     def keys(
         self,
@@ -411,13 +579,19 @@ class MatchingStrategy:
 
         Returns:
             Field → key; fields whose value is empty are left out when
-            ``ignore_empty`` (else kept as None: only an empty value matches them).
-            None when every indexed field (`indexed`) is empty: nothing can be
-            looked up.
+            ``ignore_empty`` (else kept as None: only an empty value matches them;
+            an empty field of the main condition is always left out, since it
+            cannot be looked up). None when every indexed field (`indexed`) is
+            empty: nothing can be looked up.
         """
         keys: dict[str, str | None] = {}
         indexed = self.indexed
         found = False
+        for name in self.any_of:
+            key = normalize(_MAIN_NORMALIZERS[name], values(name), country=country)
+            if key is not None:
+                keys[name] = key
+                found = True
         for f in self.fields:
             key = normalize(f.normalizer, values(f.name), country=country)
             if key is not None:
@@ -443,15 +617,64 @@ class MatchingStrategy:
                     return lookup, value
         return None
 
+    def lookups(self, keys: Mapping[str, str | None]) -> tuple[tuple[str, str], ...]:
+        """Every ``(lookup key, value)`` candidates for ``keys`` are found by: one
+        per indexed field that has a key with a main condition (``any_of``), which
+        is met by any of them; `lookup`'s one without."""
+        if not self.any_of:
+            one = self.lookup(keys)
+            return () if one is None else (one,)
+        found: list[tuple[str, str]] = []
+        for name, lookup, of in self._lookups:
+            key = keys.get(name)
+            value = None if key is None else of(key)
+            if value is not None:
+                found.append((lookup, value))
+        return tuple(found)
+
     def matches(
         self, keys: Mapping[str, str | None], values: Callable[[str], Any], country: str | None
     ) -> bool:
-        """Whether a candidate (read with ``values``) has every key of ``keys``."""
+        """Whether a candidate (read with ``values``) has every key of ``keys``; with
+        a main condition, any of its keys and every other one (`matched_by`)."""
+        if self.any_of:
+            return self.matched_by(keys, values, country) is not None
         by_name = {f.name: f for f in self.fields}
         return all(
             normalize(by_name[name].normalizer, values(name), country=country) == key
             for name, key in keys.items()
         )
+
+    def matched_by(
+        self, keys: Mapping[str, str | None], values: Callable[[str], Any], country: str | None
+    ) -> str | None:
+        """The main condition's field (``any_of``, in its order) a candidate (read
+        with ``values``) matches ``keys`` (from `keys`) by, when every additional
+        condition holds as well; None when it does not match.
+
+        A strategy without a main condition has its first indexed field with a
+        key (`indexed`) returned when it `matches`.
+        """
+        how = self._normalizers
+        if not self.any_of:
+            if not self.matches(keys, values, country):
+                return None
+            return next((name for name in self.indexed if keys.get(name) is not None), None)
+        by = None
+        for name in self.any_of:
+            key = keys.get(name)
+            if key is not None and normalize(how[name][0], values(name), country=country) == key:
+                by = name
+                break
+        if by is None:
+            return None
+        for name, key in keys.items():
+            if name in self.any_of:
+                continue
+            normalizer, similarity = how[name]
+            if not similar(similarity, key, normalize(normalizer, values(name), country=country)):
+                return None
+        return by
 
 
 DEFAULT_CONTACT_STRATEGY = MatchingStrategy(
@@ -499,19 +722,35 @@ def pick(
     return best
 
 
+def _field_to_dict(match_field: MatchField) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": match_field.name, "normalizer": match_field.normalizer.value}
+    if match_field.similarity is not _EXACT:
+        data["similarity"] = match_field.similarity.value
+    return data
+
+
 def strategy_to_dict(strategy: MatchingStrategy) -> dict[str, Any]:
-    """The strategy as JSON values."""
-    return {
+    """The strategy as JSON values.
+
+    A strategy without a main condition or similarity is written as before they
+    existed (no ``any_of`` key, no field ``similarity``), so a legacy strategy's
+    document does not change.
+    """
+    data: dict[str, Any] = {
         "id": strategy.id,
         "target": strategy.target.value,
-        "fields": [{"name": f.name, "normalizer": f.normalizer.value} for f in strategy.fields],
+        "fields": [_field_to_dict(f) for f in strategy.fields],
         "default": strategy.default,
         "forms": list(strategy.forms),
     }
+    if strategy.any_of:
+        data["any_of"] = list(strategy.any_of)
+    return data
 
 
 def strategy_from_dict(data: Mapping[str, Any]) -> MatchingStrategy:
-    """The strategy of a document written by `strategy_to_dict`.
+    """The strategy of a document written by `strategy_to_dict` (one written before
+    main conditions and similarity existed reads as the legacy strategy it was).
 
     Raises:
         ValidationError: the document is malformed.
@@ -521,10 +760,16 @@ def strategy_from_dict(data: Mapping[str, Any]) -> MatchingStrategy:
             id=data["id"],
             target=data["target"],
             fields=tuple(
-                MatchField(name=f["name"], normalizer=f["normalizer"]) for f in data["fields"]
+                MatchField(
+                    name=f["name"],
+                    normalizer=f["normalizer"],
+                    similarity=f.get("similarity", _EXACT),
+                )
+                for f in data["fields"]
             ),
             default=bool(data.get("default", False)),
             forms=tuple(data.get("forms", ())),
+            any_of=data.get("any_of", ()),
         )
     except (KeyError, TypeError) as exc:
         raise ValidationError(

@@ -7,7 +7,8 @@ is rolled back and its rows are taken again one unit each, so a refused row neve
 leaves part of itself behind and never takes other rows with it. A batch looks its
 rows' lookup keys (email, or a phone for a strategy that matches by phone) up
 together first (`IntakeBatch`), so rows that match nobody cost no lookup of their
-own.
+own (a strategy with a main condition looks up by each of its fields: a row costs
+no lookup when none of its keys is known).
 """
 
 from __future__ import annotations
@@ -170,6 +171,8 @@ def _action(lead: RecordAction, contact: RecordAction) -> RecordAction:
 _FIELD_OF = {key: name for name, key in INDEXED_FIELDS.items()}
 """Lookup key → the indexed field it is computed from."""
 
+_Lookups = tuple[tuple[str, str], ...]
+
 
 class IntakeBatch:
     """What intake reuses across many submissions taken in one unit of work (a CSV
@@ -208,13 +211,7 @@ class IntakeBatch:
         self._values: dict[int, tuple[Submission, Mapping[str, Any]]] = {}
         self._keys: dict[
             tuple[int, int, int],
-            tuple[
-                Mapping[str, Any],
-                MatchingStrategy,
-                IntakeOptions,
-                _Keys | None,
-                tuple[str, str] | None,
-            ],
+            tuple[Mapping[str, Any], MatchingStrategy, IntakeOptions, _Keys | None, _Lookups],
         ] = {}
 
     def values(self, submission: Submission) -> Mapping[str, Any]:
@@ -243,12 +240,25 @@ class IntakeBatch:
         options: IntakeOptions,
     ) -> tuple[_Keys | None, tuple[str, str] | None]:
         """`MatchingStrategy.keys` of ``values`` and the `MatchingStrategy.lookup` of
-        those keys, worked out once per strategy (`prefetch` and intake both ask)."""
+        those keys (the first of `lookups`)."""
+        keys, found = self.lookups(strategy, values, country, options)
+        return keys, found[0] if found else None
+
+    def lookups(
+        self,
+        strategy: MatchingStrategy,
+        values: Mapping[str, Any],
+        country: str | None,
+        options: IntakeOptions,
+    ) -> tuple[_Keys | None, _Lookups]:
+        """`MatchingStrategy.keys` of ``values`` and the `MatchingStrategy.lookups`
+        of those keys (one for a strategy without a main condition), worked out once
+        per strategy (`prefetch` and intake both ask)."""
         slot = (id(values), id(strategy), id(options))
         entry = self._keys.get(slot)
         if entry is None or entry[0] is not values:
             found = strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
-            by = None if found is None else strategy.lookup(found)
+            by = () if found is None else strategy.lookups(found)
             entry = (values, strategy, options, found, by)
             self._keys[slot] = entry
         return entry[3], entry[4]
@@ -272,8 +282,9 @@ class IntakeBatch:
     def prefetch(self, submissions: Iterable[Submission], options: IntakeOptions) -> None:
         """Find which of the submissions' lookup keys no contact (and, when intake
         takes leads, no lead) has: one `find_ids_by` per kind and lookup key (each
-        submission's key is the one intake looks it up by, `MatchingStrategy.lookup`;
-        an email strategy's batch makes one per kind).
+        submission's key is the one intake looks it up by, `MatchingStrategy.lookup`,
+        or, for a strategy with a main condition, each of them,
+        `MatchingStrategy.lookups`; an email strategy's batch makes one per kind).
 
         Raises:
             NotFound, ValidationError: as `IntakeCommands._strategy` (an option
@@ -291,9 +302,8 @@ class IntakeBatch:
             values = self.values(submission)
             country = _country(values)
             for cls, strategy in targets:
-                lookup = self.lookup(strategy, values, country, options)[1]
-                if lookup is not None:
-                    wanted.setdefault((cls, lookup[0]), []).append(lookup[1])
+                for name, key in self.lookups(strategy, values, country, options)[1]:
+                    wanted.setdefault((cls, name), []).append(key)
         for (cls, name), values_wanted in wanted.items():
             found = work.uow.find_ids_by(cls, name, values_wanted)
             self._absent[cls][name] = {key for key, ids in found.items() if not ids}

@@ -3,10 +3,12 @@ channel uses, and recording interactions.
 
 `intake` runs in one unit of work: the contact strategy first (an indexed lookup
 by the first of the strategy's indexed fields the submission has, email, mobile
-phone or business phone, then every field of the strategy on the candidates;
-several matches → the most recently modified), then the lead strategy (a child
-lead of the matched contact preferred), then update or create, then the
-interaction. Every decision is written into `IntakeResult.reasons`.
+phone or business phone, then every field of the strategy on the candidates; a
+strategy with a main condition looks up by every one of its fields the submission
+has instead, then checks the main and additional conditions; several matches →
+the most recently modified), then the lead strategy (a child lead of the matched
+contact preferred), then update or create, then the interaction. Every decision is
+written into `IntakeResult.reasons`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from salesflow.matching import (
     DEFAULT_LEAD_STRATEGY,
     MatchingStrategy,
     Normalizer,
+    Similarity,
     normalize,
     pick,
     strategy_from_dict,
@@ -300,7 +303,8 @@ class IntakeCommands(EngineCore):
         """The contact the default contact matching strategy finds for ``lead``'s
         values (qualifying links it instead of creating a second one)."""
         strategy = self._strategy(work, None, RecordKind.CONTACT)
-        values = {f.name: getattr(lead, f.name, None) for f in strategy.fields}
+        names = (*strategy.any_of, *(f.name for f in strategy.fields))
+        values = {name: getattr(lead, name, None) for name in names}
         found: Contact | None = self._match(
             work, Contact, strategy, values, lead.country, IntakeOptions(), None, preferred=None
         )
@@ -319,6 +323,10 @@ class IntakeCommands(EngineCore):
         preferred: Callable[[Any], bool] | None,
         batch: IntakeBatch | None = None,
     ) -> Any:
+        if strategy.any_of:
+            return self._match_any(
+                work, cls, strategy, values, country, options, reasons, preferred, batch
+            )
         if batch is None:
             keys = strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
             lookup = None if keys is None else strategy.lookup(keys)
@@ -356,6 +364,65 @@ class IntakeCommands(EngineCore):
             extra = f" (the most recently modified of {len(found)})" if len(found) > 1 else ""
             reasons.append(
                 f"{what} {chosen.id!r} matched strategy {strategy.id!r} ({shown}){extra}"
+            )
+        return chosen
+
+    def _match_any(
+        self,
+        work: Work,
+        cls: type[Any],
+        strategy: MatchingStrategy,
+        values: Mapping[str, Any],
+        country: str | None,
+        options: IntakeOptions,
+        reasons: list[str] | None,
+        preferred: Callable[[Any], bool] | None,
+        batch: IntakeBatch | None,
+    ) -> Any:
+        """`_match` for a strategy with a main condition: candidates looked up by each
+        of its fields the submission has (united by id), kept when one of those is
+        equal and every additional condition holds."""
+        if batch is None:
+            keys = strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
+            lookups = () if keys is None else strategy.lookups(keys)
+        else:
+            keys, lookups = batch.lookups(strategy, values, country, options)
+        what = cls.__name__.lower()
+        if keys is None or not lookups:
+            if reasons is not None:
+                reasons.append(
+                    f"no {what} matched: the submission has no {' or '.join(strategy.any_of)}"
+                )
+            return None
+        candidates: dict[str, Any] = {}
+        for name, key in lookups:
+            if batch is None or not batch.absent(cls, key, name):
+                for record in work.uow.find_by(cls, name, key):
+                    candidates.setdefault(record.id, record)
+        found: list[Any] = []
+        matched_by: dict[str, str] = {}
+        for record in candidates.values():
+            if not (options.match_inactive or _is_active(record)):
+                continue
+            by = strategy.matched_by(keys, _reader(record), country)
+            if by is not None:
+                found.append(record)
+                matched_by[record.id] = by
+        chosen = (
+            pick(found, modified_at=lambda r: r.modified_at, preferred=preferred) if found else None
+        )
+        if reasons is None:
+            return chosen
+        main = " or ".join(f"{n}={keys[n]!r}" for n in strategy.any_of if n in keys)
+        more = _conditions(strategy, keys)
+        if chosen is None:
+            reasons.append(f"no {what} matched strategy {strategy.id!r} ({main}{more})")
+        else:
+            by = matched_by[chosen.id]
+            extra = f" (the most recently modified of {len(found)})" if len(found) > 1 else ""
+            reasons.append(
+                f"{what} {chosen.id!r} matched strategy {strategy.id!r} by {by}="
+                f"{keys[by]!r} (main condition: {main}{more}){extra}"
             )
         return chosen
 
@@ -613,6 +680,18 @@ def _submitted(submission: Submission) -> Mapping[str, Any]:
     if submission.campaign_id is not None:
         values = {**values, "campaign_id": submission.campaign_id}
     return values
+
+
+def _conditions(strategy: MatchingStrategy, keys: Mapping[str, str | None]) -> str:
+    """The additional conditions ``keys`` hold, in words for the reasons: ``; and
+    last_name='ruiz' (high similarity)``; nothing when there is none."""
+    shown = [
+        f"{f.name}={keys[f.name]!r}"
+        + ("" if f.similarity is Similarity.EXACT else f" ({f.similarity.value} similarity)")
+        for f in strategy.fields
+        if f.name in keys
+    ]
+    return f"; and {', '.join(shown)}" if shown else ""
 
 
 def _country(values: Mapping[str, Any]) -> str | None:
