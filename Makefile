@@ -26,7 +26,7 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir .site
 
 test: lint typecheck docs
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/records.py

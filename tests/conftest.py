@@ -14,12 +14,19 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from hypothesis import settings
 
 from salesflow.clock import FakeClock
 from salesflow.engine import Salesflow
 from salesflow.events import ListSink
 from salesflow.stores.memory import MemoryStore
 from salesflow.values import RecordKind
+
+# No time limit per example: speed is measured by the benchmarks in bench/, and
+# `make test` runs the suite's files on every core at once (pytest-xdist), where an
+# example can wait for a core; a deadline would then fail tests for the machine's load.
+settings.register_profile("salesflow", deadline=None)
+settings.load_profile("salesflow")
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 """Monday 2 March 2026, 09:00 UTC: where every fake clock starts."""
@@ -111,3 +118,14 @@ def store_url(
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'crm.db'}"
     return postgres_url("sf_test")
+
+
+_LONGEST = "test_workers_exactly_once.py"
+"""The one test file that takes minutes (four worker processes through 105,000 due
+items): run first, so that under `make test` (one pytest process per core) it runs
+beside the other files instead of after them."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the longest test file first (see `_LONGEST`); the rest keep their order."""
+    items.sort(key=lambda item: item.path.name != _LONGEST)
