@@ -11,21 +11,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
+from tests.unit import intake_runs as runs
+from tests.unit.intake_runs import snapshot
 
 from salesflow.clock import FakeClock
 from salesflow.commands import imports as import_commands
 from salesflow.commands.imports import IntakeBatch
 from salesflow.commands.work import Work
 from salesflow.engine import Salesflow
-from salesflow.errors import SalesflowError
 from salesflow.imports import read_rows
-from salesflow.intake import IntakeOptions, RecordAction
+from salesflow.intake import IntakeOptions
 from salesflow.lead import Lead
 from salesflow.matching import MatchField, MatchingStrategy
 from salesflow.party import Contact
-from salesflow.stores.base import Query, Store
+from salesflow.stores.base import Store
 from salesflow.stores.memory import MemoryStore
 from salesflow.stores.sqlite import SQLiteStore
 from salesflow.stores.url import open_store
@@ -82,7 +82,8 @@ def make_engine(store: Store) -> Salesflow:
 
 
 def one_by_one(engine: Salesflow, kind: str, options: IntakeOptions | None) -> tuple[Any, ...]:
-    """The report of taking each row through `intake` in a unit of its own."""
+    """The report of taking each row of `CSV` through `intake` in a unit of its own,
+    with `import_csv`'s default options for ``kind`` unless ``options`` are given."""
     target = RecordKind(kind)
     if options is None:
         options = (
@@ -90,43 +91,8 @@ def one_by_one(engine: Salesflow, kind: str, options: IntakeOptions | None) -> t
             if target is RecordKind.LEAD
             else IntakeOptions(create_contact=True, leads=False)
         )
-    rows, _ = read_rows(io.StringIO(CSV), target)
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
-    rejected = []
-    total = 0
-    for row in rows:
-        total += 1
-        if row.rejection is not None:
-            rejected.append((row.rejection.row, row.rejection.reason))
-            continue
-        try:
-            result = engine.intake(import_commands._submission(row), options)
-        except SalesflowError as exc:
-            rejected.append((row.row, str(exc)))
-            continue
-        action = import_commands._action(result.lead_action, result.contact_action)
-        key = "unchanged" if action in (RecordAction.UNCHANGED, RecordAction.NONE) else action
-        counts[str(key)] += 1
-    return total, counts["created"], counts["updated"], counts["unchanged"], tuple(rejected)
-
-
-def snapshot(engine: Salesflow) -> list[tuple[Any, ...]]:
-    """Every lead and contact, ids replaced by who they are (ids taken by a batch
-    that was rolled back differ between the two ways)."""
-    contacts = engine.query(Contact, Query(limit=1000)).items
-    leads = engine.query(Lead, Query(limit=1000)).items
-    who = {c.id: ("contact", c.email, c.last_name) for c in contacts}
-    who.update({x.id: ("lead", x.email, x.form_id, x.topic) for x in leads})
-
-    def plain(record: Any) -> tuple[Any, ...]:
-        values = attrs.asdict(record, recurse=False)
-        values.pop("id")
-        for name in ("parent_contact_id", "parent_account_id", "account_id"):
-            if values.get(name) is not None:
-                values[name] = who.get(values[name], "account")
-        return (type(record).__name__, *sorted(values.items(), key=lambda kv: kv[0]))
-
-    return sorted((plain(r) for r in [*contacts, *leads]), key=repr)
+    result: tuple[Any, ...] = runs.one_by_one(engine, CSV, target, options)
+    return result
 
 
 STORES = [

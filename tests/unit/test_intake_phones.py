@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.test_import_batches import snapshot
+from tests.unit.intake_runs import imported, one_by_one, snapshot
 
 from salesflow.clock import FakeClock
 from salesflow.commands import imports as import_commands
 from salesflow.commands.imports import IntakeBatch
 from salesflow.engine import Salesflow
-from salesflow.errors import SalesflowError
 from salesflow.imports import read_rows
 from salesflow.intake import IntakeOptions, RecordAction, Submission
 from salesflow.lead import Lead
@@ -208,39 +207,6 @@ def seed(engine: Salesflow) -> None:
         topic="Expo", last_name="Jonaitis", mobile_phone="+370 612 34567", country="Lithuania"
     )
     engine.create_contact(last_name="Onaite", business_phone="+370 5 2000000")
-
-
-def one_by_one(engine: Salesflow, csv: str, kind: RecordKind, options: IntakeOptions) -> Any:
-    """The report of taking each row through `intake` in a unit of its own."""
-    rows, _ = read_rows(io.StringIO(csv), kind)
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
-    rejected = []
-    total = 0
-    for row in rows:
-        total += 1
-        if row.rejection is not None:
-            rejected.append((row.rejection.row, row.rejection.reason))
-            continue
-        try:
-            result = engine.intake(import_commands._submission(row), options)
-        except SalesflowError as exc:
-            rejected.append((row.row, str(exc)))
-            continue
-        action = import_commands._action(result.lead_action, result.contact_action)
-        key = "unchanged" if action in (RecordAction.UNCHANGED, RecordAction.NONE) else action
-        counts[str(key)] += 1
-    return total, counts["created"], counts["updated"], counts["unchanged"], tuple(rejected)
-
-
-def imported(engine: Salesflow, csv: str, kind: RecordKind, options: IntakeOptions) -> Any:
-    report = engine.import_csv(io.StringIO(csv), kind=kind, options=options)
-    return (
-        report.rows,
-        report.created,
-        report.updated,
-        report.unchanged,
-        tuple((r.row, r.reason) for r in report.rejected),
-    )
 
 
 STORES = [

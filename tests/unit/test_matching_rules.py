@@ -17,8 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.conftest import T0
-from tests.unit.test_import_batches import snapshot
-from tests.unit.test_intake_phones import imported, one_by_one
+from tests.unit.intake_runs import imported, one_by_one, snapshot
 
 from salesflow.clock import FakeClock
 from salesflow.commands import imports as import_commands
