@@ -442,7 +442,8 @@ def _copier(cls: type) -> Callable[[Any], Any]:
     # One straight-line function per class: no loop over the fields, no getattr and
     # no descriptor look-up per field, about three times faster than a loop.
     namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    if cls.__setattr__ is object.__setattr__:
+    setattr_hook: object = cls.__setattr__
+    if setattr_hook is object.__setattr__:
         # no hooks to step around (no validator, converter or frozen field, as on an
         # enrollment): a plain assignment is the quickest way into a slot
         body = "".join(f"    twin.{a.name} = value.{a.name}\n" for a in attrs.fields(cls))
