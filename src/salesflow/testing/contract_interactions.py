@@ -19,10 +19,10 @@ from salesflow.errors import AlreadyExists, ValidationError
 from salesflow.interactions import Interaction, InteractionKind
 from salesflow.stores.base import Store
 from salesflow.stores.codec import Codec
+from salesflow.testing.contract_records import T0
 
 __all__ = ["InteractionContract", "interaction"]
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CEST = timezone(timedelta(hours=2))
 
 

@@ -7,7 +7,7 @@ test module runs them with the store it builds.
 from __future__ import annotations
 
 import abc
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -15,11 +15,11 @@ from salesflow.errors import AlreadyExists, ValidationError
 from salesflow.outbox import OutboxEntry
 from salesflow.stores.base import Store
 from salesflow.stores.codec import Codec, decode_event, encode_event
+from salesflow.testing.contract_records import T0
 from salesflow.testing.contract_states import nested_document
 
 __all__ = ["OutboxContract"]
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CEST = timezone(timedelta(hours=2))
 
 

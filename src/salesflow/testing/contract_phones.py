@@ -6,7 +6,7 @@ needs."""
 from __future__ import annotations
 
 import abc
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -16,11 +16,10 @@ from salesflow.errors import StoreError
 from salesflow.lead import Lead
 from salesflow.party import Account, Contact
 from salesflow.stores.base import Store
+from salesflow.testing.contract_records import T0
 from salesflow.values import Record
 
 __all__ = ["PhoneLookupContract"]
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def _contact(n: int, **fields: Any) -> Contact:

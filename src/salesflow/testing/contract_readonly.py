@@ -8,7 +8,6 @@ test module runs them with the store it builds.
 from __future__ import annotations
 
 import abc
-from datetime import UTC, datetime
 
 import pytest
 
@@ -17,11 +16,10 @@ from salesflow.errors import StoreError
 from salesflow.lead import Lead
 from salesflow.stores.base import Query, Store, UnitOfWork
 from salesflow.stores.readonly import WRITE_METHODS
+from salesflow.testing.contract_records import T0
 from salesflow.testing.contract_sequences import enrollment
 
 __all__ = ["ReadOnlyContract"]
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def _lead(n: int) -> Lead:

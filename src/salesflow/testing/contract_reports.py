@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import abc
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -13,12 +13,11 @@ from salesflow.errors import ValidationError
 from salesflow.lead import Lead, LeadStatus
 from salesflow.opportunity import Opportunity, OpportunityStatus
 from salesflow.stores.base import Query, SequenceConversion, Store
+from salesflow.testing.contract_records import T0
 from salesflow.testing.contract_sequences import enrollment
 from salesflow.values import RecordKind, RecordRef
 
 __all__ = ["ReportContract"]
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def _lead(n: int, owner: str | None, hours: float | None, **fields: object) -> Lead:

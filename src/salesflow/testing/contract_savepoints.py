@@ -4,18 +4,16 @@ work whose changes are undone, and only those, when it raises."""
 from __future__ import annotations
 
 import abc
-from datetime import UTC, datetime
 
 import pytest
 
 from salesflow.due import DueItem
 from salesflow.lead import Lead
 from salesflow.stores.base import Query, Store, UnitOfWork
+from salesflow.testing.contract_records import T0
 from salesflow.testing.contract_sequences import enrollment
 
 __all__ = ["SavepointContract"]
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def _lead(n: int) -> Lead:

@@ -18,10 +18,10 @@ from salesflow.errors import ValidationError
 from salesflow.scoring_compile import RuleHit, ScoreResult
 from salesflow.stores.base import Store
 from salesflow.stores.codec import Codec
+from salesflow.testing.contract_records import T0
 
 __all__ = ["ScoreContract", "score"]
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CEST = timezone(timedelta(hours=2))
 
 

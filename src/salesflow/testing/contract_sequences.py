@@ -29,11 +29,11 @@ from salesflow.sequences.io import from_dict, to_dict
 from salesflow.sequences.templates import load_template
 from salesflow.stores.base import Store
 from salesflow.stores.codec import Codec
+from salesflow.testing.contract_records import T0
 from salesflow.values import RecordKind, RecordRef
 
 __all__ = ["SequenceContract", "definition", "enrollment", "template_enrollment_states"]
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TEMPLATE = "high_volume_outbound_prospecting"
 
 

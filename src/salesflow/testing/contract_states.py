@@ -17,10 +17,10 @@ from salesflow.definitions import StateDocument
 from salesflow.errors import AlreadyExists, NotFound, ValidationError, VersionConflict
 from salesflow.stores.base import Store
 from salesflow.stores.codec import Codec
+from salesflow.testing.contract_records import T0
 
 __all__ = ["StateContract", "nested_document"]
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CEST = timezone(timedelta(hours=2))
 FLOW = "process_flow"
 

@@ -9,7 +9,7 @@ lead activities to it (`UnitOfWork.scored_lead_activities`).
 from __future__ import annotations
 
 import abc
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,12 +23,11 @@ from salesflow.errors import ValidationError
 from salesflow.lead import Lead
 from salesflow.stores.base import Query, SortKey, Store
 from salesflow.stores.codec import Codec
+from salesflow.testing.contract_records import T0
 from salesflow.testing.contract_scores import score
 from salesflow.values import RecordKind, RecordRef
 
 __all__ = ["WorkListContract"]
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def _leads(store: Store, count: int) -> None:
