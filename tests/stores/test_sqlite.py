@@ -1131,3 +1131,23 @@ def test_a_database_at_layout_7_gets_the_enrollment_connection_column(
     version, _, indexes = layout(path)
     assert version == str(STORE_SCHEMA_VERSION)
     assert "sf_enrollments__connected" in indexes
+
+
+def test_statements_with_inline_nulls_are_the_plain_ones_when_nothing_is_empty() -> None:
+    # SQLite units write each None of a row as a literal NULL (`SQLUnit`'s
+    # ``inline_nulls``); with no None the statement must be the plain one, and each
+    # None must take exactly its own column's place.
+    from salesflow.stores.codec import Codec
+    from salesflow.stores.sql import Layout
+    from salesflow.stores.sqlite import SQLiteDialect
+
+    for table in Layout.build(SQLiteDialect(), Codec()).records.values():
+        n = len(table.column_names)
+        assert table.insert_sql_without((True,) * n) == table.insert_sql
+        assert table.update_sql_without((True,) * (n + 1)) == table.update_sql
+        last = table.column_names[-1]
+        only_last = table.insert_sql_without((True,) * (n - 1) + (False,))
+        assert only_last.count("NULL") == 1
+        assert only_last.endswith('NULL) ON CONFLICT ("id") DO NOTHING')
+        last_empty = (True,) * (n - 2) + (False, True, True)  # then the id and version
+        assert f'"{last}" = NULL' in table.update_sql_without(last_empty)

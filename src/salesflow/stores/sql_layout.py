@@ -163,16 +163,9 @@ class Table:
         self.indexes = _indexes(kind)
         p = dialect.placeholder
         marks = [dialect.json_placeholder if n in ("folded", "doc") else p for n in names]
-        # ON CONFLICT keeps the transaction usable (PostgreSQL aborts it on errors)
-        # and is safe against a concurrent insert of the same id.
-        self.insert_sql = (
-            f"INSERT INTO {self.name} ({', '.join(quote(n) for n in names)}) "
-            f'VALUES ({", ".join(marks)}) ON CONFLICT ("id") DO NOTHING'
-        )
-        sets = ", ".join(
-            f"{quote(n)} = {m}" for n, m in zip(names, marks, strict=True) if n != "id"
-        )
-        self.update_sql = f'UPDATE {self.name} SET {sets} WHERE "id" = {p} AND "version" = {p}'
+        self._marks = marks
+        self.insert_sql = self.insert_sql_for(marks)
+        self.update_sql = self.update_sql_for(marks)
         self._id_position = names.index("id")
         self.encode = document_encoder(codec, kind)
         self._decode = document_decoder(codec, kind)
@@ -183,6 +176,42 @@ class Table:
             f"CREATE INDEX IF NOT EXISTS {quote(self.schema_index)} ON {self.name} "
             f'(({dialect.document_schema()}), "id")'
         )
+
+    def insert_sql_for(self, marks: list[str]) -> str:
+        """The statement inserting a row with ``marks`` as its values (one per
+        column: this table's placeholders, or a literal such as ``NULL``)."""
+        # ON CONFLICT keeps the transaction usable (PostgreSQL aborts it on errors)
+        # and is safe against a concurrent insert of the same id.
+        return (
+            f"INSERT INTO {self.name} ({', '.join(quote(n) for n in self.column_names)}) "
+            f'VALUES ({", ".join(marks)}) ON CONFLICT ("id") DO NOTHING'
+        )
+
+    def insert_sql_without(self, present: tuple[bool, ...]) -> str:
+        """`insert_sql` with a literal ``NULL`` for each value of `row` whose
+        ``present`` is False (see `SQLUnit`'s ``inline_nulls``)."""
+        return self.insert_sql_for(
+            [m if has else "NULL" for m, has in zip(self._marks, present, strict=True)]
+        )
+
+    def update_sql_for(self, marks: list[str]) -> str:
+        """The statement storing a row with ``marks`` as its values (one per column,
+        as in `insert_sql_for`; the id's is not used) over a given id and version."""
+        p = self.dialect.placeholder
+        sets = ", ".join(
+            f"{quote(n)} = {m}" for n, m in zip(self.column_names, marks, strict=True) if n != "id"
+        )
+        return f'UPDATE {self.name} SET {sets} WHERE "id" = {p} AND "version" = {p}'
+
+    def update_sql_without(self, present: tuple[bool, ...]) -> str:
+        """`update_sql` with a literal ``NULL`` for each of `update_params` whose
+        ``present`` is False (the id and version at its end are never None)."""
+        values = iter(present)
+        marks = [
+            m if name == "id" or next(values) else "NULL"
+            for name, m in zip(self.column_names, self._marks, strict=True)
+        ]
+        return self.update_sql_for(marks)
 
     def ddl(self) -> list[str]:
         """The statements that create the table and its indexes if missing."""

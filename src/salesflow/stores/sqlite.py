@@ -363,7 +363,7 @@ class SQLiteStore:
                 or another process kept the database locked too long.
         """
         with self._transaction(read_only=read_only) as session:
-            unit = SQLUnit(self._layout, session, session.commit)
+            unit = SQLUnit(self._layout, session, session.commit, inline_nulls=True)
             yield read_only_unit(unit, "SQLiteStore") if read_only else unit
 
     def migrate(self, *, batch_size: int = MIGRATION_BATCH_SIZE) -> int:
