@@ -35,6 +35,7 @@ from salesflow.stores.sql import STORE_SCHEMA_VERSION
 from salesflow.stores.url import open_store
 from salesflow.testing.contract import StoreContract, due, upgraded_codec
 from salesflow.testing.contract_interactions import interaction
+from salesflow.testing.contract_records import T0, lead
 from salesflow.testing.contract_scores import score
 from salesflow.testing.contract_sequences import definition, enrollment
 from salesflow.values import RecordKind
@@ -45,19 +46,6 @@ DSN = os.environ.get("SALESFLOW_PG_DSN", "")
 needs_server = pytest.mark.skipif(
     not DSN, reason="SALESFLOW_PG_DSN is not set; PostgreSQL store tests need a server"
 )
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def lead(n: int, **fields: Any) -> Lead:
-    base: dict[str, Any] = {
-        "id": f"lead-{n:04d}",
-        "created_at": T0 + timedelta(hours=n),
-        "modified_at": T0 + timedelta(hours=n),
-        "topic": f"Topic {n}",
-        "last_name": f"Name{n}",
-    }
-    base.update(fields)
-    return Lead(**base)
 
 
 def put(store: Store, *records: Any) -> None:

@@ -30,26 +30,14 @@ from salesflow.stores.sqlite import SQLiteStore
 from salesflow.stores.url import open_store
 from salesflow.testing.contract import StoreContract, due, tier_to_segment, upgraded_codec
 from salesflow.testing.contract_interactions import interaction
+from salesflow.testing.contract_records import T0, lead
 from salesflow.testing.contract_scores import score
 from salesflow.testing.contract_sequences import definition, enrollment
 from salesflow.values import RecordKind
 from salesflow.views import LeadView, lead_view_query
 from salesflow.worktime import OrganizationCalendar
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _names = itertools.count()
-
-
-def lead(n: int, **fields: Any) -> Lead:
-    base: dict[str, Any] = {
-        "id": f"lead-{n:04d}",
-        "created_at": T0 + timedelta(hours=n),
-        "modified_at": T0 + timedelta(hours=n),
-        "topic": f"Topic {n}",
-        "last_name": f"Name{n}",
-    }
-    base.update(fields)
-    return Lead(**base)
 
 
 class TestSQLiteStore(StoreContract):
