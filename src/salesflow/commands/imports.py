@@ -222,28 +222,6 @@ class IntakeBatch:
             self._values[id(submission)] = entry
         return entry[1]
 
-    def keys(
-        self,
-        strategy: MatchingStrategy,
-        values: Mapping[str, Any],
-        country: str | None,
-        options: IntakeOptions,
-    ) -> _Keys | None:
-        """`MatchingStrategy.keys` of ``values``, worked out once per strategy."""
-        return self.lookup(strategy, values, country, options)[0]
-
-    def lookup(
-        self,
-        strategy: MatchingStrategy,
-        values: Mapping[str, Any],
-        country: str | None,
-        options: IntakeOptions,
-    ) -> tuple[_Keys | None, tuple[str, str] | None]:
-        """`MatchingStrategy.keys` of ``values`` and the `MatchingStrategy.lookup` of
-        those keys (the first of `lookups`)."""
-        keys, found = self.lookups(strategy, values, country, options)
-        return keys, found[0] if found else None
-
     def lookups(
         self,
         strategy: MatchingStrategy,

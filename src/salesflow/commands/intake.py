@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -323,23 +323,23 @@ class IntakeCommands(EngineCore):
         preferred: Callable[[Any], bool] | None,
         batch: IntakeBatch | None = None,
     ) -> Any:
-        if strategy.any_of:
-            return self._match_any(
-                work, cls, strategy, values, country, options, reasons, preferred, batch
-            )
         if batch is None:
             keys = strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
-            lookup = None if keys is None else strategy.lookup(keys)
+            lookups = () if keys is None else strategy.lookups(keys)
         else:
-            keys, lookup = batch.lookup(strategy, values, country, options)
-        if keys is None or lookup is None:
+            keys, lookups = batch.lookups(strategy, values, country, options)
+        if keys is None or not lookups:
             if reasons is not None:
                 reasons.append(
                     f"no {cls.__name__.lower()} matched: the submission has no "
-                    f"{' or '.join(strategy.indexed)}"
+                    f"{' or '.join(strategy.any_of or strategy.indexed)}"
                 )
             return None
-        name, key = lookup
+        if strategy.any_of:
+            return self._match_any(
+                work, cls, strategy, keys, lookups, country, options, reasons, preferred, batch
+            )
+        name, key = lookups[0]
         candidates = (
             []
             if batch is not None and batch.absent(cls, key, name)
@@ -372,7 +372,8 @@ class IntakeCommands(EngineCore):
         work: Work,
         cls: type[Any],
         strategy: MatchingStrategy,
-        values: Mapping[str, Any],
+        keys: Mapping[str, str | None],
+        lookups: Sequence[tuple[str, str]],
         country: str | None,
         options: IntakeOptions,
         reasons: list[str] | None,
@@ -380,20 +381,9 @@ class IntakeCommands(EngineCore):
         batch: IntakeBatch | None,
     ) -> Any:
         """`_match` for a strategy with a main condition: candidates looked up by each
-        of its fields the submission has (united by id), kept when one of those is
-        equal and every additional condition holds."""
-        if batch is None:
-            keys = strategy.keys(values.get, country=country, ignore_empty=options.ignore_empty)
-            lookups = () if keys is None else strategy.lookups(keys)
-        else:
-            keys, lookups = batch.lookups(strategy, values, country, options)
+        of its fields the submission has (``lookups``, united by id), kept when one of
+        those is equal and every additional condition holds."""
         what = cls.__name__.lower()
-        if keys is None or not lookups:
-            if reasons is not None:
-                reasons.append(
-                    f"no {what} matched: the submission has no {' or '.join(strategy.any_of)}"
-                )
-            return None
         candidates: dict[str, Any] = {}
         for name, key in lookups:
             if batch is None or not batch.absent(cls, key, name):
